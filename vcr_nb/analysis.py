@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['STAGES', 'built_stages', 'vcr_study']
 
-# %% ../nbs/06_analysis.ipynb #98bab51c
+# %% ../nbs/06_analysis.ipynb #b936021d
 import sys
 from importlib.util import find_spec
 from fastcore.script import call_parse, Param
 
-# %% ../nbs/06_analysis.ipynb #6ca2c527
+# %% ../nbs/06_analysis.ipynb #d46bcf97
 STAGES = {  # stage -> (module, what it does)
     'compression': ('vcr_nb.compression', 'HEVC CRF ladder, measured kb/s and PSNR-Y (00_compression)'),
     'prepare':     ('vcr_nb.datasets',    'UCF-101 / Kinetics-600 / mini: ground truth, ladder, frame cache (01_datasets)'),
@@ -23,7 +23,7 @@ def built_stages()->dict:
     "{stage: True if its module is installed}"
     return {k: find_spec(m) is not None for k, (m, _) in STAGES.items()}
 
-# %% ../nbs/06_analysis.ipynb #bc5b9ede
+# %% ../nbs/06_analysis.ipynb #22bda8be
 @call_parse
 def vcr_study(preset:str='mini', # 'mini' (offline, 2-core CPU) or 'paper' (the paper's data and recipes, GPUs)
               out:str=None, # run folder (default runs/<preset>)
