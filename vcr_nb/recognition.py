@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_recognition.ipynb #f7a5a79d
 from __future__ import annotations
-import hashlib, os, re, sys, time, warnings
+import hashlib, re, sys, time, warnings
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
@@ -19,16 +19,19 @@ from fastai.data.load import DataLoader
 from fastai.learner import Learner
 from fastai.metrics import accuracy
 from fastai.optimizer import SGD, Adam
+from fastai.torch_core import set_seed
 from fastcore.script import call_parse, Param
 from fastprogress.fastprogress import progress_bar
 from torchvision.models import resnet as tv2d
 from torchvision.models.video import resnet as tv3d
 
-from .compression import VcrError, YCbCr, atomic_path, guard_settings, report_errors
+from .core import (VcrError, Checkpoint, NonFiniteGuard, atomic_output, check_resume, fit_from, guard_settings, load_checkpoint,
+                         misfit, output_lock, report_errors, restore, write_atomic)
+from .compression import YCbCr
 from .datasets import PreparedDataset, RecognitionClips, RecognitionSampling, save_frames
 from .losses import IMAGENET_MEAN, IMAGENET_STD, load_pretrained
-from .models import enhance_clips
-from .training import Checkpoint, NonFiniteGuard, fit_from, load_checkpoint, load_enhancer, misfit, restore
+from .models import enhance_clips, load_enhancer
+
 
 # %% auto #0
 __all__ = ['RESNET_2D_DEPTHS', 'RESNET_3D_DEPTHS', 'RECOGNIZER_PRESETS', 'PREDICTION_COLUMNS', 'ResNet2d', 'ResNet3d',
@@ -122,13 +125,8 @@ def load_hara(net:ResNet3d, # the network to initialise
     sd = hara_to_resnet3d(ck.get('state_dict', ck) if isinstance(ck, dict) else {})
     own = net.state_dict()
     if sd.get('fc.weight') is not None and sd['fc.weight'].shape != own['fc.weight'].shape: sd.pop('fc.weight'); sd.pop('fc.bias', None)
-    missing = [k for k in own if k not in sd and not k.startswith('fc.') and not k.endswith('num_batches_tracked')]
-    unknown = [k for k in sd if k not in own]
-    bad = [k for k in sd if k in own and sd[k].shape != own[k].shape]
-    if missing or unknown or bad:
-        what = (f"missing {missing[0]}" if missing else f"unexpected {unknown[0]}" if unknown else
-                f"{bad[0]} is {tuple(sd[bad[0]].shape)}, expected {tuple(own[bad[0]].shape)}")
-        raise VcrError(path, f"not a checkpoint of this 3D ResNet ({what}; {len(missing)} missing, {len(unknown)} unexpected, {len(bad)} of another shape)")
+    if why := misfit(net, sd, ignore=lambda k: k.startswith('fc.') or k.endswith('num_batches_tracked')):
+        raise VcrError(path, f"not a checkpoint of this 3D ResNet ({why})")
     net.load_state_dict(sd, strict=False)
     return net
 
@@ -235,9 +233,6 @@ class RunSchedule(Callback):
         self.learn.opt.set_hyper('lr', combined_cos(0.25, self.lr / 25, self.lr, self.lr / 1e5)(pos))
         self.learn.opt.set_hyper('mom', combined_cos(0.25, 0.95, 0.85, 0.95)(pos))
 
-def _same_run(a:dict, b:dict)->list:
-    return [k for k in a if k not in ('epochs',) and a.get(k) != b.get(k)]
-
 def train_recognizer(cfg:RecognizerConfig, # the run (cfg.data: the prepared action set)
                      out, # the checkpoint to write, and to resume from if it exists
                      progress:bool=True, # fastai's progress bar
@@ -246,21 +241,19 @@ def train_recognizer(cfg:RecognizerConfig, # the run (cfg.data: the prepared act
     "Train a recognizer on uncompressed frames, resuming from `out`; returns the learner and per-epoch history"
     out = Path(out); ds = PreparedDataset(action_root(cfg.data))
     cfg = replace(cfg, data=str(ds.path), classes=tuple(ds.classes))
-    torch.manual_seed(cfg.seed)
-    start, ck = 0, None
-    if out.exists():
-        ck = load_checkpoint(out); diff = _same_run(asdict(cfg), ck.get('config', {}))
-        if diff:
-            was = ', '.join(f"{k} {ck['config'].get(k)!r}" for k in diff)
-            raise VcrError(out, f"checkpoint of another run ({was}); use another --out")
-        start = ck['epoch'] + 1
-    model = build_recognizer(cfg, load_weights=ck is None)
-    opt = (lambda ps, lr: SGD(ps, lr, mom=0.9)) if cfg.opt == 'sgd' else Adam
-    learn = Learner(recognition_dls(ds, cfg), model, loss_func=nn.CrossEntropyLoss(), opt_func=opt, lr=cfg.lr, wd=cfg.wd,
-                    metrics=accuracy, cbs=[NonFiniteGuard(), Checkpoint(out, asdict(cfg), ck['history'] if ck else ()), *extra_cbs])
-    if cfg.schedule == 'one_cycle': learn.add_cb(RunSchedule(cfg.epochs, cfg.lr))
-    if ck: restore(learn, ck)
-    return learn, fit_from(learn, out, start, cfg.epochs, cfg.lr, progress, ['train_loss', 'valid_loss', 'accuracy'])
+    with output_lock(out):                                   # one run per checkpoint
+        set_seed(cfg.seed, reproducible=True)                # Python's random too: fastai's shuffling draws from it
+        start, ck = 0, None
+        if out.exists():
+            ck = load_checkpoint(out); check_resume(out, ck.get('config', {}), asdict(cfg), 'checkpoint was made')
+            start = ck['epoch'] + 1
+        model = build_recognizer(cfg, load_weights=ck is None)
+        opt = (lambda ps, lr: SGD(ps, lr, mom=0.9)) if cfg.opt == 'sgd' else Adam
+        learn = Learner(recognition_dls(ds, cfg), model, loss_func=nn.CrossEntropyLoss(), opt_func=opt, lr=cfg.lr, wd=cfg.wd,
+                        metrics=accuracy, cbs=[NonFiniteGuard(), Checkpoint(out, asdict(cfg), ck['history'] if ck else ()), *extra_cbs])
+        if cfg.schedule == 'one_cycle': learn.add_cb(RunSchedule(cfg.epochs, cfg.lr))
+        if ck: restore(learn, ck)
+        return learn, fit_from(learn, out, start, cfg.epochs, cfg.lr, progress, ['train_loss', 'valid_loss', 'accuracy'])
 
 def load_recognizer(path, # a checkpoint written by train_recognizer
                     device='cpu')->tuple[Recognizer, RecognizerConfig]:
@@ -269,8 +262,8 @@ def load_recognizer(path, # a checkpoint written by train_recognizer
     if 'kind' not in c or 'classes' not in c: raise VcrError(path, "checkpoint has no recognizer config (is it an enhancer's?)")
     cfg = RecognizerConfig(**{**c, 'classes': tuple(c['classes'])})
     model = build_recognizer(cfg, load_weights=False)
-    try: model.load_state_dict(ck['model'])
-    except (RuntimeError, TypeError, AttributeError): raise VcrError(path, f"weights do not fit the {cfg.kind} ResNet-{cfg.depth} of its config ({misfit(model, ck['model'])})") from None
+    if why := misfit(model, ck['model']): raise VcrError(path, f"weights do not fit the {cfg.kind} ResNet-{cfg.depth} of its config ({why})")
+    model.load_state_dict(ck['model'])
     for p in model.parameters(): p.requires_grad_(False)
     return model.to(device).eval(), cfg
 
@@ -330,9 +323,9 @@ def predict(model:Recognizer, # a frozen recognizer
 PREDICTION_COLUMNS = ['video', 'label', 'version', 'crf', 'enhancer', 'pred', 'p_label', 'kbps', 'recognizer']
 
 def _save_npz(path, **arrays):
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True); tmp = atomic_path(path)
-    with open(tmp, 'wb') as f: np.savez(f, **arrays); f.flush(); os.fsync(f.fileno())
-    os.replace(tmp, path)
+    "Save arrays to an .npz atomically"
+    with atomic_output(path) as tmp:
+        with open(tmp, 'wb') as f: np.savez(f, **arrays)
 
 def evaluate(data, # the prepared action set (or a mini folder)
              recognizer, # a checkpoint from train_recognizer
@@ -349,29 +342,30 @@ def evaluate(data, # the prepared action set (or a mini folder)
     if list(cfg.classes) != ds.classes: raise VcrError(recognizer, f"recognizer's classes differ from those of {ds.path}")
     crfs = list(ds.crfs if crfs is None else crfs)
     if bad := [c for c in crfs if c not in ds.crfs]: raise VcrError(ds.path, f"not compressed at CRF {bad[0]} (ladder {list(ds.crfs)})")
-    rec = enhancer_name(recognizer)
-    guard_settings(out, {'recognizer': rec, 'data': str(ds.path.resolve()), 'split': split, 'per_class': per_class}, 'holds predictions made')
-    videos = split_videos(ds, split, per_class)
-    runs = [('uncompressed', None, '', 'gt')] + [('compressed', c, '', f'crf{c}') for c in crfs]
-    for e in enhancers:
-        crf = int(load_checkpoint(e)['config']['crf'])
-        runs.append(('enhanced', crf, enhancer_name(e), enhance_cached(ds, e, videos, progress)))
-    rows, probs = [], []
-    for kind, crf, enh, version in runs:
-        part = out/'parts'/(version.replace('/', '__') + '.npz')
-        if not part.exists():
-            vids, p = predict(model, cfg, ds, version, split, bs, progress, videos)
-            _save_npz(part, videos=np.array(vids), probs=p.astype(np.float32))
-        z = np.load(part); vids, p = list(z['videos']), z['probs']
-        for v, pv in zip(vids, p):
-            r, li = ds.by_id[v], ds.label_index(v)
-            rows.append(dict(video=v, label=r['label'], version=kind, crf=crf, enhancer=enh, pred=ds.classes[int(pv.argmax())],
-                             p_label=float(pv[li]), kbps=float(r[f'kbps_crf{crf}']) if crf else np.nan, recognizer=rec))
-        probs.append(p)
-    df = pd.DataFrame(rows, columns=PREDICTION_COLUMNS).astype({'crf': 'Int64'})
-    tmp = atomic_path(out/'predictions.csv'); df.to_csv(tmp, index=False); os.replace(tmp, out/'predictions.csv')
-    _save_npz(out/'probs.npz', probs=np.concatenate(probs).astype(np.float32), classes=np.array(ds.classes))
-    return df
+    with output_lock(out):
+        rec = enhancer_name(recognizer)
+        guard_settings(out, {'recognizer': rec, 'data': str(ds.path.resolve()), 'split': split, 'per_class': per_class}, 'holds predictions made')
+        videos = split_videos(ds, split, per_class)
+        runs = [('uncompressed', None, '', 'gt')] + [('compressed', c, '', f'crf{c}') for c in crfs]
+        for e in enhancers:
+            crf = int(load_checkpoint(e)['config']['crf'])
+            runs.append(('enhanced', crf, enhancer_name(e), enhance_cached(ds, e, videos, progress)))
+        rows, probs = [], []
+        for kind, crf, enh, version in runs:
+            part = out/'parts'/(version.replace('/', '__') + '.npz')
+            if not part.exists():
+                vids, p = predict(model, cfg, ds, version, split, bs, progress, videos)
+                _save_npz(part, videos=np.array(vids), probs=p.astype(np.float32))
+            z = np.load(part); vids, p = list(z['videos']), z['probs']
+            for v, pv in zip(vids, p):
+                r, li = ds.by_id[v], ds.label_index(v)
+                rows.append(dict(video=v, label=r['label'], version=kind, crf=crf, enhancer=enh, pred=ds.classes[int(pv.argmax())],
+                                 p_label=float(pv[li]), kbps=float(r[f'kbps_crf{crf}']) if crf else np.nan, recognizer=rec))
+            probs.append(p)
+        df = pd.DataFrame(rows, columns=PREDICTION_COLUMNS).astype({'crf': 'Int64'})
+        write_atomic(out/'predictions.csv', df.to_csv(index=False))
+        _save_npz(out/'probs.npz', probs=np.concatenate(probs).astype(np.float32), classes=np.array(ds.classes))
+        return df
 
 def read_predictions(out)->tuple[pd.DataFrame, np.ndarray, list]:
     "The predictions table, the probability matrix in its row order, and the class names, of an evaluation folder"
@@ -433,11 +427,12 @@ def vcr_train_recognizer(model:str='2d', # 2d (ResNet-S) or 3d (ResNet-ST)
                          out:str='runs/recognizers', # where the checkpoint goes: OUT/resnet-<model>.pth
                          epochs:int=None, # training epochs (default: the preset's)
                          pretrained:str=None, # 3d: a Hara et al. Kinetics checkpoint; 2d: 'imagenet' or 'none'
+                         seed:int=0, # seeds Python, NumPy and torch: the same seed repeats the run
                         ):
     "Train a recognizer on the uncompressed training videos; it resumes from OUT's checkpoint if one exists"
     key = f'{preset}-{model}'
     if key not in RECOGNIZER_PRESETS: raise ValueError(f"--model must be 2d or 3d and --preset mini or paper, got {model!r}, {preset!r}")
-    cfg = replace(RECOGNIZER_PRESETS[key], data=data)
+    cfg = replace(RECOGNIZER_PRESETS[key], data=data, seed=seed)
     if epochs: cfg = replace(cfg, epochs=epochs)
     if pretrained: cfg = replace(cfg, pretrained='' if pretrained == 'none' else pretrained)
     path = Path(out)/f'resnet-{model}.pth'
