@@ -25,8 +25,8 @@ __all__ = ['MIN_SIDE', 'KR', 'KB', 'KG', 'RGB2YCC', 'YCC2RGB', 'CODECS', 'MAX_RE
            'ycbcr_to_rgb', 'pack_yuv420', 'unpack_yuv420', 'frame_planes', 'frame_rgb', 'rotate_upright', 'iter_frames',
            'read_video', 'read_video_yuv', 'parse_size', 'resize_cover', 'ground_truth_frames', 'codec_options',
            'sane_dts', 'encode_planes', 'encode_video', 'bitrate_kbps', 'StreamStats', 'measure_video', 'psnr',
-           'EncodeResult', 'compress_video', 'remux_faststart', 'make_bad_videos', 'find_videos', 'read_manifest',
-           'compress_folder', 'vcr_compress']
+           'EncodeResult', 'compress_video', 'write_video', 'remux_faststart', 'make_bad_videos', 'find_videos',
+           'read_manifest', 'compress_folder', 'vcr_compress']
 
 # %% ../nbs/01_compression.ipynb #53395fa4
 class VideoDecodeError(VcrError): "A video that cannot be read: missing, unreadable, empty, corrupt, truncated or without video"
@@ -410,6 +410,35 @@ def compress_video(src, # source video
         dst.unlink(); raise VideoEncodeError(dst, f"wrote {len(y_out)} frames for {len(y_in)} in")
     return EncodeResult(st.frames, st.width, st.height, st.fps, st.kbps, psnr(y_in, y_out))
 
+# %% ../nbs/01_compression.ipynb #39795745
+def write_video(frames:np.ndarray, # uint8 RGB (T,H,W,3)
+                path, # the file to write; the container follows the suffix (.mp4, .avi, .mkv)
+                codec:str='libx264', # any encoder in PyAV's wheel, e.g. libx264, libx265, mpeg4 (UCF-101's .avi clips)
+                pix_fmt:str='yuv420p', # e.g. yuv420p, yuv420p10le, yuv444p
+                fps:int=25, # frame rate (with `pts_ms` unset)
+                crf:int=12, # x264/x265 quality: 12 is near-lossless; mpeg4 gets a near-lossless bitrate instead
+                pts_ms:list|None=None, # each frame's timestamp in ms, for a variable frame rate
+                rotation:int|None=None, # display rotation, degrees counter-clockwise
+               )->Path:
+    "Write RGB frames as a near-lossless video file in a chosen codec and pixel format: test clips and dataset replicas"
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    bt601 = pix_fmt == 'yuv420p' and not (frames.shape[1] % 2 or frames.shape[2] % 2)     # vcr_nb's own conversion where it applies
+    with av.open(str(path), 'w') as c:
+        s = c.add_stream(codec, rate=fps)
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        if codec == 'mpeg4': s.bit_rate = 20_000_000
+        else: s.options = {'crf': str(crf), **({'x265-params': 'log-level=error'} if codec == 'libx265' else {})}
+        if pts_ms is not None: s.time_base = Fraction(1, 1000)
+        if rotation is not None: s.set_display_rotation(rotation)
+        for i, f in enumerate(frames):
+            vf = (av.VideoFrame.from_ndarray(pack_yuv420(rgb_to_ycbcr(f)), format='yuv420p') if bt601 else
+                  av.VideoFrame.from_ndarray(f, format='rgb24').reformat(format=pix_fmt))
+            if pts_ms is None: vf.pts = i
+            else: vf.pts, vf.time_base = int(pts_ms[i]), Fraction(1, 1000)
+            c.mux(s.encode(vf))
+        c.mux(s.encode())
+    return path
+
 # %% ../nbs/01_compression.ipynb #f1206c7d
 def remux_faststart(src, dst)->Path:
     "Copy `src`'s video packets to `dst` with the index (moov) first, as streaming sites serve mp4"
@@ -444,14 +473,8 @@ def make_bad_videos(good, # a real, valid .mp4
         c.mux(s.encode(fr)); c.mux(s.encode())
     out['audio'] = folder/'audio.mp4'
     rgb = read_video(good, frames=3)
-    for k, (w, h) in {'odd': (321, 241), 'tiny': (2, 2)}.items():   # odd-sized and 2x2, encoded losslessly-ish with x264 4:4:4
-        out[k] = folder/f'{k}.mp4'
-        with av.open(str(out[k]), 'w') as c:
-            s = c.add_stream('libx264', rate=25); s.width, s.height, s.pix_fmt = w, h, 'yuv444p'
-            for i, f in enumerate(rgb):
-                vf = av.VideoFrame.from_ndarray(cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA), format='rgb24').reformat(format='yuv444p')
-                vf.pts = i; c.mux(s.encode(vf))
-            c.mux(s.encode())
+    for k, (w, h) in {'odd': (321, 241), 'tiny': (2, 2)}.items():   # odd-sized and 2x2, in x264's 4:4:4 (4:2:0 needs even sides)
+        out[k] = write_video(np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in rgb]), folder/f'{k}.mp4', pix_fmt='yuv444p')
     return out
 
 # %% ../nbs/01_compression.ipynb #39366ef6
