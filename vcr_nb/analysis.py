@@ -4,30 +4,42 @@
 
 # %% ../nbs/07_analysis.ipynb #86a5bce6
 from __future__ import annotations
-import hashlib, json, math, os, re, shutil, sys, time, warnings
+import hashlib, json, math, re, shutil, sys, time, warnings
 from dataclasses import dataclass, asdict, replace
+from functools import partial
+from importlib.metadata import version
 from pathlib import Path
 from urllib.error import URLError
 
 import cv2, numpy as np, pandas as pd, torch
-import matplotlib.pyplot as plt
+import fastai, lpips, torchvision
+import matplotlib.pyplot as plt, seaborn as sns
 from fastcore.script import call_parse, Param
 from fastprogress.fastprogress import progress_bar
+from torchvision.models import AlexNet_Weights
 
-from .core import VcrError, atomic_path, load_checkpoint, report_errors
+from .core import VcrError, load_checkpoint, report_errors, write_atomic, write_json
 from .compression import YCbCr, psnr, ycbcr_to_rgb
-from .datasets import PreparedDataset, RecognitionClips
+from .datasets import PreparedDataset, RecognitionClips, prepare_mini
 from .models import ENHANCER_PRESETS, build_enhancer, matched_config, step_gflops
-from .losses import WeightsUnavailable, hub_file, download_timeout
-from .recognition import (RECOGNIZER_PRESETS, accuracy_table, enhance_cached, enhancer_name, evaluate, grad_cam,
-    load_recognizer, per_class_accuracy, read_predictions, sampling_of, show_cam, split_videos, train_recognizer)
+from .losses import LayerFeatures, WeightsUnavailable, hub_file, download_timeout
+from .recognition import (RECOGNIZER_PRESETS, RecognizerConfig, accuracy_table, enhance_cached, enhancer_name, evaluate,
+    grad_cam, load_recognizer, per_class_accuracy, read_predictions, sampling_of, show_cam, split_videos, train_recognizer)
+from .training import TRAIN_PRESETS, train_recipe
+
 
 # %% auto #0
-__all__ = ['PSNR_CAP', 'TC_BORDER', 'FARNEBACK', 'METHODS', 'STUDY_PRESETS', 'psnr_y', 'psnr_rgb', 'backward_flow', 'warp_back',
-           'gt_flows', 'temporal_consistency', 'LPIPS', 'lpips_or_reason', 'video_quality', 'method_of',
-           'load_accuracy', 'table1', 'table2', 'quality_table', 'load_quality', 'fig_rate_accuracy', 'fig_per_class',
-           'above_chance_p', 'findings', 'md_table', 'write_report', 'fig_frames', 'fig_gradcam', 'plan_bitrate',
-           'vcr_plan', 'StudyConfig', 'Study', 'run_study', 'vcr_study']
+__all__ = ['PSNR_CAP', 'TC_BORDER', 'FARNEBACK', 'METHODS', 'MODEL_NAMES', 'STAGES', 'STUDY_PRESETS', 'psnr_y', 'psnr_rgb',
+           'backward_flow', 'warp_back', 'gt_flows', 'temporal_consistency', 'LPIPS', 'lpips_or_reason',
+           'video_quality', 'method_of', 'method_order', 'load_accuracy', 'table1', 'table2', 'quality_table',
+           'load_quality', 'fig_rate_accuracy', 'fig_per_class', 'above_chance_p', 'weak_reason', 'verdict_row',
+           'compressed_by_rate', 'uncompressed_top1', 'finding_falls', 'finding_2d_vs_3d', 'best_method',
+           'finding_pixel', 'finding_perceptual', 'finding_gan_tc', 'findings', 'md_table', 'section', 'stage_records',
+           'report_head', 'ablation_table', 'quality_sections', 'figure_section', 'figure_sections', 'write_report',
+           'fig_frames', 'fig_gradcam', 'plan_bitrate', 'plan_report', 'vcr_plan', 'StudyConfig', 'enhancer_jobs',
+           'enhancer_sizes', 'recognizer_config', 'Study', 'study_prepare', 'study_recognizers', 'study_enhancers',
+           'study_evaluate', 'enhanced_versions', 'study_quality', 'enhancer_gflops', 'study_figures', 'study_report',
+           'run_study', 'vcr_study']
 
 # %% ../nbs/07_analysis.ipynb #8bf7a165
 PSNR_CAP, TC_BORDER = 100., 8
@@ -57,19 +69,15 @@ def gt_flows(gt:np.ndarray)->list:
 
 def temporal_consistency(out:np.ndarray, # output luma (T,H,W) uint8: compressed or enhanced
                          gt:np.ndarray, # uncompressed luma (T,H,W) uint8: where the flow comes from
-                         border:int=TC_BORDER,
+                         border:int=TC_BORDER, # pixels left out at each edge, where the flow is least reliable
                          flows:list|None=None, # gt_flows(gt), if already computed
                         )->float:
     "TC (§4.2): mean over t of PSNR(ŷ_t, ŷ_{t-1} warped to t by the uncompressed flow), inner frame, capped at 100 dB"
     if len(out) < 2: raise ValueError("TC needs at least 2 frames")
     b = slice(border, -border) if border else slice(None)
     flows = gt_flows(gt) if flows is None else flows
-    vals = []
-    for t in range(1, len(out)):
-        w = warp_back(out[t - 1], flows[t - 1])
-        mse = float(((out[t].astype(np.float32) - w)[b, b] ** 2).mean())
-        vals.append(PSNR_CAP if mse <= 255 ** 2 * 10 ** (-PSNR_CAP / 10) else 10 * np.log10(255 ** 2 / mse))
-    return float(np.mean(vals))
+    warped = np.stack([warp_back(out[t - 1], flows[t - 1]) for t in range(1, len(out))])
+    return psnr(out[1:, b, b].astype(np.float32), warped[:, b, b], cap=PSNR_CAP)
 
 # %% ../nbs/07_analysis.ipynb #448bc8d0
 class LPIPS:
@@ -77,8 +85,6 @@ class LPIPS:
     def __init__(self, net): self.net = net.eval()
     @classmethod
     def load(cls):
-        import lpips
-        from torchvision.models import AlexNet_Weights
         try:
             with warnings.catch_warnings(), download_timeout():
                 warnings.simplefilter('ignore', UserWarning)             # torchvision's note on the `pretrained` argument
@@ -115,6 +121,7 @@ def video_quality(ds, # a PreparedDataset
 # %% ../nbs/07_analysis.ipynb #24828164
 _ENH = re.compile(r'^(?P<arch>[a-z]+)-(?P<loss>[a-z]+)-crf(?P<crf>\d+)-[0-9a-f]{8}$')
 METHODS = ('compressed', 'pixel', 'gan', 'perc', 'task')       # the paper's order in Tables 1-2, then ours
+MODEL_NAMES = {'2d': 'ResNet-S', '3d': 'ResNet-ST'}            # the paper's names of the two recognizers
 
 def method_of(version:str, enhancer:str)->str:
     "'uncompressed', 'compressed', a loss name (recurrent enhancers) or '<arch>:<loss>' (ablation)"
@@ -122,6 +129,10 @@ def method_of(version:str, enhancer:str)->str:
     m = _ENH.match(enhancer or '')
     if not m: return enhancer
     return m['loss'] if m['arch'] == 'recurrent' else f"{m['arch']}:{m['loss']}"
+
+def method_order(methods)->list:
+    "`methods` in the paper's order (METHODS), then the others (the ablation's) alphabetically"
+    return [m for m in METHODS if m in methods] + sorted(m for m in set(methods) if m not in METHODS)
 
 def load_accuracy(run)->pd.DataFrame:
     "Top-1, log loss and kb/s per (model, method, CRF) of a study run"
@@ -131,7 +142,7 @@ def load_accuracy(run)->pd.DataFrame:
         if not (f/'predictions.csv').exists(): continue
         df, _, classes = read_predictions(f)
         t = accuracy_table(df).reset_index()
-        t.insert(0, 'model', {'2d': 'ResNet-S', '3d': 'ResNet-ST'}[kind])
+        t.insert(0, 'model', MODEL_NAMES[kind])
         t.insert(2, 'method', [method_of(v, e) for v, e in zip(t.version, t.enhancer)])
         out.append(t)
     if not out: raise VcrError(run, "no evaluation results (eval-2d/ or eval-3d/ with predictions.csv)")
@@ -143,7 +154,7 @@ def _by_rate(t:pd.DataFrame, value:str, cols:str='kbps')->pd.DataFrame:
     unc = t[t.method == 'uncompressed']
     rest = t[t.method != 'uncompressed'].assign(kbps=lambda d: d.crf.map(d[d.method == 'compressed'].set_index('crf').kbps))
     p = rest.pivot_table(index='method', columns='kbps', values=value, aggfunc='mean').sort_index(axis=1, ascending=False)
-    order = [m for m in METHODS if m in p.index] + sorted(m for m in p.index if m not in METHODS)
+    order = method_order(p.index)
     p = p.loc[order]
     if len(unc): p.loc['uncompressed'] = unc[value].mean()
     p.columns = [f'{c:.1f} kb/s' for c in p.columns]
@@ -182,11 +193,10 @@ def load_quality(run)->pd.DataFrame:
 # %% ../nbs/07_analysis.ipynb #d35b0726
 def fig_rate_accuracy(acc:pd.DataFrame, path=None):
     "Fig. 5: top-1 vs kb/s per method for each recognizer, and ResNet-S's log loss vs kb/s"
-    import seaborn as sns
     fig, axs = plt.subplots(1, 3, figsize=(15, 4.2))
     rated = acc[acc.method != 'uncompressed']
     for ax, (model, g) in zip(axs[:2], rated.groupby('model')):
-        sns.lineplot(data=g, x='kbps', y='top1', hue='method', marker='o', ax=ax, hue_order=[m for m in METHODS if m in set(g.method)] + sorted(m for m in set(g.method) if m not in METHODS))
+        sns.lineplot(data=g, x='kbps', y='top1', hue='method', marker='o', ax=ax, hue_order=method_order(set(g.method)))
         u = acc[(acc.model == model) & (acc.method == 'uncompressed')].top1
         if len(u): ax.axhline(u.item(), ls='--', c='k', lw=1, label='uncompressed'); ax.legend(fontsize=8)
         ax.set(xscale='log', title=f'{model}: accuracy vs bitrate', xlabel='kb/s', ylabel='top-1')
@@ -213,7 +223,7 @@ def fig_per_class(df:pd.DataFrame, # a predictions table (one recognizer)
     if path: fig.savefig(path, dpi=110)
     return fig, d
 
-# %% ../nbs/07_analysis.ipynb #bcceb35f
+# %% ../nbs/07_analysis.ipynb #71224a95
 def above_chance_p(correct:int, # videos classified right
                    n:int, # videos evaluated
                    chance:float, # top-1 of guessing
@@ -221,54 +231,111 @@ def above_chance_p(correct:int, # videos classified right
     "One-sided binomial p-value of getting `correct` or more of `n` right by guessing"
     return min(1., float(sum(math.comb(n, k) * chance**k * (1 - chance)**(n - k) for k in range(correct, n + 1))))
 
+def weak_reason(acc:pd.DataFrame, # from `load_accuracy`
+                model:str, # a recognizer's name
+                chance:float, # top-1 of guessing (0 skips the check)
+               )->str|None:
+    "Why `model` is no better than guessing on uncompressed video (binomial p >= 0.01), or None if it is"
+    u = acc[(acc.model == model) & (acc.method == 'uncompressed')].iloc[0]
+    unc, n = u.top1, int(u.videos)
+    if not chance or (p := above_chance_p(round(unc * n), n, chance)) < 0.01: return None
+    return f"{model} gets {round(unc * n)} of {n} uncompressed videos right ({unc:.2f}; chance {chance:.2f}, binomial p = {p:.2f}): no better than guessing"
+
+# %% ../nbs/07_analysis.ipynb #bb5df5ed
+def verdict_row(finding:str, # the finding, in words
+                ok:bool|str, # whether the numbers bear it out, or 'not tested'
+                evidence:str, # the numbers behind the verdict
+               )->dict:
+    "One row of the findings table"
+    return dict(finding=finding, reproduced=ok if isinstance(ok, str) else ('yes' if ok else 'no'), evidence=evidence)
+
+def compressed_by_rate(acc:pd.DataFrame, model:str)->pd.DataFrame:
+    "A recognizer's compressed rows, lowest bitrate first"
+    return acc[(acc.model == model) & (acc.method == 'compressed')].sort_values('kbps')
+
+def uncompressed_top1(acc:pd.DataFrame, model:str)->float:
+    "A recognizer's top-1 on uncompressed video"
+    return acc[(acc.model == model) & (acc.method == 'uncompressed')].top1.iloc[0]
+
+def finding_falls(acc:pd.DataFrame, # from `load_accuracy`
+                  model:str, # a recognizer's name
+                  chance:float, # top-1 of guessing (0 skips the check)
+                 )->dict:
+    "Finding 1: `model`'s accuracy falls with bitrate, more steeply between the two lowest rates than the two highest"
+    f = f'{model}: accuracy falls with bitrate, steeply at the lowest rates'
+    if why := weak_reason(acc, model, chance): return verdict_row(f, 'not tested', why)
+    g, unc = compressed_by_rate(acc, model), uncompressed_top1(acc, model)
+    steep = (g.top1.iloc[1] - g.top1.iloc[0]) > (g.top1.iloc[-1] - g.top1.iloc[-2]) if len(g) > 2 else False
+    return verdict_row(f, g.top1.iloc[0] < unc and steep,
+                       f"top-1 {unc:.2f} uncompressed, " + ', '.join(f"{r.top1:.2f} @ {r.kbps:.1f} kb/s" for r in g.iloc[::-1].itertuples()))
+
+# %% ../nbs/07_analysis.ipynb #c2b40709
+def finding_2d_vs_3d(acc:pd.DataFrame, # from `load_accuracy`
+                     chance:float, # top-1 of guessing (0 skips the check)
+                    )->dict|None:
+    "Finding 2: ResNet-S's drop at the lowest bitrate exceeds ResNet-ST's; None unless both were evaluated"
+    f, models = 'the 2D model falls more than the 3D one', list(MODEL_NAMES.values())
+    if not set(models) <= set(acc[acc.method == 'compressed'].model): return None
+    if weak := [w for m in models if (w := weak_reason(acc, m, chance))]: return verdict_row(f, 'not tested', '; '.join(weak))
+    s, st = (uncompressed_top1(acc, m) - compressed_by_rate(acc, m).top1.iloc[0] for m in models)
+    return verdict_row(f, s > st, f"drop at the lowest rate: ResNet-S {s:.2f}, ResNet-ST {st:.2f}")
+
+# %% ../nbs/07_analysis.ipynb #345b82f8
+def best_method(t:pd.DataFrame, # rows with a `method` column
+                by:str, # the column to group by, e.g. 'crf'
+                value:str, # the column compared, e.g. 'tc'
+                worst:bool=False, # the lowest instead of the highest
+               )->pd.Series:
+    "The method with the highest (or lowest) `value` in each `by` group"
+    pick = lambda d: d.loc[d[value].idxmin() if worst else d[value].idxmax(), 'method']
+    return t.groupby(by).apply(pick, include_groups=False)
+
+def finding_pixel(acc:pd.DataFrame, # from `load_accuracy`
+                  q:pd.DataFrame|None, # from `load_quality`
+                 )->dict|None:
+    "Finding 3: ℓpixel has the best PSNR-Y and TC yet hurts accuracy; None unless ℓpixel ran and quality was measured"
+    enh = acc[acc.version == 'enhanced']
+    if q is None or 'pixel' not in set(enh.method): return None
+    best = q[q.method.isin(METHODS) & (q.method != 'compressed') & q.crf.isin(set(enh.crf))]
+    bp, bt = best_method(best, 'crf', 'psnr_y'), best_method(best, 'crf', 'tc')
+    a = enh[enh.method == 'pixel'].merge(acc[acc.method == 'compressed'][['model', 'crf', 'top1']], on=['model', 'crf'], suffixes=('', '_comp'))
+    below = a.top1 < a.top1_comp
+    return verdict_row('ℓpixel gives the best PSNR and TC yet hurts accuracy', (bp == 'pixel').all() and (bt == 'pixel').all() and below.mean() > 0.5,
+                       f"best PSNR-Y by CRF: {dict(bp)}; best TC: {dict(bt)}; pixel below compressed top-1 in {int(below.sum())} of {len(a)} (model, CRF)")
+
+# %% ../nbs/07_analysis.ipynb #9c2e76ce
+def finding_perceptual(acc:pd.DataFrame, # from `load_accuracy`
+                       q:pd.DataFrame|None, # from `load_quality`
+                      )->dict:
+    "Finding 4: at the lowest enhanced bitrate ℓperc/ℓGAN give the best LPIPS and every recognizer's best top-1"
+    f, enh = 'ℓperc/ℓGAN give the best LPIPS and the best accuracy at low bitrate', acc[acc.version == 'enhanced']
+    if q is None or not {'perc', 'gan'} & set(enh.method): return verdict_row(f, 'not tested', 'ℓperc and ℓGAN did not run (VGG-19 weights unavailable)')
+    low = enh.crf.max()
+    best_acc = best_method(enh[enh.crf == low], 'model', 'top1')
+    ql = q[(q.crf == low) & (q.method != 'compressed')]
+    best_lp = ql.loc[ql.lpips.idxmin(), 'method'] if ql.lpips.notna().any() else None
+    return verdict_row(f, best_lp in ('perc', 'gan') and set(best_acc) <= {'perc', 'gan'}, f"CRF {low}: best top-1 {dict(best_acc)}, best LPIPS {best_lp}")
+
+# %% ../nbs/07_analysis.ipynb #dceb414c
+def finding_gan_tc(acc:pd.DataFrame, # from `load_accuracy`
+                   q:pd.DataFrame|None, # from `load_quality`
+                  )->dict:
+    "Finding 5: among ℓpixel, ℓperc and ℓGAN, ℓGAN has the worst TC at every CRF"
+    f = 'ℓGAN has the worst TC'
+    if q is None or 'gan' not in set(acc[acc.version == 'enhanced'].method): return verdict_row(f, 'not tested', 'ℓGAN did not run (VGG-19 weights unavailable)')
+    t = best_method(q[q.method.isin(['pixel', 'gan', 'perc'])], 'crf', 'tc', worst=True)
+    return verdict_row(f, (t == 'gan').all(), f"worst TC by CRF: {dict(t)}")
+
+# %% ../nbs/07_analysis.ipynb #ad599481
 def findings(acc:pd.DataFrame, # from `load_accuracy`
              q:pd.DataFrame|None, # from `load_quality`
              chance:float|None=None, # top-1 of guessing (default: from `load_accuracy`; 0 skips the check)
             )->pd.DataFrame:
     "The paper's findings, each with 'yes', 'no' or 'not tested' and the numbers behind it"
-    out = []
-    def add(f, ok, ev): out.append(dict(finding=f, reproduced=ok if isinstance(ok, str) else ('yes' if ok else 'no'), evidence=ev))
     chance = acc.attrs.get('chance', 0) if chance is None else chance
-    comp = acc[acc.method == 'compressed'].sort_values('kbps')
-    drops, weak = {}, {}
-    for model, g in comp.groupby('model'):
-        u = acc[(acc.model == model) & (acc.method == 'uncompressed')].iloc[0]
-        unc, n = u.top1, int(u.videos)
-        if chance and (p := above_chance_p(round(unc * n), n, chance)) >= 0.01:
-            weak[model] = f"{model} gets {round(unc * n)} of {n} uncompressed videos right ({unc:.2f}; chance {chance:.2f}, binomial p = {p:.2f}): no better than guessing"
-            add(f'{model}: accuracy falls with bitrate, steeply at the lowest rates', 'not tested', weak[model]); continue
-        drops[model] = unc - g.top1.iloc[0]
-        steep = (g.top1.iloc[1] - g.top1.iloc[0]) > (g.top1.iloc[-1] - g.top1.iloc[-2]) if len(g) > 2 else False
-        add(f'{model}: accuracy falls with bitrate, steeply at the lowest rates', g.top1.iloc[0] < unc and steep,
-            f"top-1 {unc:.2f} uncompressed, " + ', '.join(f"{r.top1:.2f} @ {r.kbps:.1f} kb/s" for r in g.iloc[::-1].itertuples()))
-    if {'ResNet-S', 'ResNet-ST'} <= set(drops):
-        add('the 2D model falls more than the 3D one', drops['ResNet-S'] > drops['ResNet-ST'],
-            f"drop at the lowest rate: ResNet-S {drops['ResNet-S']:.2f}, ResNet-ST {drops['ResNet-ST']:.2f}")
-    elif weak and {'ResNet-S', 'ResNet-ST'} <= set(drops) | set(weak): add('the 2D model falls more than the 3D one', 'not tested', '; '.join(weak.values()))
-    enh = acc[acc.version == 'enhanced']
-    meth = set(enh.method)
-    if q is not None and 'pixel' in meth:
-        qq = q[q.method.isin(['compressed', 'pixel', 'gan', 'perc', 'task'])]
-        best = qq[qq.method != 'compressed'].loc[lambda d: d.crf.isin(set(enh.crf))]
-        bp = best.groupby('crf').apply(lambda d: d.loc[d.psnr_y.idxmax(), 'method'], include_groups=False)
-        bt = best.groupby('crf').apply(lambda d: d.loc[d.tc.idxmax(), 'method'], include_groups=False)
-        a = enh[enh.method == 'pixel'].merge(comp[['model', 'crf', 'top1']], on=['model', 'crf'], suffixes=('', '_comp'))
-        hurts = (a.top1 < a.top1_comp).mean() > 0.5
-        add('ℓpixel gives the best PSNR and TC yet hurts accuracy', (bp == 'pixel').all() and (bt == 'pixel').all() and hurts,
-            f"best PSNR-Y by CRF: {dict(bp)}; best TC: {dict(bt)}; pixel below compressed top-1 in {int((a.top1 < a.top1_comp).sum())} of {len(a)} (model, CRF)")
-    if {'perc', 'gan'} & meth and q is not None:
-        low = enh.crf.max(); e = enh[enh.crf == low]
-        best_acc = e.groupby('model').apply(lambda d: d.loc[d.top1.idxmax(), 'method'], include_groups=False)
-        ql = q[(q.crf == low) & (q.method != 'compressed')]
-        best_lp = ql.loc[ql.lpips.idxmin(), 'method'] if ql.lpips.notna().any() else None
-        add('ℓperc/ℓGAN give the best LPIPS and the best accuracy at low bitrate', best_lp in ('perc', 'gan') and set(best_acc) <= {'perc', 'gan'},
-            f"CRF {low}: best top-1 {dict(best_acc)}, best LPIPS {best_lp}")
-    else: add('ℓperc/ℓGAN give the best LPIPS and the best accuracy at low bitrate', 'not tested', 'ℓperc and ℓGAN did not run (VGG-19 weights unavailable)')
-    if 'gan' in meth and q is not None:
-        t = q[q.method.isin(['pixel', 'gan', 'perc'])].groupby('crf').apply(lambda d: d.loc[d.tc.idxmin(), 'method'], include_groups=False)
-        add('ℓGAN has the worst TC', (t == 'gan').all(), f"worst TC by CRF: {dict(t)}")
-    else: add('ℓGAN has the worst TC', 'not tested', 'ℓGAN did not run (VGG-19 weights unavailable)')
-    return pd.DataFrame(out)
+    rows = [finding_falls(acc, m, chance) for m in sorted(set(acc[acc.method == 'compressed'].model))]
+    rows += [finding_2d_vs_3d(acc, chance), finding_pixel(acc, q), finding_perceptual(acc, q), finding_gan_tc(acc, q)]
+    return pd.DataFrame([r for r in rows if r is not None])
 
 # %% ../nbs/07_analysis.ipynb #c0ccb6c5
 def md_table(df:pd.DataFrame, fmt:str='{:.2f}')->str:
@@ -278,10 +345,83 @@ def md_table(df:pd.DataFrame, fmt:str='{:.2f}')->str:
     lines = ['| ' + ' | '.join(map(str, d.columns)) + ' |', '|' + '---|' * len(d.columns)]
     return '\n'.join(lines + ['| ' + ' | '.join(cell(v) for v in row) + ' |' for row in d.itertuples(index=False)])
 
+def section(title:str, *body:str)->list[str]:
+    "The lines of a report section: its heading, then `body`"
+    return [f'## {title}', '', *body, '']
+
 def _versions()->str:
-    import fastai, torchvision
-    from importlib.metadata import version
     return f"vcr_nb {version('vcr_nb')}, torch {torch.__version__}, torchvision {torchvision.__version__}, fastai {fastai.__version__}"
+
+# %% ../nbs/07_analysis.ipynb #20ce9a78
+STAGES = ('prepare', 'recognizers', 'enhancers', 'evaluate', 'quality')
+
+def stage_records(run)->dict:
+    "The records of a run's finished stages (stages/<stage>.json), in the study's order"
+    d = Path(run)/'stages'
+    if not d.exists(): return {}
+    order = lambda f: STAGES.index(f.stem) if f.stem in STAGES else len(STAGES)
+    return {f.stem: json.loads(f.read_text()) for f in sorted(d.glob('*.json'), key=order)}
+
+def report_head(study:dict, # study.json of a run
+                stages:dict, # from `stage_records`
+               )->list[str]:
+    "The report's title and run facts, its stage times and what did not run"
+    parts = [f"# Study report: `{study.get('preset', '?')}`", '',
+             f"- preset: `{study.get('preset', '?')}`, seed {study.get('seed', '?')}", f"- versions: {_versions()}",
+             f"- written {time.strftime('%Y-%m-%d %H:%M:%S')}", '']
+    if stages:
+        parts += section('Stages', md_table(pd.DataFrame([{'stage': k, 'seconds': v.get('seconds', np.nan)} for k, v in stages.items()]).set_index('stage'), '{:.0f}'))
+    if study.get('unavailable'): parts += section('Not run', *[f"- `{k}`: {v}" for k, v in study['unavailable'].items()])
+    return parts
+
+# %% ../nbs/07_analysis.ipynb #37170e54
+def ablation_table(raw:pd.DataFrame, # quality.csv of a run: one row per (video, version)
+                   gflops:dict, # GFLOPs per frame of each architecture ('recurrent', 'frame', 'multi')
+                  )->pd.DataFrame|None:
+    "Mean PSNR-Y and TC of the ablation's networks and of ℓpixel recurrent on the ablation's videos; None without an ablation"
+    abl = raw.method.str.contains(':')
+    on = set(raw[abl].video)
+    if not on: return None
+    ab = raw[raw.video.isin(on) & (abl | (raw.method == 'pixel'))].groupby(['method', 'crf'], as_index=False)[['psnr_y', 'tc']].mean()
+    ab = ab[ab.crf.isin(set(ab[ab.method.str.contains(':')].crf))]
+    ab = ab.assign(gflops_per_frame=ab.method.map(lambda m: gflops.get(m.split(':')[0] if ':' in m else 'recurrent', np.nan)))
+    ab = ab[['method', 'crf', 'psnr_y', 'tc', 'gflops_per_frame']].reset_index(drop=True)
+    ab.attrs['videos'] = len(on)
+    return ab
+
+def quality_sections(run, # a study run folder with quality.csv
+                     q:pd.DataFrame, # from `load_quality`
+                     rep:Path, # the report folder: table2.csv and ablation.csv go there
+                     gflops:dict, # as `ablation_table`
+                    )->list[str]:
+    "Table 2 and the ablation, written as CSV, as report sections"
+    t2 = table2(q); t2.to_csv(rep/'table2.csv')
+    parts = section('Table 2: PSNR-Y (dB) / TC (dB) / LPIPS by bitrate', md_table(t2, '{:.3f}'))
+    ab = ablation_table(pd.read_csv(Path(run)/'quality.csv', keep_default_na=True), gflops)
+    if ab is None: return parts
+    ab.to_csv(rep/'ablation.csv', index=False)
+    return parts + section('Ablation (§2.1): recurrent vs frame-by-frame vs multi-frame, ℓpixel', f"On {ab.attrs['videos']} test videos.", '',
+                           md_table(ab.set_index('method'), '{:.3f}'))
+
+# %% ../nbs/07_analysis.ipynb #64d86618
+def figure_section(rep:Path, # the report folder
+                   name:str, title:str, # the PNG's name (no suffix) and the section's title
+                   fig, # a matplotlib figure, closed once saved
+                  )->list[str]:
+    "Save `fig` as rep/<name>.png and return the report section showing it"
+    fig.savefig(rep/f'{name}.png', dpi=110); plt.close(fig)
+    return section(title, f'![]({name}.png)')
+
+def figure_sections(run, acc:pd.DataFrame, rep:Path,
+                    extra_figs:dict|None=None, # {name: (title, figure)} made from the data (Figs. 6-7)
+                   )->list[str]:
+    "Figs. 5 and 4 from the results, then `extra_figs`, saved under `rep`, as report sections"
+    parts = figure_section(rep, 'fig5_rate_accuracy', 'Fig. 5: accuracy and log loss vs bitrate', fig_rate_accuracy(acc))
+    if (Path(run)/'eval-2d'/'predictions.csv').exists():
+        df, _, _ = read_predictions(Path(run)/'eval-2d')
+        parts += figure_section(rep, 'fig4_per_class', 'Fig. 4: ResNet-S per-class accuracy, uncompressed vs the lowest bitrate', fig_per_class(df)[0])
+    for name, (title, fig) in (extra_figs or {}).items(): parts += figure_section(rep, name, title, fig)
+    return parts
 
 def write_report(run, # a study run folder
                  extra_figs:dict|None=None, # {name: (title, matplotlib figure)} made from the data (Figs. 6-7)
@@ -289,44 +429,15 @@ def write_report(run, # a study run folder
     "Write OUT/report/: tables (CSV, Markdown), figures (PNG) and report.md; returns report.md's path"
     run = Path(run); rep = run/'report'; rep.mkdir(parents=True, exist_ok=True)
     study = json.loads((run/'study.json').read_text()) if (run/'study.json').exists() else {}
-    order = ['prepare', 'recognizers', 'enhancers', 'evaluate', 'quality']
-    stages = {f.stem: json.loads(f.read_text()) for f in sorted((run/'stages').glob('*.json'), key=lambda f: order.index(f.stem) if f.stem in order else 99)} if (run/'stages').exists() else {}
     acc = load_accuracy(run); acc.to_csv(rep/'accuracy.csv', index=False)
     q = load_quality(run) if (run/'quality.csv').exists() else None
     t1 = table1(acc); t1.to_csv(rep/'table1.csv')
-    parts = [f"# Study report: `{study.get('preset', '?')}`", '',
-             f"- preset: `{study.get('preset', '?')}`, seed {study.get('seed', '?')}", f"- versions: {_versions()}",
-             f"- written {time.strftime('%Y-%m-%d %H:%M:%S')}", '']
-    if stages:
-        parts += ['## Stages', '', md_table(pd.DataFrame([{'stage': k, 'seconds': v.get('seconds', np.nan)} for k, v in stages.items()]).set_index('stage'), '{:.0f}'), '']
-    if study.get('unavailable'):
-        parts += ['## Not run', ''] + [f"- `{k}`: {v}" for k, v in study['unavailable'].items()] + ['']
-    parts += ['## Table 1: top-1 accuracy (%) by bitrate', '', md_table(t1, '{:.1f}'), '']
-    if q is not None:
-        t2 = table2(q); t2.to_csv(rep/'table2.csv')
-        parts += ['## Table 2: PSNR-Y (dB) / TC (dB) / LPIPS by bitrate', '', md_table(t2, '{:.3f}'), '']
-        raw = pd.read_csv(run/'quality.csv', keep_default_na=True)
-        on = set(raw[raw.method.str.contains(':')].video)          # the ablation's videos: compare every network on those
-        ab = raw[raw.video.isin(on) & (raw.method.str.contains(':') | (raw.method == 'pixel'))]
-        ab = ab.groupby(['method', 'crf'], as_index=False)[['psnr_y', 'tc']].mean()
-        if on:
-            gf = study.get('gflops', {})
-            ab = ab[ab.crf.isin(set(ab[ab.method.str.contains(':')].crf))].assign(gflops_per_frame=lambda d: d.method.map(lambda m: gf.get(m.split(':')[0] if ':' in m else 'recurrent', np.nan)))
-            ab[['method', 'crf', 'psnr_y', 'tc', 'gflops_per_frame']].to_csv(rep/'ablation.csv', index=False)
-            parts += ['## Ablation (§2.1): recurrent vs frame-by-frame vs multi-frame, ℓpixel', '', f"On {len(on)} test videos.", '', md_table(ab[['method', 'crf', 'psnr_y', 'tc', 'gflops_per_frame']].set_index('method'), '{:.3f}'), '']
-    fig = fig_rate_accuracy(acc, rep/'fig5_rate_accuracy.png'); plt.close(fig)
-    parts += ['## Fig. 5: accuracy and log loss vs bitrate', '', '![](fig5_rate_accuracy.png)', '']
-    if (run/'eval-2d'/'predictions.csv').exists():
-        df, _, _ = read_predictions(run/'eval-2d')
-        fig, d = fig_per_class(df, path=rep/'fig4_per_class.png'); plt.close(fig)
-        parts += ['## Fig. 4: ResNet-S per-class accuracy, uncompressed vs the lowest bitrate', '', '![](fig4_per_class.png)', '']
-    for name, (title, fig) in (extra_figs or {}).items():
-        fig.savefig(rep/f'{name}.png', dpi=110); plt.close(fig)
-        parts += [f'## {title}', '', f'![]({name}.png)', '']
+    parts = report_head(study, stage_records(run)) + section('Table 1: top-1 accuracy (%) by bitrate', md_table(t1, '{:.1f}'))
+    if q is not None: parts += quality_sections(run, q, rep, study.get('gflops', {}))
+    parts += figure_sections(run, acc, rep, extra_figs)
     fd = findings(acc, q); fd.to_csv(rep/'findings.csv', index=False)
-    parts += ["## The paper's findings in this run", '', md_table(fd.set_index('finding')), '']
-    tmp = atomic_path(rep/'report.md'); tmp.write_text('\n'.join(parts)); os.replace(tmp, rep/'report.md')
-    return rep/'report.md'
+    parts += section("The paper's findings in this run", md_table(fd.set_index('finding')))
+    return write_atomic(rep/'report.md', '\n'.join(parts))
 
 # %% ../nbs/07_analysis.ipynb #aebfb240
 def fig_frames(ds:PreparedDataset, video:str, versions:dict, # {title: version}
@@ -373,22 +484,31 @@ def plan_bitrate(acc:pd.DataFrame, # rows with version, crf, enhancer, method, k
     return pd.DataFrame(out)
 
 # %% ../nbs/07_analysis.ipynb #070290a4
+def plan_report(p:pd.DataFrame, # from `plan_bitrate`
+                model:str, # the recognizer it is for
+                target:float, # the top-1 it was asked to reach
+               )->str:
+    "The planner's answer for one recognizer, as `vcr_plan` prints it"
+    lines = [f"{model}, target top-1 {target:.2f}:"]
+    for r in p.itertuples():
+        if r.kbps != r.kbps: answer = "not reachable at any measured bitrate"
+        else:
+            answer = f"{r.kbps:.1f} kb/s (CRF {r.crf}, top-1 {r.top1:.2f})"
+            if r.method != 'none' and r.saved_kbps == r.saved_kbps: answer += f", saves {r.saved_kbps:.1f} kb/s"
+        lines.append(f"  {r.method:>10}: {answer}")
+    return '\n'.join(lines)
+
+# %% ../nbs/07_analysis.ipynb #bd368401
 @call_parse
 @report_errors
 def vcr_plan(run:str='runs/mini', # a study run folder
              target_accuracy:float=None, # the top-1 to reach, in [0, 1] (required)
-             model:str=None, # ResNet-S or ResNet-ST (default: both)
+             model:Param("the recognizer (default: both)", str, choices=list(MODEL_NAMES.values()))=None,
             ):
     "The lowest bitrate that meets a target accuracy, without and with each enhancer, and the bitrate saved"
     if target_accuracy is None or not 0 <= target_accuracy <= 1: raise ValueError("--target_accuracy A is required, with 0 <= A <= 1")
-    acc = load_accuracy(run)
-    for m, g in acc.groupby('model'):
-        if model and m != model: continue
-        p = plan_bitrate(g, target_accuracy)
-        print(f"{m}, target top-1 {target_accuracy:.2f}:")
-        for r in p.itertuples():
-            print(f"  {r.method:>10}: " + ("not reachable at any measured bitrate" if r.kbps != r.kbps else
-                  f"{r.kbps:.1f} kb/s (CRF {r.crf}, top-1 {r.top1:.2f})" + (f", saves {r.saved_kbps:.1f} kb/s" if r.method != 'none' and r.saved_kbps == r.saved_kbps else '')))
+    for m, g in load_accuracy(run).groupby('model'):
+        if model in (None, m): print(plan_report(plan_bitrate(g, target_accuracy), m, target_accuracy))
 
 # %% ../nbs/07_analysis.ipynb #32d507a0
 @dataclass
@@ -407,21 +527,47 @@ class StudyConfig:
     per_class:int|None=None # test videos per class evaluated (None: all)
     ablation_per_class:int|None=None # test videos per class the ablation is measured on (None: as per_class)
     task_layer:str='layer3' # ResNet-S layer used as ϕ by the task-aware loss
-    seed:int=0
+    seed:int=0 # seeds the data, the recognizers and the enhancers
 
 STUDY_PRESETS = {
     'mini':  StudyConfig(enh_epochs=1, enh_pretrain_epochs=1, enh_samples=32, enh_frames=5, per_class=3, ablation_per_class=1),
     'paper': StudyConfig(preset='paper'),
 }
 
+def enhancer_jobs(cfg:StudyConfig)->list[tuple]:
+    "(arch, loss, CRF) of every enhancer a study trains: the recurrent one per loss and CRF, then the ablation's at the top CRF"
+    return [('recurrent', l, c) for c in cfg.enh_crfs for l in cfg.losses] + [(a, 'pixel', max(cfg.enh_crfs)) for a in cfg.ablation]
+
+def enhancer_sizes(cfg:StudyConfig)->dict:
+    "The study's changes to TRAIN_PRESETS' training size (sequences per epoch, unrolled frames)"
+    return {k: v for k, v in dict(samples_per_epoch=cfg.enh_samples, n_frames=cfg.enh_frames).items() if v}
+
+def recognizer_config(cfg:StudyConfig, kind:str, # '2d' or '3d'
+                      data)->RecognizerConfig:
+    "The preset's recognizer of `kind`, on the study's action set, with the study's seed"
+    return replace(RECOGNIZER_PRESETS[f'{cfg.preset}-{kind}'], data=str(data), seed=cfg.seed)
+
+# %% ../nbs/07_analysis.ipynb #ac0101c6
 def _hash(obj)->str: return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 class Study:
-    "A study run folder: its config, its stages, their caching and log"
-    def __init__(self, out, cfg:StudyConfig, progress:bool=True):
-        self.out, self.cfg, self.progress, self.only = Path(out), cfg, progress, None
+    "A study run folder: its config, its paths, its stages, their caching and log"
+    def __init__(self, out, cfg:StudyConfig, progress:bool=True,
+                 stages:list|None=None): # run only these stages (the others must have run)
+        self.out, self.cfg, self.progress = Path(out), cfg, progress
+        self.only = set(stages) if stages else None
         self.out.mkdir(parents=True, exist_ok=True)
         self.hashes, self.unavailable = {}, {}
+        self.mini = cfg.preset == 'mini'
+        self.root = self.out/'data' if self.mini else Path(cfg.data)        # mini: built in the run; paper: the prepared UCF-101
+        self.act = self.root/'action' if self.mini else self.root            # the action set
+        self.rec = {k: self.out/'recognizers'/f'resnet-{k}.pth' for k in ('2d', '3d')}
+        self.enh_dir, self.top = self.out/'enhancers', max(cfg.enh_crfs)
+
+    def enhancers(self, ablation:bool=False)->list[Path]:
+        "The enhancer checkpoints trained so far: the recurrent ones, or the ablation's"
+        fs = [self.enh_dir/f'{a}-{l}-crf{c}.pth' for a, l, c in enhancer_jobs(self.cfg) if (a != 'recurrent') == ablation]
+        return [f for f in fs if f.exists()]
 
     def log(self, msg:str):
         line = f"{time.strftime('%H:%M:%S')} {msg}"
@@ -447,98 +593,106 @@ class Study:
         fn()
         rec = dict(hash=h, done=True, seconds=time.time() - t, key=key,
                    unavailable={k: v for k, v in self.unavailable.items() if k not in before})
-        f.parent.mkdir(parents=True, exist_ok=True); tmp = atomic_path(f); tmp.write_text(json.dumps(rec, indent=1, default=str)); os.replace(tmp, f)
+        write_json(f, rec)
         self.log(f"{name}: done in {rec['seconds']:.0f}s")
 
-# %% ../nbs/07_analysis.ipynb #65f0c2de
+# %% ../nbs/07_analysis.ipynb #2827a6c0
+def study_prepare(st:Study):
+    "Stage 1: build the mini data in the run folder, or check the paper's prepared action set"
+    if st.mini: prepare_mini(st.root, st.cfg.seed, workers=2, progress=st.progress)
+    else: PreparedDataset(st.act)
+
+def study_recognizers(st:Study):
+    "Stage 2: train ResNet-S and ResNet-ST on uncompressed frames"
+    for k, f in st.rec.items(): train_recognizer(recognizer_config(st.cfg, k, st.act), f, progress=st.progress)
+
+def study_enhancers(st:Study):
+    "Stage 3: train every enhancer of `enhancer_jobs`, recording a loss whose pretrained network is missing as not run"
+    cfg, phi = st.cfg, None
+    for arch, loss, crf in enhancer_jobs(cfg):
+        if loss in st.unavailable: continue
+        st.log(f"enhancer {arch}/{loss} at CRF {crf}")
+        try:
+            if loss == 'task' and phi is None: phi = LayerFeatures(load_recognizer(st.rec['2d'])[0].net, cfg.task_layer)
+            train_recipe(arch, loss, crf, cfg.preset, st.root, st.enh_dir, cfg.pretrain_data or None, cfg.enh_epochs, cfg.enh_pretrain_epochs,
+                         phi if loss == 'task' else None, st.progress, {**enhancer_sizes(cfg), 'seed': cfg.seed})
+        except WeightsUnavailable as e: st.unavailable[loss] = str(e); st.log(f"{loss}: not run: {e}")
+
+def study_evaluate(st:Study):
+    "Stage 4: both recognizers on every compressed version and the recurrent enhancers' outputs"
+    for k, f in st.rec.items(): evaluate(st.act, f, st.out/f'eval-{k}', st.enhancers(), None, 'test', 8, st.progress, per_class=st.cfg.per_class)
+
+# %% ../nbs/07_analysis.ipynb #ba2111ce
+def enhanced_versions(ds:PreparedDataset, enhancers:list, # enhancer checkpoints
+                      videos:list[str], progress:bool=True)->list[tuple]:
+    "(method, CRF, enhancer, version) of each enhancer's output on `videos`, enhanced (and cached in `ds`) first"
+    return [(method_of('enhanced', enhancer_name(e)), int(load_checkpoint(e)['config']['crf']), enhancer_name(e),
+             enhance_cached(ds, e, videos, progress)) for e in enhancers]
+
+def study_quality(st:Study):
+    "Stage 5: quality.csv, the quality metrics of every compressed and enhanced version measured"
+    cfg, ds = st.cfg, PreparedDataset(st.act)
+    videos, abl_videos = split_videos(ds, 'test', cfg.per_class), split_videos(ds, 'test', cfg.ablation_per_class or cfg.per_class)
+    lp, why = lpips_or_reason()
+    if why: st.unavailable['lpips'] = why; st.log(f"LPIPS: not measured: {why}")
+    versions = [('compressed', c, '', f'crf{c}') for c in ds.crfs] + enhanced_versions(ds, st.enhancers(), videos, st.progress)
+    q = quality_table(ds, versions, videos, lp, st.progress)
+    if abl := st.enhancers(ablation=True):        # the ablation's networks on their own (smaller) set of videos
+        q = pd.concat([q, quality_table(ds, enhanced_versions(ds, abl, abl_videos, st.progress), abl_videos, lp, st.progress)], ignore_index=True)
+    write_atomic(st.out/'quality.csv', q.to_csv(index=False))
+
+# %% ../nbs/07_analysis.ipynb #6124d81f
+def enhancer_gflops(cfg:StudyConfig, ds:PreparedDataset)->dict:
+    "GFLOPs per frame of the recurrent enhancer and the ablation's networks, at the study's size and the data's frame size"
+    size, H, W = TRAIN_PRESETS[cfg.preset].size, int(ds.rows[0]['height']), int(ds.rows[0]['width'])
+    return {a: step_gflops(build_enhancer(matched_config(ENHANCER_PRESETS[size], a)), H, W) for a in ('recurrent', *cfg.ablation)}
+
+def study_figures(st:Study, ds:PreparedDataset)->dict:
+    "Figs. 6-7 on the first test video at the top enhancer CRF: {name: (title, figure)}"
+    top, video = st.top, split_videos(ds, 'test', 1)[0]
+    at_top = {method_of('enhanced', enhancer_name(e)): f"enh/{enhancer_name(e)}/crf{top}" for e in st.enhancers() if f'crf{top}' in e.name}
+    return {'fig6_frames': (f'Fig. 6: one frame at CRF {top}, uncompressed, compressed and enhanced (PSNR-Y)',
+                            fig_frames(ds, video, {'uncompressed': 'gt', f'CRF {top}': f'crf{top}', **at_top})),
+            'fig7_gradcam': (f'Fig. 7: ResNet-S Grad-CAM at CRF {top}, compressed and enhanced',
+                             fig_gradcam(ds, st.rec['2d'], video, {'compressed': f'crf{top}', **at_top}))}
+
+def study_report(st:Study)->Path:
+    "The last stage, always rewritten: study.json's costs and what did not run, then the report; returns report.md's path"
+    t, ds = time.time(), PreparedDataset(st.act)
+    s = json.loads((st.out/'study.json').read_text())
+    write_json(st.out/'study.json', {**s, 'unavailable': st.unavailable, 'gflops': enhancer_gflops(st.cfg, ds)})
+    path = write_report(st.out, study_figures(st, ds))
+    st.log(f"report: written in {time.time() - t:.0f}s -> {path}")
+    return path
+
+# %% ../nbs/07_analysis.ipynb #361f8ce4
 def run_study(cfg:StudyConfig, # the study
               out, # the run folder
               stages:list|None=None, # run only these stages (the others must have run)
               progress:bool=True)->Path:
     "Run (or resume) a whole study and write its report; returns the report's path"
-    from vcr_nb.datasets import prepare_mini
-    from vcr_nb.training import TRAIN_PRESETS, train_recipe
-    from vcr_nb.losses import LayerFeatures
-    st = Study(out, cfg, progress); st.only = set(stages) if stages else None
-    mini = cfg.preset == 'mini'
-    if not mini and not cfg.data: raise VcrError('--data', "the paper preset needs the prepared UCF-101 folder (vcr_prepare --dataset ucf101)")
-    root = st.out/'data' if mini else Path(cfg.data)
-    act = root/'action' if mini else root
-    rec = {k: st.out/'recognizers'/f'resnet-{k}.pth' for k in ('2d', '3d')}
-    enh_dir, top = st.out/'enhancers', max(cfg.enh_crfs)
-    over = {k: v for k, v in dict(epochs=None, samples_per_epoch=cfg.enh_samples, n_frames=cfg.enh_frames).items() if v}
-    recurrent = [enh_dir/f'recurrent-{l}-crf{c}.pth' for c in cfg.enh_crfs for l in cfg.losses]
-    ablation = [enh_dir/f'{a}-pixel-crf{top}.pth' for a in cfg.ablation]
-    tmp = atomic_path(st.out/'study.json'); tmp.write_text(json.dumps({'preset': cfg.preset, 'seed': cfg.seed, 'config': asdict(cfg)}, indent=1)); os.replace(tmp, st.out/'study.json')
-
-    def prepare():
-        if mini: prepare_mini(root, cfg.seed, workers=2, progress=progress)
-        else: PreparedDataset(act)
-    st.stage('prepare', {'preset': cfg.preset, 'data': cfg.data, 'seed': cfg.seed}, prepare, ['data'] if mini else [])
-
-    def recognizers():
-        for k in ('2d', '3d'): train_recognizer(replace(RECOGNIZER_PRESETS[f'{cfg.preset}-{k}'], data=str(act), seed=cfg.seed), rec[k], progress=progress)
-    st.stage('recognizers', {k: asdict(RECOGNIZER_PRESETS[f'{cfg.preset}-{k}']) for k in rec}, recognizers, ['recognizers'])
-
-    def enhancers():
-        phi = None
-        jobs = [('recurrent', l, c) for c in cfg.enh_crfs for l in cfg.losses] + [(a, 'pixel', top) for a in cfg.ablation]
-        for arch, loss, crf in jobs:
-            if loss in st.unavailable: continue
-            st.log(f"enhancer {arch}/{loss} at CRF {crf}")
-            try:
-                if loss == 'task' and phi is None: phi = LayerFeatures(load_recognizer(rec['2d'])[0].net, cfg.task_layer)
-                train_recipe(arch, loss, crf, cfg.preset, root, enh_dir, cfg.pretrain_data or None, cfg.enh_epochs, cfg.enh_pretrain_epochs,
-                             phi if loss == 'task' else None, progress, over)
-            except WeightsUnavailable as e: st.unavailable[loss] = str(e); st.log(f"{loss}: not run: {e}")
-    st.stage('enhancers', {'train': asdict(TRAIN_PRESETS[cfg.preset]), 'over': over, 'crfs': cfg.enh_crfs, 'losses': cfg.losses,
-                           'ablation': cfg.ablation, 'epochs': [cfg.enh_epochs, cfg.enh_pretrain_epochs], 'layer': cfg.task_layer}, enhancers, ['enhancers'])
-    done = lambda fs: [f for f in fs if f.exists()]
-
-    def evaluate_all():
-        for k in rec: evaluate(act, rec[k], st.out/f'eval-{k}', done(recurrent), None, 'test', 8, progress, per_class=cfg.per_class)
-    st.stage('evaluate', {'per_class': cfg.per_class}, evaluate_all, ['eval-2d', 'eval-3d'])
-
-    def quality():
-        ds = PreparedDataset(act); videos = split_videos(ds, 'test', cfg.per_class)
-        abl_videos = split_videos(ds, 'test', cfg.ablation_per_class or cfg.per_class)
-        versions = [('compressed', c, '', f'crf{c}') for c in ds.crfs]
-        enhanced = lambda es, vs: [(method_of('enhanced', enhancer_name(e)), int(load_checkpoint(e)['config']['crf']), enhancer_name(e),
-                                    enhance_cached(ds, e, vs, progress)) for e in es]
-        lp, why = lpips_or_reason()
-        if why: st.unavailable['lpips'] = why; st.log(f"LPIPS: not measured: {why}")
-        q = quality_table(ds, versions + enhanced(done(recurrent), videos), videos, lp, progress)
-        if done(ablation):                    # the ablation's networks on their own (smaller) set of videos
-            q = pd.concat([q, quality_table(ds, enhanced(done(ablation), abl_videos), abl_videos, lp, progress)], ignore_index=True)
-        tmp = atomic_path(st.out/'quality.csv'); q.to_csv(tmp, index=False); os.replace(tmp, st.out/'quality.csv')
-    st.stage('quality', {'per_class': cfg.per_class, 'ablation_per_class': cfg.ablation_per_class}, quality, [])
-
-    # the report is cheap and always rewritten
-    t = time.time()
-    s = json.loads((st.out/'study.json').read_text())
-    size = TRAIN_PRESETS[cfg.preset].size; ds = PreparedDataset(act); H, W = (int(ds.rows[0]['height']), int(ds.rows[0]['width']))
-    s.update(unavailable=st.unavailable, gflops={a: step_gflops(build_enhancer(matched_config(ENHANCER_PRESETS[size], a)), H, W) for a in ('recurrent', *cfg.ablation)})
-    tmp = atomic_path(st.out/'study.json'); tmp.write_text(json.dumps(s, indent=1, default=str)); os.replace(tmp, st.out/'study.json')
-    video = split_videos(ds, 'test', 1)[0]
-    at_top = {method_of('enhanced', enhancer_name(e)): f"enh/{enhancer_name(e)}/crf{top}" for e in done(recurrent) if f'crf{top}' in e.name}
-    figs = {'fig6_frames': (f'Fig. 6: one frame at CRF {top}, uncompressed, compressed and enhanced (PSNR-Y)',
-                            fig_frames(ds, video, {'uncompressed': 'gt', f'CRF {top}': f'crf{top}', **at_top})),
-            'fig7_gradcam': (f'Fig. 7: ResNet-S Grad-CAM at CRF {top}, compressed and enhanced',
-                             fig_gradcam(ds, rec['2d'], video, {'compressed': f'crf{top}', **at_top}))}
-    path = write_report(st.out, figs)
-    st.log(f"report: written in {time.time() - t:.0f}s -> {path}")
-    return path
+    st = Study(out, cfg, progress, stages)
+    if not st.mini and not cfg.data: raise VcrError('--data', "the paper preset needs the prepared UCF-101 folder (vcr_prepare --dataset ucf101)")
+    write_json(st.out/'study.json', {'preset': cfg.preset, 'seed': cfg.seed, 'config': asdict(cfg)})
+    st.stage('prepare', {'preset': cfg.preset, 'data': cfg.data, 'seed': cfg.seed}, partial(study_prepare, st), ['data'] if st.mini else [])
+    st.stage('recognizers', {k: asdict(RECOGNIZER_PRESETS[f'{cfg.preset}-{k}']) for k in st.rec}, partial(study_recognizers, st), ['recognizers'])
+    st.stage('enhancers', {'train': asdict(TRAIN_PRESETS[cfg.preset]), 'over': enhancer_sizes(cfg), 'crfs': cfg.enh_crfs, 'losses': cfg.losses,
+                           'ablation': cfg.ablation, 'epochs': [cfg.enh_epochs, cfg.enh_pretrain_epochs], 'layer': cfg.task_layer},
+             partial(study_enhancers, st), ['enhancers'])
+    st.stage('evaluate', {'per_class': cfg.per_class}, partial(study_evaluate, st), ['eval-2d', 'eval-3d'])
+    st.stage('quality', {'per_class': cfg.per_class, 'ablation_per_class': cfg.ablation_per_class}, partial(study_quality, st), [])
+    return study_report(st)
 
 @call_parse
 @report_errors
-def vcr_study(preset:str='mini', # 'mini' (offline, 2-core CPU) or 'paper' (the paper's data and recipes, GPUs)
+def vcr_study(preset:Param("'mini' (offline, 2-core CPU) or 'paper' (the paper's data and recipes, GPUs)", str, choices=list(STUDY_PRESETS))='mini',
               out:str=None, # run folder (default runs/<preset>)
-              stages:Param("run only these stages (prepare recognizers enhancers evaluate quality); default: all", str, nargs='*')=None,
+              stages:Param("run only these stages; default: all", str, nargs='*', choices=STAGES)=None,
               data:str=None, # paper: the prepared UCF-101 folder
               pretrain_data:str=None, # paper: the prepared Kinetics-600 folder
+              seed:int=0, # seeds the data, the recognizers and the enhancers
              ):
     "Run the whole study: prepare, train recognizers and enhancers, evaluate, measure, report"
-    if preset not in STUDY_PRESETS: raise ValueError(f"--preset must be one of {', '.join(STUDY_PRESETS)}, got {preset!r}")
-    cfg = replace(STUDY_PRESETS[preset], data=data or '', pretrain_data=pretrain_data or '')
+    cfg = replace(STUDY_PRESETS[preset], data=data or '', pretrain_data=pretrain_data or '', seed=seed)
     path = run_study(cfg, out or f'runs/{preset}', stages)
     sys.stdout.write(f"\n{path}\n")                 # on its own line, after any progress bar

