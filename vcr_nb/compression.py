@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
 import av, cv2, numpy as np
+from fastcore.meta import delegates
 from fastcore.script import call_parse, Param
 from fastprogress.fastprogress import progress_bar
 
@@ -328,17 +329,12 @@ def encode_planes(planes:Iterable[YCbCr], # one frame's 4:2:0 planes at a time, 
             raise VideoEncodeError(dst, f"{codec} failed: {ffmpeg_reason(e)}") from None
     return np.stack(ys)
 
+@delegates(encode_planes)
 def encode_video(frames:Iterable[np.ndarray], # uint8 RGB frames (H,W,3), H and W even
                  dst, # output .mp4 path
-                 fps:float=25, # frame rate
-                 crf:int=35, # constant rate factor
-                 codec:str='libx265', # one of CODECS
-                 preset:str|None=None, # codec preset; None: the codec's default
-                 threads:int=0, # encoder threads; 0: the codec's own choice
-                 lossless:bool=False, # x265 only: mathematically lossless
-                )->np.ndarray:
-    "Encode RGB `frames` to `dst` atomically (BT.601 4:2:0); returns the luma planes (T,H,W) fed to the encoder"
-    return encode_planes(map(rgb_to_ycbcr, frames), dst, fps, crf, codec, preset, threads, lossless)
+                 **kwargs)->np.ndarray:
+    "Encode RGB `frames` to `dst` atomically (BT.601 4:2:0), with `encode_planes`'s options; returns the luma planes (T,H,W) fed to the encoder"
+    return encode_planes(map(rgb_to_ycbcr, frames), dst, **kwargs)
 
 # %% ../nbs/01_compression.ipynb #a5355443
 def bitrate_kbps(packet_bytes:int, # total size of the video stream's packets
@@ -403,14 +399,14 @@ def compress_video(src, # source video
     info = probe_video(src)
     check_frame_size(src, info, even='give a size to resize to' if size is None else '')
     fps = info.fps or 25
-    y_in = encode_video(ground_truth_frames(src, size, frames), dst, fps, crf, codec, preset, threads)
+    y_in = encode_video(ground_truth_frames(src, size, frames), dst, fps=fps, crf=crf, codec=codec, preset=preset, threads=threads)
     st = measure_video(dst)
     y_out = read_video_yuv(dst).y
     if len(y_out) != len(y_in):
         dst.unlink(); raise VideoEncodeError(dst, f"wrote {len(y_out)} frames for {len(y_in)} in")
     return EncodeResult(st.frames, st.width, st.height, st.fps, st.kbps, psnr(y_in, y_out))
 
-# %% ../nbs/01_compression.ipynb #6ace3869
+# %% ../nbs/01_compression.ipynb #12c8b361
 def write_video(frames:np.ndarray, # uint8 RGB (T,H,W,3)
                 path, # the file to write; the container follows the suffix (.mp4, .avi, .mkv)
                 codec:str='libx264', # any encoder in PyAV's wheel, e.g. libx264, libx265, mpeg4 (UCF-101's .avi clips)
@@ -546,7 +542,7 @@ def compress_folder(src, # folder of videos (searched recursively), or one video
 def vcr_compress(src:str, # folder of videos (searched recursively), or one video
                  out:str, # output folder: OUT/<codec>/crf<N>/<path>.mp4 and OUT/manifest.csv
                  crf:Param("CRF ladder", int, nargs='+')=list(CRF_LADDER),
-                 codec:str='libx265', # libx265 (HEVC, the paper's), libx264, libsvtav1 or libvpx-vp9
+                 codec:Param("libx265 (HEVC, the paper's), libx264, libsvtav1 or libvpx-vp9", str, choices=list(CODECS))='libx265',
                  preset:str=None, # codec preset (default: the codec's own; x265: medium)
                  size:str='640x360', # ground-truth size WxH, or 'native'
                  frames:int=None, # encode exactly the first N frames of each video

@@ -22,12 +22,12 @@ from fastcore.foundation import L
 from fastprogress.fastprogress import progress_bar, IN_NOTEBOOK
 
 # %% auto #0
-__all__ = ['DISK_FULL_ERRNOS', 'ROW_STATUSES', 'LOCK_NAME', 'RESUMABLE', 'VcrError', 'is_disk_full', 'free_space', 'DiskFull',
+__all__ = ['DISK_FULL_ERRNOS', 'ROW_STATUSES', 'LOCK_NAME', 'RESUMABLE', 'VcrError', 'DiskFull', 'is_disk_full', 'free_space',
            'disk_full', 'report_errors', 'atomic_path', 'fsync_path', 'atomic_output', 'write_atomic', 'write_json',
            'read_rows', 'write_rows', 'Journal', 'OutputInUse', 'lock_file', 'lock_holder', 'output_lock',
-           'settings_diff', 'check_resume', 'guard_settings', 'run_tasks', 'status_counts', 'remove_partials',
-           'run_batch', 'save_checkpoint', 'load_checkpoint', 'misfit', 'optimizer_to_params', 'restore',
-           'NonFiniteLoss', 'all_ranks', 'NonFiniteGuard', 'Checkpoint', 'fit_from']
+           'settings_diff', 'check_resume', 'guard_settings', 'run_tasks', 'status_counts', 'batch_summary',
+           'remove_partials', 'run_batch', 'save_checkpoint', 'load_checkpoint', 'misfit', 'optimizer_to_params',
+           'restore', 'NonFiniteLoss', 'all_ranks', 'NonFiniteGuard', 'Checkpoint', 'fit_from']
 
 # %% ../nbs/00_core.ipynb #9cd55848
 class VcrError(Exception):
@@ -36,15 +36,18 @@ class VcrError(Exception):
                  reason:str): # what is wrong, in words a user can act on
         self.path, self.reason = str(path), ' '.join(str(reason).split())
         super().__init__(f"{self.path}: {self.reason}")
+    def __str__(self): return f"{self.path}: {self.reason}"          # one line, even after fastai prefixes its args
     def __reduce__(self): return type(self), (self.path, self.reason)   # pickles whole: across worker processes
 
 # %% ../nbs/00_core.ipynb #68056d60
 DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 
+class DiskFull(VcrError): "The disk or quota under an output filled up; what finished is kept and a re-run resumes"
+
 def is_disk_full(e:BaseException, # any exception: an OSError, or an FFmpeg or torch error that wraps one
                 )->bool:
     "Whether `e` says the disk, or the user's quota, is full"
-    if getattr(e, 'errno', None) in DISK_FULL_ERRNOS: return True
+    if isinstance(e, DiskFull) or getattr(e, 'errno', None) in DISK_FULL_ERRNOS: return True
     return any(s in str(e) for s in (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT)))
 
 # %% ../nbs/00_core.ipynb #2d884092
@@ -57,8 +60,6 @@ def free_space(path, # a file or folder; its nearest existing parent is measured
     for unit in ('bytes', 'kB', 'MB', 'GB'):
         if n < 1000 or unit == 'GB': return f"{n:.0f} {unit}" if unit == 'bytes' else f"{n:.1f} {unit}"
         n /= 1000
-
-class DiskFull(VcrError): "The disk or quota under an output filled up; what finished is kept and a re-run resumes"
 
 def disk_full(path, # the file whose write failed
               done:str='', # what finished and what is left, in words
@@ -254,6 +255,15 @@ def status_counts(rows:list[dict])->dict:
     "How many rows are ok, skipped and error"
     return {s: sum(r['status'] == s for r in rows) for s in ROW_STATUSES}
 
+def batch_summary(what:str, # what the batch is, e.g. '12 videos'
+                  n_now:int, # tasks run in this call
+                  rows:list[dict], # every row of the manifest
+                  seconds:float, # time taken
+                  manifest:Path)->str:
+    "The one-line summary a batch prints at its end"
+    c = status_counts(rows)
+    return f"{what}: {n_now} done now, {c['ok']} ok, {c['skipped']} skipped, {c['error']} errors in {seconds:.1f}s -> {manifest}"
+
 def remove_partials(out):
     "Delete the temporary files (`*.partial`) a stopped batch may have left under `out`"
     for p in Path(out).rglob('*.partial'): p.unlink(missing_ok=True)
@@ -274,7 +284,7 @@ def run_batch(out, # the output folder, locked for the run; the manifest lives i
     "Run the tasks of `tasks` not done yet, journalling each row in OUT/manifest.csv; returns every row"
     out = Path(out); manifest = out/'manifest.csv'
     row_key = lambda r: tuple(str(r[c]) for c in key)
-    with output_lock(out):
+    with output_lock(out):                                       # one writer per OUT
         rows = {row_key(r): r for r in read_rows(manifest, columns, key)}
         todo = [k for k in tasks if not ((r := rows.get(k)) and is_done(r))]
         write_rows(manifest, list(rows.values()), columns)       # a clean journal: no half-written line to append after
@@ -288,16 +298,14 @@ def run_batch(out, # the output folder, locked for the run; the manifest lives i
                     if progress and row['status'] == 'error': print(f"error: {describe(row)}", file=sys.stderr)
         except DiskFull as e:
             results.close(); remove_partials(out)
-            if progress and not IN_NOTEBOOK: print(file=sys.stderr)
+            if progress and not IN_NOTEBOOK: print()              # the console bar (on stdout) leaves its line open
             raise disk_full(e.path, f"{n} of {len(todo)} tasks finished in this run, {len(todo) - n} left "
-                                    f"({len(rows)} rows in {manifest.name})") from None
+                                    f"({len(rows)} in {manifest.name})") from None
         rows = sorted(rows.values(), key=sort or row_key)
         write_rows(manifest, rows, columns)
     if progress:
-        if todo and not IN_NOTEBOOK: print(file=sys.stderr)   # the console bar leaves its line open
-        c = status_counts(rows)
-        print(f"{what}: {len(todo)} done now, {c['ok']} ok, {c['skipped']} skipped, {c['error']} errors "
-              f"in {time.time() - t0:.1f}s -> {manifest}", file=sys.stderr)
+        if todo and not IN_NOTEBOOK: print()                  # the console bar (on stdout) leaves its line open
+        print(batch_summary(what, len(todo), rows, time.time() - t0, manifest), file=sys.stderr)
     return rows
 
 # %% ../nbs/00_core.ipynb #a5abe2bf

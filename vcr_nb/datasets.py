@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_datasets.ipynb #ac7e7e68
 from __future__ import annotations
-import hashlib, json, random, sys
+import hashlib, io, json, random, sys
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
@@ -26,9 +26,10 @@ __all__ = ['KINETICS_COLUMNS', 'ACTION_TEXTURES', 'ACTION_MOTIONS', 'ACTION_BACK
            'safe_join', 'safe_id', 'seeded_fraction', 'ucf101_classes', 'ucf101_items', 'kinetics_clip_name',
            'kinetics_items', 'folder_items', 'render_camera_move', 'render_action', 'mini_enhance_items',
            'mini_action_items', 'PrepareConfig', 'save_frames', 'load_frames', 'packed_luma', 'packed_planes',
-           'manifest_columns', 'prepare_video', 'prepare_dataset', 'ucf101_replica', 'kinetics_replica', 'prepare_mini',
-           'vcr_prepare', 'PreparedDataset', 'EnhancementPairs', 'enhancement_dls', 'RecognitionSampling', 'SamplePlan',
-           'tsn_indices', 'uniform_indices', 'clip_starts', 'plan_2d', 'plan_3d', 'apply_plan', 'RecognitionClips']
+           'manifest_columns', 'prepare_version', 'prepare_video', 'prepare_dataset', 'ucf101_replica',
+           'kinetics_replica', 'prepare_mini', 'vcr_prepare', 'PreparedDataset', 'EnhancementPairs', 'enhancement_dls',
+           'RecognitionSampling', 'SamplePlan', 'tsn_indices', 'uniform_indices', 'clip_starts', 'plan_2d', 'plan_3d',
+           'apply_plan', 'RecognitionClips']
 
 # %% ../nbs/02_datasets.ipynb #e98a2c50
 @dataclass
@@ -264,8 +265,8 @@ def save_frames(path, # the .npy to write (atomically)
                 planes:list[YCbCr], # one frame's planes per item
                )->Path:
     "Write frames to a cache file in packed 4:2:0 layout, (T, 3H/2, W) uint8, via a temporary name"
-    with atomic_output(path) as tmp:
-        with open(tmp, 'wb') as f: np.save(f, np.stack([pack_yuv420(p) for p in planes]))
+    buf = io.BytesIO(); np.save(buf, np.stack([pack_yuv420(p) for p in planes]))   # Python's own write reports a full disk
+    with atomic_output(path) as tmp: tmp.write_bytes(buf.getbuffer())
     return Path(path)
 
 def load_frames(path, # a cache .npy
@@ -306,6 +307,25 @@ def manifest_columns(crfs)->list[str]:
     return (['video', 'split', 'label', 'src', 'status', 'error', 'frames', 'width', 'height', 'fps']
             + [f'kbps_crf{c}' for c in crfs] + [f'psnr_y_crf{c}' for c in crfs])
 
+def prepare_version(gt:np.ndarray, # the video's packed ground-truth frames (T, 3H/2, W)
+                    video:str, # its id
+                    out:Path, # the prepared dataset's folder
+                    cfg:PrepareConfig, # how to prepare it
+                    crf:int, # the CRF of this version
+                    fps:float, # frame rate
+                   )->dict:
+    "Encode one CRF of a video (unless done), cache its decoded frames if asked, and measure it: its manifest columns"
+    mp4, cache = out/cfg.codec/f'crf{crf}'/f'{video}.mp4', out/'cache'/f'crf{crf}'/f'{video}.npy'
+    if not mp4.exists(): encode_planes((unpack_yuv420(np.asarray(f)) for f in gt), mp4, fps, crf, cfg.codec, cfg.preset, cfg.threads)
+    st = measure_video(mp4)
+    if st.frames != len(gt): raise VcrError(mp4, f"has {st.frames} frames, ground truth has {len(gt)}")
+    if cache.exists(): y = packed_luma(load_frames(cache))
+    else:
+        dec = read_video_yuv(mp4)
+        if cfg.cache_crfs is None or crf in cfg.cache_crfs: save_frames(cache, [YCbCr(*p) for p in zip(*dec)])
+        y = dec.y
+    return {f'kbps_crf{crf}': round(st.kbps, 3), f'psnr_y_crf{crf}': round(psnr(packed_luma(gt), y), 3)}
+
 def prepare_video(item:VideoItem, # the video
                   root, # dataset root (None for procedural and packaged sources)
                   out, # the prepared dataset's folder
@@ -328,20 +348,7 @@ def prepare_video(item:VideoItem, # the video
         gt = load_frames(gt_path)
         T, H, W = packed_luma(gt).shape
         row.update(frames=T, width=W, height=H, fps=round(fps, 4))
-        for crf in cfg.crfs:
-            mp4 = out/cfg.codec/f'crf{crf}'/f'{item.video}.mp4'
-            cache = out/'cache'/f'crf{crf}'/f'{item.video}.npy'
-            if not mp4.exists():
-                encode_planes((unpack_yuv420(np.asarray(f)) for f in gt), mp4, fps, crf, cfg.codec, cfg.preset, cfg.threads)
-            st = measure_video(mp4)
-            if st.frames != T: raise VcrError(mp4, f"has {st.frames} frames, ground truth has {T}")
-            if cache.exists(): y = packed_luma(load_frames(cache))
-            else:
-                dec = read_video_yuv(mp4)
-                if cfg.cache_crfs is None or crf in cfg.cache_crfs: save_frames(cache, [YCbCr(*p) for p in zip(*dec)])
-                y = dec.y
-            row[f'kbps_crf{crf}'] = round(st.kbps, 3)
-            row[f'psnr_y_crf{crf}'] = round(psnr(packed_luma(gt), y), 3)
+        for crf in cfg.crfs: row.update(prepare_version(gt, item.video, out, cfg, crf, fps))
         return {**row, 'status': 'ok'}
     except Exception as e:
         if is_disk_full(e): raise disk_full(getattr(e, 'path', None) or getattr(e, 'filename', None) or out) from None

@@ -4,19 +4,20 @@
 
 # %% ../nbs/04_losses.ipynb #1b1a03df
 from __future__ import annotations
-import socket
+import os, socket, tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.error import URLError
 
 import torch, torch.nn as nn, torch.nn.functional as F
+from fastai.callback.hook import hook_output
 
 from .core import VcrError
 
 # %% auto #0
-__all__ = ['DOWNLOAD_TIMEOUT', 'IMAGENET_MEAN', 'IMAGENET_STD', 'LOSSES', 'pixel_loss', 'WeightsUnavailable', 'hub_file',
-           'download_timeout', 'load_pretrained', 'luma_to_imagenet', 'frozen', 'VGGFeatures', 'LayerFeatures',
-           'PerceptualLoss', 'ragan_d_loss', 'ragan_g_loss', 'RaGANLoss']
+__all__ = ['DOWNLOAD_TIMEOUT', 'PROXY_VARS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'LOSSES', 'pixel_loss', 'WeightsUnavailable',
+           'hub_file', 'download_timeout', 'load_pretrained', 'offline_hub', 'luma_to_imagenet', 'frozen',
+           'VGGFeatures', 'LayerFeatures', 'PerceptualLoss', 'ragan_d_loss', 'ragan_g_loss', 'RaGANLoss']
 
 # %% ../nbs/04_losses.ipynb #576e4d47
 def pixel_loss(pred:torch.Tensor, target:torch.Tensor)->torch.Tensor:
@@ -57,6 +58,23 @@ def load_pretrained(builder, # a torchvision model function, e.g. torchvision.mo
         raise WeightsUnavailable(f, f"not a readable {weights} file ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
                                     f"download {weights.url} again and save it at this path") from None
 
+# %% ../nbs/04_losses.ipynb #23a8a3bf
+PROXY_VARS = ('http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY', 'no_proxy', 'NO_PROXY')
+
+@contextmanager
+def offline_hub()->Path:
+    "Run a block as a fresh offline machine would: an empty torch hub cache, and a network that refuses at once"
+    old_dir, old_env = torch.hub.get_dir(), {k: os.environ.get(k) for k in PROXY_VARS}
+    hub = Path(tempfile.mkdtemp()); torch.hub.set_dir(str(hub))
+    dead = 'http://127.0.0.1:9'                       # the discard port: nothing listens, so a connection is refused at once
+    os.environ.update(http_proxy=dead, https_proxy=dead, HTTP_PROXY=dead, HTTPS_PROXY=dead, no_proxy='', NO_PROXY='')
+    try: yield hub
+    finally:
+        torch.hub.set_dir(old_dir)
+        for k, v in old_env.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+
 # %% ../nbs/04_losses.ipynb #cd6bfa03
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -95,11 +113,8 @@ class LayerFeatures(nn.Module):
         if layer not in dict(net.named_modules()): raise ValueError(f"no layer {layer!r} in {type(net).__name__}")
     def train(self, mode=True): return super().train(False)
     def forward(self, y):
-        out = {}
-        h = dict(self.net.named_modules())[self.layer].register_forward_hook(lambda m, i, o: out.setdefault('f', o))
-        try: self.net(self.prep(y))
-        finally: h.remove()
-        return out['f']
+        with hook_output(dict(self.net.named_modules())[self.layer], detach=False) as h: self.net(self.prep(y))
+        return h.stored
 
 class PerceptualLoss(nn.Module):
     "ℓperc, Eq. 3: E‖ϕ(ŷ) − ϕ(y)‖₁ with frames folded into the batch"

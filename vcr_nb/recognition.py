@@ -20,6 +20,7 @@ from fastai.learner import Learner
 from fastai.metrics import accuracy
 from fastai.optimizer import SGD, Adam
 from fastai.torch_core import set_seed
+from fastcore.basics import store_attr
 from fastcore.script import call_parse, Param
 from fastprogress.fastprogress import progress_bar
 from torchvision.models import resnet as tv2d
@@ -226,7 +227,7 @@ def recognition_dls(ds:PreparedDataset, # a prepared action set
 class RunSchedule(Callback):
     "One-cycle learning rate (and momentum) over the whole run, read from the run's global position, so a resumed run continues it"
     order = 1
-    def __init__(self, total_epochs:int, lr:float): self.total, self.lr = total_epochs, lr
+    def __init__(self, total:int, lr:float): store_attr()   # total: the run's epochs
     def before_batch(self):
         if not self.training: return
         pos = min((self.learn.epoch_offset + self.epoch + self.iter / self.n_iter) / self.total, 1.)
@@ -421,8 +422,8 @@ def show_cam(frames:np.ndarray, # uint8 RGB (n,H,W,3), the frames shown
 # %% ../nbs/05_recognition.ipynb #e12161e7
 @call_parse
 @report_errors
-def vcr_train_recognizer(model:str='2d', # 2d (ResNet-S) or 3d (ResNet-ST)
-                         preset:str='mini', # mini or paper
+def vcr_train_recognizer(model:Param("2d (ResNet-S) or 3d (ResNet-ST)", str, choices=['2d', '3d'])='2d',
+                         preset:Param("mini or paper", str, choices=['mini', 'paper'])='mini',
                          data:str='data/mini', # the prepared action set (or a vcr_prepare --dataset mini folder)
                          out:str='runs/recognizers', # where the checkpoint goes: OUT/resnet-<model>.pth
                          epochs:int=None, # training epochs (default: the preset's)

@@ -188,7 +188,7 @@ def timed_run(cmd:list, # a command line
     err, total = p.communicate()[1], time.time() - t0
     return p.returncode, err, total if first is None else first, total
 
-# %% ../nbs/09_reliability.ipynb #5beac1d8
+# %% ../nbs/09_reliability.ipynb #3dd6caa6
 class SmallDisk:
     "A small real filesystem (tmpfs) mounted on a fresh folder for a `with` block: fill it to leave a chosen free space, then free it"
     def __init__(self, kb:int, # its size in KiB
@@ -223,7 +223,7 @@ class SmallDisk:
             with SmallDisk(64): return ''
         except VcrError as e: return e.reason
 
-# %% ../nbs/09_reliability.ipynb #9c4eb47f
+# %% ../nbs/09_reliability.ipynb #361fa03b
 def full_disk_trial(cmd_for, # output folder -> the command line that writes it
                     kb:int, # the small disk's size in KiB: room for the whole output
                     free:int, # bytes left free when the command starts

@@ -17,7 +17,8 @@ import fastai.callback.progress                                # fastai's progre
 from fastai.learner import Learner, Metric
 from fastai.optimizer import Adam
 from fastai.torch_core import num_distrib, set_seed
-from fastcore.script import call_parse
+from fastcore.basics import store_attr
+from fastcore.script import call_parse, Param
 from fastprogress.fastprogress import progress_bar
 
 from .compression import YCbCr, check_frame_size, encode_planes, iter_frames, probe_video
@@ -36,12 +37,12 @@ class UnrollCallback(Callback):
     order = -10                                      # before anything that reads pred
     def before_batch(self):
         self.seq = self.xb[0]                        # (B,T,1,H,W) compressed luma
-        self.offsets = getattr(self.model, 'module', self.model).offsets   # the enhancer's, also when DDP wraps it
-        self.learn.xb = (window_at(self.seq, 0, self.offsets),)
+        self.offs = getattr(self.model, 'module', self.model).offsets   # the enhancer's, also when DDP wraps it
+        self.learn.xb = (window_at(self.seq, 0, self.offs),)
     def after_pred(self):
         y, state = self.pred; ys = [y]
         for t in range(1, self.seq.shape[1]):
-            y, state = self.model(window_at(self.seq, t, self.offsets), state)
+            y, state = self.model(window_at(self.seq, t, self.offs), state)
             ys.append(y)
         self.learn.pred = torch.stack(ys, 1)
 
@@ -49,7 +50,7 @@ class UnrollCallback(Callback):
 class GANCallback(Callback):
     "Alternate enhancer and critic every training batch, reusing the enhancer's fakes for the critic step"
     order = 10
-    def __init__(self, critic:nn.Module, lr:float=1e-4): self.critic, self.lr, self.d_loss = critic, lr, float('nan')
+    def __init__(self, critic:nn.Module, lr:float=1e-4): store_attr(); self.d_loss = float('nan')
     def before_fit(self):
         self.critic.to(self.dls.device or 'cpu')
         # its own optimiser; `self.opt` would be the learner's (callbacks forward unknown attributes to the learner)
@@ -220,10 +221,10 @@ def train_recipe(arch:str, loss:str, crf:int, preset:str, data, out, pretrain_da
 
 @call_parse
 @report_errors
-def vcr_train_enhancer(arch:str='recurrent', # recurrent, frame or multi
-                       loss:str='pixel', # pixel, perc, gan or task
+def vcr_train_enhancer(arch:Param("recurrent, frame or multi", str, choices=['recurrent', 'frame', 'multi'])='recurrent',
+                       loss:Param("pixel, perc, gan or task", str, choices=list(LOSSES))='pixel',
                        crf:int=40, # the CRF this network enhances
-                       preset:str='mini', # mini or paper
+                       preset:Param("mini or paper", str, choices=list(TRAIN_PRESETS))='mini',
                        data:str='data/mini', # mini: a vcr_prepare --dataset mini folder; paper: the prepared action set
                        out:str='runs/enhancers', # where checkpoints go
                        pretrain_data:str=None, # paper: the prepared Kinetics folder
@@ -234,7 +235,6 @@ def vcr_train_enhancer(arch:str='recurrent', # recurrent, frame or multi
                        seed:int=0, # seeds Python, NumPy and torch: the same seed repeats the run
                       ):
     "Train one enhancer for one CRF: l2 pretraining, then fine-tuning with the chosen loss"
-    if preset not in TRAIN_PRESETS: raise ValueError(f"preset must be one of {', '.join(TRAIN_PRESETS)}, got {preset!r}")
     phi = None
     if loss == 'task':
         if recognizer is None: raise ValueError("--loss task needs --recognizer CKPT (a 2D recognizer from vcr_train_recognizer)")
