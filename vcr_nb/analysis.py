@@ -223,7 +223,7 @@ def fig_per_class(df:pd.DataFrame, # a predictions table (one recognizer)
     if path: fig.savefig(path, dpi=110)
     return fig, d
 
-# %% ../nbs/07_analysis.ipynb #31625aa0
+# %% ../nbs/07_analysis.ipynb #5bea76d5
 def above_chance_p(correct:int, # videos classified right
                    n:int, # videos evaluated
                    chance:float, # top-1 of guessing
@@ -241,7 +241,7 @@ def weak_reason(acc:pd.DataFrame, # from `load_accuracy`
     if not chance or (p := above_chance_p(round(unc * n), n, chance)) < 0.01: return None
     return f"{model} gets {round(unc * n)} of {n} uncompressed videos right ({unc:.2f}; chance {chance:.2f}, binomial p = {p:.2f}): no better than guessing"
 
-# %% ../nbs/07_analysis.ipynb #aaa97580
+# %% ../nbs/07_analysis.ipynb #881febdd
 def verdict_row(finding:str, # the finding, in words
                 ok:bool|str, # whether the numbers bear it out, or 'not tested'
                 evidence:str, # the numbers behind the verdict
@@ -269,7 +269,7 @@ def finding_falls(acc:pd.DataFrame, # from `load_accuracy`
     return verdict_row(f, g.top1.iloc[0] < unc and steep,
                        f"top-1 {unc:.2f} uncompressed, " + ', '.join(f"{r.top1:.2f} @ {r.kbps:.1f} kb/s" for r in g.iloc[::-1].itertuples()))
 
-# %% ../nbs/07_analysis.ipynb #099a09b4
+# %% ../nbs/07_analysis.ipynb #dbf220a7
 def finding_2d_vs_3d(acc:pd.DataFrame, # from `load_accuracy`
                      chance:float, # top-1 of guessing (0 skips the check)
                     )->dict|None:
@@ -280,7 +280,7 @@ def finding_2d_vs_3d(acc:pd.DataFrame, # from `load_accuracy`
     s, st = (uncompressed_top1(acc, m) - compressed_by_rate(acc, m).top1.iloc[0] for m in models)
     return verdict_row(f, s > st, f"drop at the lowest rate: ResNet-S {s:.2f}, ResNet-ST {st:.2f}")
 
-# %% ../nbs/07_analysis.ipynb #8fd11731
+# %% ../nbs/07_analysis.ipynb #e1900dfc
 def best_method(t:pd.DataFrame, # rows with a `method` column
                 by:str, # the column to group by, e.g. 'crf'
                 value:str, # the column compared, e.g. 'tc'
@@ -303,7 +303,7 @@ def finding_pixel(acc:pd.DataFrame, # from `load_accuracy`
     return verdict_row('ℓpixel gives the best PSNR and TC yet hurts accuracy', (bp == 'pixel').all() and (bt == 'pixel').all() and below.mean() > 0.5,
                        f"best PSNR-Y by CRF: {dict(bp)}; best TC: {dict(bt)}; pixel below compressed top-1 in {int(below.sum())} of {len(a)} (model, CRF)")
 
-# %% ../nbs/07_analysis.ipynb #bfa12559
+# %% ../nbs/07_analysis.ipynb #60300e45
 def finding_perceptual(acc:pd.DataFrame, # from `load_accuracy`
                        q:pd.DataFrame|None, # from `load_quality`
                       )->dict:
@@ -316,7 +316,7 @@ def finding_perceptual(acc:pd.DataFrame, # from `load_accuracy`
     best_lp = ql.loc[ql.lpips.idxmin(), 'method'] if ql.lpips.notna().any() else None
     return verdict_row(f, best_lp in ('perc', 'gan') and set(best_acc) <= {'perc', 'gan'}, f"CRF {low}: best top-1 {dict(best_acc)}, best LPIPS {best_lp}")
 
-# %% ../nbs/07_analysis.ipynb #a0f84007
+# %% ../nbs/07_analysis.ipynb #34203c76
 def finding_gan_tc(acc:pd.DataFrame, # from `load_accuracy`
                    q:pd.DataFrame|None, # from `load_quality`
                   )->dict:
@@ -326,7 +326,7 @@ def finding_gan_tc(acc:pd.DataFrame, # from `load_accuracy`
     t = best_method(q[q.method.isin(['pixel', 'gan', 'perc'])], 'crf', 'tc', worst=True)
     return verdict_row(f, (t == 'gan').all(), f"worst TC by CRF: {dict(t)}")
 
-# %% ../nbs/07_analysis.ipynb #a4860337
+# %% ../nbs/07_analysis.ipynb #3b09f5b3
 def findings(acc:pd.DataFrame, # from `load_accuracy`
              q:pd.DataFrame|None, # from `load_quality`
              chance:float|None=None, # top-1 of guessing (default: from `load_accuracy`; 0 skips the check)
@@ -352,7 +352,7 @@ def section(title:str, *body:str)->list[str]:
 def _versions()->str:
     return f"vcr_nb {version('vcr_nb')}, torch {torch.__version__}, torchvision {torchvision.__version__}, fastai {fastai.__version__}"
 
-# %% ../nbs/07_analysis.ipynb #65c6e253
+# %% ../nbs/07_analysis.ipynb #1c09e4a8
 STAGES = ('prepare', 'recognizers', 'enhancers', 'evaluate', 'quality')
 
 def stage_records(run)->dict:
@@ -374,7 +374,7 @@ def report_head(study:dict, # study.json of a run
     if study.get('unavailable'): parts += section('Not run', *[f"- `{k}`: {v}" for k, v in study['unavailable'].items()])
     return parts
 
-# %% ../nbs/07_analysis.ipynb #480d1dfe
+# %% ../nbs/07_analysis.ipynb #fb451f6b
 def ablation_table(raw:pd.DataFrame, # quality.csv of a run: one row per (video, version)
                    gflops:dict, # GFLOPs per frame of each architecture ('recurrent', 'frame', 'multi')
                   )->pd.DataFrame|None:
@@ -403,7 +403,7 @@ def quality_sections(run, # a study run folder with quality.csv
     return parts + section('Ablation (§2.1): recurrent vs frame-by-frame vs multi-frame, ℓpixel', f"On {ab.attrs['videos']} test videos.", '',
                            md_table(ab.set_index('method'), '{:.3f}'))
 
-# %% ../nbs/07_analysis.ipynb #03145cc5
+# %% ../nbs/07_analysis.ipynb #24b8423e
 def figure_section(rep:Path, # the report folder
                    name:str, title:str, # the PNG's name (no suffix) and the section's title
                    fig, # a matplotlib figure, closed once saved
@@ -498,7 +498,7 @@ def plan_report(p:pd.DataFrame, # from `plan_bitrate`
         lines.append(f"  {r.method:>10}: {answer}")
     return '\n'.join(lines)
 
-# %% ../nbs/07_analysis.ipynb #f23dba8f
+# %% ../nbs/07_analysis.ipynb #3906fab0
 @call_parse
 @report_errors
 def vcr_plan(run:str='runs/mini', # a study run folder
@@ -547,7 +547,7 @@ def recognizer_config(cfg:StudyConfig, kind:str, # '2d' or '3d'
     "The preset's recognizer of `kind`, on the study's action set, with the study's seed"
     return replace(RECOGNIZER_PRESETS[f'{cfg.preset}-{kind}'], data=str(data), seed=cfg.seed)
 
-# %% ../nbs/07_analysis.ipynb #e1d4dd9a
+# %% ../nbs/07_analysis.ipynb #aec5e12b
 def _hash(obj)->str: return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 class Study:
@@ -596,7 +596,7 @@ class Study:
         write_json(f, rec)
         self.log(f"{name}: done in {rec['seconds']:.0f}s")
 
-# %% ../nbs/07_analysis.ipynb #b6950404
+# %% ../nbs/07_analysis.ipynb #c19009fb
 def study_prepare(st:Study):
     "Stage 1: build the mini data in the run folder, or check the paper's prepared action set"
     if st.mini: prepare_mini(st.root, st.cfg.seed, workers=2, progress=st.progress)
@@ -622,7 +622,7 @@ def study_evaluate(st:Study):
     "Stage 4: both recognizers on every compressed version and the recurrent enhancers' outputs"
     for k, f in st.rec.items(): evaluate(st.act, f, st.out/f'eval-{k}', st.enhancers(), None, 'test', 8, st.progress, per_class=st.cfg.per_class)
 
-# %% ../nbs/07_analysis.ipynb #f2f44b69
+# %% ../nbs/07_analysis.ipynb #a3cb41f5
 def enhanced_versions(ds:PreparedDataset, enhancers:list, # enhancer checkpoints
                       videos:list[str], progress:bool=True)->list[tuple]:
     "(method, CRF, enhancer, version) of each enhancer's output on `videos`, enhanced (and cached in `ds`) first"
@@ -641,7 +641,7 @@ def study_quality(st:Study):
         q = pd.concat([q, quality_table(ds, enhanced_versions(ds, abl, abl_videos, st.progress), abl_videos, lp, st.progress)], ignore_index=True)
     write_atomic(st.out/'quality.csv', q.to_csv(index=False))
 
-# %% ../nbs/07_analysis.ipynb #091ab8f4
+# %% ../nbs/07_analysis.ipynb #0c5044a1
 def enhancer_gflops(cfg:StudyConfig, ds:PreparedDataset)->dict:
     "GFLOPs per frame of the recurrent enhancer and the ablation's networks, at the study's size and the data's frame size"
     size, H, W = TRAIN_PRESETS[cfg.preset].size, int(ds.rows[0]['height']), int(ds.rows[0]['width'])
@@ -665,7 +665,7 @@ def study_report(st:Study)->Path:
     st.log(f"report: written in {time.time() - t:.0f}s -> {path}")
     return path
 
-# %% ../nbs/07_analysis.ipynb #4b4e895e
+# %% ../nbs/07_analysis.ipynb #34372c2e
 def run_study(cfg:StudyConfig, # the study
               out, # the run folder
               stages:list|None=None, # run only these stages (the others must have run)

@@ -406,7 +406,7 @@ def compress_video(src, # source video
         dst.unlink(); raise VideoEncodeError(dst, f"wrote {len(y_out)} frames for {len(y_in)} in")
     return EncodeResult(st.frames, st.width, st.height, st.fps, st.kbps, psnr(y_in, y_out))
 
-# %% ../nbs/01_compression.ipynb #12c8b361
+# %% ../nbs/01_compression.ipynb #deadf674
 def write_video(frames:np.ndarray, # uint8 RGB (T,H,W,3)
                 path, # the file to write; the container follows the suffix (.mp4, .avi, .mkv)
                 codec:str='libx264', # any encoder in PyAV's wheel, e.g. libx264, libx265, mpeg4 (UCF-101's .avi clips)

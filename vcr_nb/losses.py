@@ -58,7 +58,7 @@ def load_pretrained(builder, # a torchvision model function, e.g. torchvision.mo
         raise WeightsUnavailable(f, f"not a readable {weights} file ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
                                     f"download {weights.url} again and save it at this path") from None
 
-# %% ../nbs/04_losses.ipynb #23a8a3bf
+# %% ../nbs/04_losses.ipynb #e51aa470
 PROXY_VARS = ('http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY', 'no_proxy', 'NO_PROXY')
 
 @contextmanager
