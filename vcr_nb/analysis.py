@@ -9,37 +9,36 @@ from dataclasses import dataclass, asdict, replace
 from functools import partial
 from importlib.metadata import version
 from pathlib import Path
-from urllib.error import URLError
 
-import cv2, numpy as np, pandas as pd, torch
+import cv2, numpy as np, pandas as pd, torch, torch.nn as nn
 import fastai, lpips, torchvision
 import matplotlib.pyplot as plt, seaborn as sns
 from fastcore.script import call_parse, Param
 from fastprogress.fastprogress import progress_bar
-from torchvision.models import AlexNet_Weights
 
 from .core import VcrError, load_checkpoint, report_errors, write_atomic, write_json
-from .compression import YCbCr, psnr, ycbcr_to_rgb
+from .compression import YCbCr, psnr, read_video_yuv, ycbcr_to_rgb
 from .datasets import PreparedDataset, RecognitionClips, prepare_mini
 from .models import ENHANCER_PRESETS, build_enhancer, matched_config, step_gflops
-from .losses import LayerFeatures, WeightsUnavailable, hub_file, download_timeout
+from .losses import LayerFeatures, WeightsUnavailable, backbone_features
 from .recognition import (RECOGNIZER_PRESETS, RecognizerConfig, accuracy_table, enhance_cached, enhancer_name, evaluate,
     grad_cam, load_recognizer, per_class_accuracy, read_predictions, sampling_of, show_cam, split_videos, train_recognizer)
 from .training import TRAIN_PRESETS, train_recipe
 
 
 # %% auto #0
-__all__ = ['PSNR_CAP', 'TC_BORDER', 'FARNEBACK', 'METHODS', 'MODEL_NAMES', 'STAGES', 'STUDY_PRESETS', 'psnr_y', 'psnr_rgb',
-           'backward_flow', 'warp_back', 'gt_flows', 'temporal_consistency', 'LPIPS', 'lpips_or_reason',
-           'video_quality', 'method_of', 'method_order', 'load_accuracy', 'table1', 'table2', 'quality_table',
-           'load_quality', 'fig_rate_accuracy', 'fig_per_class', 'above_chance_p', 'weak_reason', 'verdict_row',
-           'compressed_by_rate', 'uncompressed_top1', 'finding_falls', 'finding_2d_vs_3d', 'best_method',
-           'finding_pixel', 'finding_perceptual', 'finding_gan_tc', 'findings', 'md_table', 'section', 'stage_records',
-           'report_head', 'ablation_table', 'quality_sections', 'figure_section', 'figure_sections', 'write_report',
-           'fig_frames', 'fig_gradcam', 'plan_bitrate', 'plan_report', 'vcr_plan', 'StudyConfig', 'enhancer_jobs',
-           'enhancer_sizes', 'recognizer_config', 'Study', 'study_prepare', 'study_recognizers', 'study_enhancers',
-           'study_evaluate', 'enhanced_versions', 'study_quality', 'enhancer_gflops', 'study_figures', 'study_report',
-           'run_study', 'vcr_study']
+__all__ = ['PSNR_CAP', 'TC_BORDER', 'FARNEBACK', 'QUALITY_COLUMNS', 'METHODS', 'MODEL_NAMES', 'STAGES', 'STUDY_PRESETS', 'psnr_y',
+           'psnr_rgb', 'backward_flow', 'warp_back', 'gt_flows', 'temporal_consistency', 'LPIPS', 'lpips_or_reason',
+           'frame_quality', 'video_quality', 'compare_videos', 'vcr_quality', 'method_of', 'method_order',
+           'load_accuracy', 'table1', 'table2', 'quality_table', 'load_quality', 'fig_rate_accuracy', 'fig_per_class',
+           'above_chance_p', 'weak_reason', 'verdict_row', 'compressed_by_rate', 'uncompressed_top1', 'finding_falls',
+           'finding_2d_vs_3d', 'best_method', 'finding_pixel', 'finding_perceptual', 'finding_gan_tc', 'findings',
+           'md_table', 'section', 'stage_records', 'report_head', 'ablation_table', 'quality_sections',
+           'figure_section', 'figure_sections', 'write_report', 'fig_frames', 'fig_gradcam', 'plan_bitrate',
+           'plan_report', 'vcr_plan', 'StudyConfig', 'enhancer_jobs', 'enhancer_sizes', 'recognizer_config', 'Study',
+           'study_prepare', 'study_recognizers', 'study_enhancers', 'study_evaluate', 'enhanced_versions',
+           'study_quality', 'enhancer_gflops', 'study_figures', 'weights_used', 'study_report', 'run_study',
+           'vcr_study']
 
 # %% ../nbs/07_analysis.ipynb #8bf7a165
 PSNR_CAP, TC_BORDER = 100., 8
@@ -71,34 +70,41 @@ def temporal_consistency(out:np.ndarray, # output luma (T,H,W) uint8: compressed
                          gt:np.ndarray, # uncompressed luma (T,H,W) uint8: where the flow comes from
                          border:int=TC_BORDER, # pixels left out at each edge, where the flow is least reliable
                          flows:list|None=None, # gt_flows(gt), if already computed
-                        )->float:
+                         per_frame:bool=False, # return each frame's TC, t = 1..T-1, instead of their mean
+                        )->float|np.ndarray:
     "TC (§4.2): mean over t of PSNR(ŷ_t, ŷ_{t-1} warped to t by the uncompressed flow), inner frame, capped at 100 dB"
     if len(out) < 2: raise ValueError("TC needs at least 2 frames")
     b = slice(border, -border) if border else slice(None)
     flows = gt_flows(gt) if flows is None else flows
     warped = np.stack([warp_back(out[t - 1], flows[t - 1]) for t in range(1, len(out))])
-    return psnr(out[1:, b, b].astype(np.float32), warped[:, b, b], cap=PSNR_CAP)
+    return psnr(out[1:, b, b].astype(np.float32), warped[:, b, b], cap=PSNR_CAP, per_frame=per_frame)
 
 # %% ../nbs/07_analysis.ipynb #448bc8d0
 class LPIPS:
-    "LPIPS (AlexNet, v0.1) on RGB frames; `LPIPS.load()` raises WeightsUnavailable offline instead of using random weights"
-    def __init__(self, net): self.net = net.eval()
+    "LPIPS v0.1 (AlexNet), the `lpips` package's network and linear heads, on ImageNet AlexNet layers that are never random"
+    def __init__(self, net:nn.Module, # an `lpips.LPIPS` network
+                 source:str, # where its AlexNet layers came from (for the report)
+                ): self.net, self.source = net.eval(), source
     @classmethod
     def load(cls):
-        try:
-            with warnings.catch_warnings(), download_timeout():
-                warnings.simplefilter('ignore', UserWarning)             # torchvision's note on the `pretrained` argument
-                return cls(lpips.LPIPS(net='alex', version='0.1', verbose=False))
-        except (URLError, OSError, RuntimeError) as e:
-            w = AlexNet_Weights.IMAGENET1K_V1
-            raise WeightsUnavailable(hub_file(w), f"LPIPS needs torchvision's ImageNet AlexNet, which is not in the torch hub cache "
-                                                  f"and could not be downloaded ({getattr(e, 'reason', e)}); download {w.url} and save it at this path") from None
+        "The metric with AlexNet's layers from `backbone_features`; `WeightsUnavailable` (one line) if there are none"
+        features, source = backbone_features('alexnet')
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', UserWarning)                 # torchvision's note on the `pretrained` argument
+            net = lpips.LPIPS(net='alex', version='0.1', pnet_rand=True, verbose=False)   # heads from lpips' own file; no download
+        layers = features.state_dict()                                   # slice<k>.<i>.<p> of lpips is features.<i>.<p>
+        net.net.load_state_dict({k: layers[k.split('.', 1)[1]] for k in net.net.state_dict()})
+        return cls(net, source)
     @torch.inference_mode()
-    def __call__(self, out:np.ndarray, gt:np.ndarray, bs:int=16)->float:
-        "Mean LPIPS over frames of uint8 RGB (T,H,W,3) videos"
+    def __call__(self, out:np.ndarray, # uint8 RGB (T,H,W,3): the compressed or enhanced frames
+                 gt:np.ndarray, # uint8 RGB (T,H,W,3): the uncompressed frames
+                 bs:int=16, # frames per batch
+                 per_frame:bool=False, # return each frame's LPIPS instead of their mean
+                )->float|np.ndarray:
+        "LPIPS between two videos' frames: the mean over frames, or each frame's"
         f = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float().div(127.5).sub(1)
-        d = [self.net(f(out[i:i + bs]), f(gt[i:i + bs])).flatten() for i in range(0, len(out), bs)]
-        return float(torch.cat(d).mean())
+        d = torch.cat([self.net(f(out[i:i + bs]), f(gt[i:i + bs])).flatten() for i in range(0, len(out), bs)]).numpy()
+        return d if per_frame else float(d.mean())
 
 def lpips_or_reason()->tuple:
     "(LPIPS, None) when its weights are available, else (None, the one-line reason)"
@@ -106,17 +112,64 @@ def lpips_or_reason()->tuple:
     except WeightsUnavailable as e: return None, str(e)
 
 # %% ../nbs/07_analysis.ipynb #a1dd7096
+QUALITY_COLUMNS = ['psnr_y', 'psnr_rgb', 'tc', 'lpips']
+
+def frame_quality(out:YCbCr, # the compressed or enhanced frames
+                  gt:YCbCr, # the uncompressed frames, same size and count
+                  lp:LPIPS|None=None, # an LPIPS model, or None (unavailable: NaN)
+                  flows:list|None=None, # gt_flows(gt.y), if already computed
+                  progress:bool=False, # a progress bar over the frames
+                  bs:int=16, # frames measured at a time
+                 )->pd.DataFrame:
+    "PSNR-Y, PSNR-RGB, TC (NaN for frame 0) and LPIPS of every frame against its uncompressed frame"
+    if out.y.shape != gt.y.shape: raise ValueError(f"frames {out.y.shape} do not match the reference's {gt.y.shape}")
+    flows = gt_flows(gt.y) if flows is None else flows
+    rows = []
+    for s in progress_bar(range(0, len(gt.y), bs), display=progress):
+        t = slice(s, s + bs); o, g = YCbCr(*(p[t] for p in out)), YCbCr(*(p[t] for p in gt))
+        ro, rg = ycbcr_to_rgb(o), ycbcr_to_rgb(g)
+        tc = temporal_consistency(out.y[max(s - 1, 0):s + bs], gt.y, flows=flows[max(s - 1, 0):], per_frame=True)
+        rows.append(pd.DataFrame(dict(frame=range(s, s + len(o.y)), psnr_y=psnr(g.y, o.y, per_frame=True),
+                                      psnr_rgb=psnr(rg, ro, per_frame=True), tc=np.r_[[np.nan] * (s == 0), tc],
+                                      lpips=lp(ro, rg, per_frame=True) if lp is not None else np.nan)))
+    return pd.concat(rows, ignore_index=True)
+
 def video_quality(ds, # a PreparedDataset
                   video:str, version:str, # the video, and the version measured against its ground truth
                   lp:LPIPS|None=None, # an LPIPS model, or None (unavailable)
                   flows:list|None=None, # gt_flows of the video, if already computed
                  )->dict:
-    "PSNR-Y, PSNR-RGB, TC and LPIPS of one version of one video against its uncompressed frames"
-    gt, out = ds.planes(video, 'gt'), ds.planes(video, version)
-    if out.y.shape != gt.y.shape: raise VcrError(ds.cache_path(video, version), f"frames {out.y.shape} do not match the ground truth's {gt.y.shape}")
-    r = dict(psnr_y=psnr_y(out.y, gt.y), psnr_rgb=psnr_rgb(out, gt), tc=temporal_consistency(out.y, gt.y, flows=flows))
-    r['lpips'] = lp(ycbcr_to_rgb(out), ycbcr_to_rgb(gt)) if lp is not None else np.nan
-    return r
+    "PSNR-Y, PSNR-RGB, TC and LPIPS of one version of one video against its uncompressed frames: the means of `frame_quality`"
+    try: return frame_quality(ds.planes(video, version), ds.planes(video, 'gt'), lp, flows)[QUALITY_COLUMNS].mean().to_dict()
+    except ValueError as e: raise VcrError(ds.cache_path(video, version), str(e)) from None
+
+# %% ../nbs/07_analysis.ipynb #504a8eaa
+def compare_videos(ref, # the original (uncompressed) video
+                   dist, # the compressed or enhanced video: same size and frame count
+                   lp:LPIPS|None=None, # an LPIPS model, or None (unavailable)
+                   progress:bool=True, # a progress bar over the frames
+                  )->pd.DataFrame:
+    "`frame_quality` of two video files, refusing (one line) videos that cannot be compared"
+    r, d = read_video_yuv(ref), read_video_yuv(dist)
+    (T, H, W), (t, h, w) = r.y.shape, d.y.shape
+    if (H, W) != (h, w): raise VcrError(dist, f"frames are {w}x{h}, {ref}'s are {W}x{H}; compare videos of one size")
+    if T != t: raise VcrError(dist, f"has {t} frames, {ref} has {T}; compare videos of one length")
+    return frame_quality(d, r, lp, progress=progress)
+
+@call_parse
+@report_errors
+def vcr_quality(ref:str, # the original (uncompressed) video
+                dist:str, # the compressed or enhanced video: same size and frame count
+                out:str=None, # write the per-frame rows to this CSV
+               ):
+    "Compare two videos frame by frame: the means of PSNR-Y, PSNR-RGB, TC and LPIPS (per-frame rows to --out)"
+    lp, why = lpips_or_reason()
+    if why: print(f"LPIPS not measured: {why}", file=sys.stderr)
+    per = compare_videos(ref, dist, lp)
+    if out: write_atomic(out, per.to_csv(index=False))
+    m = per[QUALITY_COLUMNS].mean()
+    print(f"{len(per)} frames: PSNR-Y {m.psnr_y:.2f} dB, PSNR-RGB {m.psnr_rgb:.2f} dB, TC {m.tc:.2f} dB, LPIPS {m.lpips:.4f}"
+          + (f" (AlexNet: {lp.source})" if lp else ''))
 
 # %% ../nbs/07_analysis.ipynb #24828164
 _ENH = re.compile(r'^(?P<arch>[a-z]+)-(?P<loss>[a-z]+)-crf(?P<crf>\d+)-[0-9a-f]{8}$')
@@ -309,7 +362,7 @@ def finding_perceptual(acc:pd.DataFrame, # from `load_accuracy`
                       )->dict:
     "Finding 4: at the lowest enhanced bitrate ℓperc/ℓGAN give the best LPIPS and every recognizer's best top-1"
     f, enh = 'ℓperc/ℓGAN give the best LPIPS and the best accuracy at low bitrate', acc[acc.version == 'enhanced']
-    if q is None or not {'perc', 'gan'} & set(enh.method): return verdict_row(f, 'not tested', 'ℓperc and ℓGAN did not run (VGG-19 weights unavailable)')
+    if q is None or not {'perc', 'gan'} & set(enh.method): return verdict_row(f, 'not tested', 'ℓperc and ℓGAN did not run (no ImageNet VGG weights)')
     low = enh.crf.max()
     best_acc = best_method(enh[enh.crf == low], 'model', 'top1')
     ql = q[(q.crf == low) & (q.method != 'compressed')]
@@ -322,7 +375,7 @@ def finding_gan_tc(acc:pd.DataFrame, # from `load_accuracy`
                   )->dict:
     "Finding 5: among ℓpixel, ℓperc and ℓGAN, ℓGAN has the worst TC at every CRF"
     f = 'ℓGAN has the worst TC'
-    if q is None or 'gan' not in set(acc[acc.version == 'enhanced'].method): return verdict_row(f, 'not tested', 'ℓGAN did not run (VGG-19 weights unavailable)')
+    if q is None or 'gan' not in set(acc[acc.version == 'enhanced'].method): return verdict_row(f, 'not tested', 'ℓGAN did not run (no ImageNet VGG weights)')
     t = best_method(q[q.method.isin(['pixel', 'gan', 'perc'])], 'crf', 'tc', worst=True)
     return verdict_row(f, (t == 'gan').all(), f"worst TC by CRF: {dict(t)}")
 
@@ -371,6 +424,7 @@ def report_head(study:dict, # study.json of a run
              f"- written {time.strftime('%Y-%m-%d %H:%M:%S')}", '']
     if stages:
         parts += section('Stages', md_table(pd.DataFrame([{'stage': k, 'seconds': v.get('seconds', np.nan)} for k, v in stages.items()]).set_index('stage'), '{:.0f}'))
+    if study.get('weights'): parts += section('Pretrained weights', *[f"- {k}: {v}" for k, v in study['weights'].items()])
     if study.get('unavailable'): parts += section('Not run', *[f"- `{k}`: {v}" for k, v in study['unavailable'].items()])
     return parts
 
@@ -524,13 +578,14 @@ class StudyConfig:
     enh_pretrain_epochs:int|None=None # pretraining epochs (None: TRAIN_PRESETS)
     enh_samples:int|None=None # training sequences per epoch (None: TRAIN_PRESETS)
     enh_frames:int|None=None # unrolled frames (None: TRAIN_PRESETS)
+    enh_valid_per_class:int|None=None # enhancers validate each epoch on the first N test videos per class (None: all)
     per_class:int|None=None # test videos per class evaluated (None: all)
     ablation_per_class:int|None=None # test videos per class the ablation is measured on (None: as per_class)
     task_layer:str='layer3' # ResNet-S layer used as ϕ by the task-aware loss
     seed:int=0 # seeds the data, the recognizers and the enhancers
 
 STUDY_PRESETS = {
-    'mini':  StudyConfig(enh_epochs=1, enh_pretrain_epochs=1, enh_samples=32, enh_frames=5, per_class=3, ablation_per_class=1),
+    'mini':  StudyConfig(enh_epochs=1, enh_pretrain_epochs=1, enh_samples=32, enh_frames=5, enh_valid_per_class=2, per_class=3, ablation_per_class=1),
     'paper': StudyConfig(preset='paper'),
 }
 
@@ -540,7 +595,7 @@ def enhancer_jobs(cfg:StudyConfig)->list[tuple]:
 
 def enhancer_sizes(cfg:StudyConfig)->dict:
     "The study's changes to TRAIN_PRESETS' training size (sequences per epoch, unrolled frames)"
-    return {k: v for k, v in dict(samples_per_epoch=cfg.enh_samples, n_frames=cfg.enh_frames).items() if v}
+    return {k: v for k, v in dict(samples_per_epoch=cfg.enh_samples, n_frames=cfg.enh_frames, valid_per_class=cfg.enh_valid_per_class).items() if v}
 
 def recognizer_config(cfg:StudyConfig, kind:str, # '2d' or '3d'
                       data)->RecognizerConfig:
@@ -635,6 +690,7 @@ def study_quality(st:Study):
     videos, abl_videos = split_videos(ds, 'test', cfg.per_class), split_videos(ds, 'test', cfg.ablation_per_class or cfg.per_class)
     lp, why = lpips_or_reason()
     if why: st.unavailable['lpips'] = why; st.log(f"LPIPS: not measured: {why}")
+    write_json(st.out/'weights.json', {'LPIPS (AlexNet layers)': lp.source if lp else 'not measured'})
     versions = [('compressed', c, '', f'crf{c}') for c in ds.crfs] + enhanced_versions(ds, st.enhancers(), videos, st.progress)
     q = quality_table(ds, versions, videos, lp, st.progress)
     if abl := st.enhancers(ablation=True):        # the ablation's networks on their own (smaller) set of videos
@@ -656,11 +712,18 @@ def study_figures(st:Study, ds:PreparedDataset)->dict:
             'fig7_gradcam': (f'Fig. 7: ResNet-S Grad-CAM at CRF {top}, compressed and enhanced',
                              fig_gradcam(ds, st.rec['2d'], video, {'compressed': f'crf{top}', **at_top}))}
 
+def weights_used(st:Study)->dict:
+    "Where each pretrained network of the run came from: LPIPS's AlexNet layers, and each enhancer's ϕ"
+    w = json.loads((st.out/'weights.json').read_text()) if (st.out/'weights.json').exists() else {}
+    for e in st.enhancers():
+        if phi := load_checkpoint(e)['config'].get('phi'): w[f"ϕ of {e.stem}"] = phi
+    return w
+
 def study_report(st:Study)->Path:
     "The last stage, always rewritten: study.json's costs and what did not run, then the report; returns report.md's path"
     t, ds = time.time(), PreparedDataset(st.act)
     s = json.loads((st.out/'study.json').read_text())
-    write_json(st.out/'study.json', {**s, 'unavailable': st.unavailable, 'gflops': enhancer_gflops(st.cfg, ds)})
+    write_json(st.out/'study.json', {**s, 'unavailable': st.unavailable, 'gflops': enhancer_gflops(st.cfg, ds), 'weights': weights_used(st)})
     path = write_report(st.out, study_figures(st, ds))
     st.log(f"report: written in {time.time() - t:.0f}s -> {path}")
     return path

@@ -363,8 +363,9 @@ def psnr(a:np.ndarray, # reference, uint8 or float in [0, peak]
          b:np.ndarray, # test, same shape; a leading axis is frames
          peak:float=255, # maximum signal value
          cap:float=100, # the PSNR of identical frames, in dB
-        )->float:
-    "Mean over frames of per-frame PSNR in dB (identical frames count as `cap`)"
+         per_frame:bool=False, # return each frame's PSNR, (T,), instead of their mean
+        )->float|np.ndarray:
+    "Mean over frames of per-frame PSNR in dB (identical frames count as `cap`), or each frame's"
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape: raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
     if a.ndim == 2: a, b = a[None], b[None]
@@ -374,7 +375,8 @@ def psnr(a:np.ndarray, # reference, uint8 or float in [0, peak]
         a, b = a.astype(np.float64), b.astype(np.float64)
         mse = ((a - b)**2).reshape(len(a), -1).mean(1)
     with np.errstate(divide='ignore'): db = 10 * np.log10(peak**2 / mse)
-    return float(np.minimum(db, cap).mean())
+    db = np.minimum(db, cap)
+    return db if per_frame else float(db.mean())
 
 # %% ../nbs/01_compression.ipynb #1474f716
 CRF_LADDER = (20, 25, 30, 35, 40, 45, 50)   # §4.3

@@ -27,9 +27,9 @@ __all__ = ['KINETICS_COLUMNS', 'ACTION_TEXTURES', 'ACTION_MOTIONS', 'ACTION_BACK
            'kinetics_items', 'folder_items', 'render_camera_move', 'render_action', 'mini_enhance_items',
            'mini_action_items', 'PrepareConfig', 'save_frames', 'load_frames', 'packed_luma', 'packed_planes',
            'manifest_columns', 'prepare_version', 'prepare_video', 'prepare_dataset', 'ucf101_replica',
-           'kinetics_replica', 'prepare_mini', 'vcr_prepare', 'PreparedDataset', 'EnhancementPairs', 'enhancement_dls',
-           'RecognitionSampling', 'SamplePlan', 'tsn_indices', 'uniform_indices', 'clip_starts', 'plan_2d', 'plan_3d',
-           'apply_plan', 'RecognitionClips']
+           'kinetics_replica', 'prepare_mini', 'vcr_prepare', 'PreparedDataset', 'split_videos', 'EnhancementPairs',
+           'enhancement_dls', 'RecognitionSampling', 'SamplePlan', 'tsn_indices', 'uniform_indices', 'clip_starts',
+           'plan_2d', 'plan_3d', 'apply_plan', 'RecognitionClips']
 
 # %% ../nbs/02_datasets.ipynb #e98a2c50
 @dataclass
@@ -525,6 +525,14 @@ class PreparedDataset:
     def __repr__(self): return f"PreparedDataset({self.path}: {len(self.rows)} videos, {len(self.classes)} classes, CRFs {self.crfs})"
 
 # %% ../nbs/02_datasets.ipynb #1fcf25c9
+def split_videos(ds:PreparedDataset, # a prepared dataset
+                 split:str='test', # which split
+                 per_class:int|None=None, # the first N videos of each class (in manifest order); None: all
+                )->list[str]:
+    "The videos of a split, or the first `per_class` of each class"
+    seen = {}
+    return [r['video'] for r in ds.videos(split) if per_class is None or len(seen.setdefault(r['label'], [])) < per_class and not seen[r['label']].append(1)]
+
 class EnhancementPairs(torch.utils.data.Dataset):
     "Aligned (compressed, ground-truth) luma patch sequences, each (T,1,patch,patch) float in [0,1]"
     def __init__(self, ds:PreparedDataset, # a prepared dataset
@@ -535,12 +543,13 @@ class EnhancementPairs(torch.utils.data.Dataset):
                  train:bool=True, # random windows (True) or windows fixed by index (False)
                  samples_per_clip:int=1, # samples per clip per epoch
                  seed:int=0, # seed of the fixed windows
+                 only:list|None=None, # these videos of the split only (None: all)
                 ):
         self.ds, self.version, self.n, self.patch, self.train, self.seed = ds, f'crf{crf}', n_frames, patch, train, seed
         small = lambda r: int(r['frames']) < n_frames or min(int(r['width']), int(r['height'])) < patch
         self.skipped = {r['video']: f"clip of {r['frames']} frames {r['width']}x{r['height']} is smaller than {n_frames} frames of {patch}x{patch}"
                         for r in ds.videos(split) if small(r)}          # too short or too small to sample: left out, with the reason
-        self.videos = [r['video'] for r in ds.videos(split) if not small(r)]
+        self.videos = [r['video'] for r in ds.videos(split) if not small(r) and (only is None or r['video'] in only)]
         if not self.videos:
             raise VcrError(ds.path, f"no prepared videos in split {split!r}" + (f" of at least {n_frames} frames of {patch}x{patch}" if self.skipped else ''))
         self.spc = samples_per_clip
@@ -570,12 +579,13 @@ def enhancement_dls(ds:PreparedDataset, # a prepared dataset
                     patch:int=96, # window side
                     samples_per_clip:int=1, # training samples per clip per epoch
                     valid_split:str='test', # the split validated on ('val' for Kinetics)
+                    valid_per_class:int|None=None, # validate on the first N videos of each class (None: all)
                     num_workers:int=0, # loader processes
                     device=None, # where batches go (default: the default device)
                    )->DataLoaders:
     "fastai DataLoaders of (compressed, ground truth) luma sequences, batches (B,T,1,patch,patch)"
     train = EnhancementPairs(ds, crf, 'train', n_frames, patch, True, samples_per_clip)
-    valid = EnhancementPairs(ds, crf, valid_split, n_frames, patch, False, samples_per_clip)
+    valid = EnhancementPairs(ds, crf, valid_split, n_frames, patch, False, samples_per_clip, only=split_videos(ds, valid_split, valid_per_class))
     dls = DataLoaders(DataLoader(train, bs=bs, shuffle=True, drop_last=len(train) >= bs, num_workers=num_workers, device=device),
                       DataLoader(valid, bs=bs, num_workers=num_workers, device=device))
     for dl in dls.loaders: dl.n_inp = 1                                          # one input (compressed), one target

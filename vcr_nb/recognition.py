@@ -29,7 +29,7 @@ from torchvision.models.video import resnet as tv3d
 from .core import (VcrError, Checkpoint, NonFiniteGuard, atomic_output, check_resume, fit_from, guard_settings, load_checkpoint,
                          misfit, output_lock, report_errors, restore, write_atomic)
 from .compression import YCbCr
-from .datasets import PreparedDataset, RecognitionClips, RecognitionSampling, save_frames
+from .datasets import PreparedDataset, RecognitionClips, RecognitionSampling, save_frames, split_videos
 from .losses import IMAGENET_MEAN, IMAGENET_STD, load_pretrained
 from .models import enhance_clips, load_enhancer
 
@@ -37,8 +37,8 @@ from .models import enhance_clips, load_enhancer
 # %% auto #0
 __all__ = ['RESNET_2D_DEPTHS', 'RESNET_3D_DEPTHS', 'RECOGNIZER_PRESETS', 'PREDICTION_COLUMNS', 'ResNet2d', 'ResNet3d',
            'hara_to_resnet3d', 'load_hara', 'Recognizer', 'RecognizerConfig', 'sampling_of', 'build_recognizer',
-           'action_root', 'split_videos', 'recognition_dls', 'RunSchedule', 'train_recognizer', 'load_recognizer',
-           'enhancer_name', 'enhance_cached', 'predict', 'evaluate', 'read_predictions', 'log_loss', 'accuracy_table',
+           'action_root', 'recognition_dls', 'RunSchedule', 'train_recognizer', 'load_recognizer', 'enhancer_name',
+           'enhance_cached', 'predict', 'evaluate', 'read_predictions', 'log_loss', 'accuracy_table',
            'per_class_accuracy', 'grad_cam', 'show_cam', 'vcr_train_recognizer', 'vcr_evaluate']
 
 # %% ../nbs/05_recognition.ipynb #dd6c619d
@@ -205,11 +205,6 @@ def action_root(data)->Path:
     data = Path(data)
     if not (data/'manifest.csv').exists() and (data/'action'/'manifest.csv').exists(): return data/'action'
     return data
-
-def split_videos(ds:PreparedDataset, split:str='test', per_class:int|None=None)->list[str]:
-    "The videos of a split, or the first `per_class` of each class (in manifest order)"
-    seen = {}
-    return [r['video'] for r in ds.videos(split) if per_class is None or len(seen.setdefault(r['label'], [])) < per_class and not seen[r['label']].append(1)]
 
 def recognition_dls(ds:PreparedDataset, # a prepared action set
                     cfg:RecognizerConfig, # the recognizer (kind, sampling, batch size)

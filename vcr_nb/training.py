@@ -111,6 +111,7 @@ class TrainConfig:
     samples_per_epoch:int=0 # training samples per epoch, drawn evenly over the clips; 0: one per clip
     critic_base:int=64 # discriminator width (ESRGAN: 64)
     init:str='' # checkpoint whose enhancer weights start the run (the pretrained network)
+    valid_per_class:int|None=None # validate each epoch on the first N videos per class only (None: all); training is unchanged
     seed:int=0
 
 TRAIN_PRESETS = {
@@ -137,17 +138,19 @@ def make_loss(name:str, critic:nn.Module=None, phi:nn.Module=None)->nn.Module:
 
 def train_enhancer(cfg:TrainConfig, # the run
                    out, # its checkpoint (.pth): written every epoch, resumed from if present
-                   phi:nn.Module=None, # ϕ for 'perc'/'gan' (default VGG-19) and 'task' (required)
+                   phi:nn.Module=None, # ϕ for 'perc'/'gan' (default: `VGGFeatures()`) and 'task' (required)
                    progress:bool=True, # fastai's progress bar and epoch table
                    extra_cbs:list=(), # more callbacks (tests)
                   )->tuple[Learner, pd.DataFrame]:
     "Train (or resume) one enhancer; returns the learner and its per-epoch history"
-    out, config = Path(out), asdict(cfg)
+    out = Path(out)
+    if cfg.loss in ('perc', 'gan') and phi is None: phi = VGGFeatures()      # ImageNet VGG layers, wherever they are (04_losses)
+    config = {**asdict(cfg), **({'phi': phi.what} if cfg.loss != 'pixel' and phi is not None else {})}   # which ϕ, recorded
     with output_lock(out):                                   # one run per checkpoint
         set_seed(cfg.seed, reproducible=True)                # Python's random too: fastai's shuffling and the windows draw from it
         ds = PreparedDataset(cfg.data)
         spc = max(1, math.ceil(cfg.samples_per_epoch / max(1, len(ds.videos('train')))))
-        dls = enhancement_dls(ds, cfg.crf, cfg.bs, cfg.n_frames, cfg.patch, spc)
+        dls = enhancement_dls(ds, cfg.crf, cfg.bs, cfg.n_frames, cfg.patch, spc, valid_per_class=cfg.valid_per_class)
         if progress and (skipped := {**dls.train.dataset.skipped, **dls.valid.dataset.skipped}):
             print(f"{len(skipped)} clips too small to train on, left out (e.g. {next(iter(skipped))}: {next(iter(skipped.values()))})", file=sys.stderr)
         model = build_enhancer(matched_config(ENHANCER_PRESETS[cfg.size], cfg.arch)).to(memory_format=torch.channels_last)  # faster convs (below)
