@@ -143,7 +143,7 @@ def video_quality(ds, # a PreparedDataset
     try: return frame_quality(ds.planes(video, version), ds.planes(video, 'gt'), lp, flows)[QUALITY_COLUMNS].mean().to_dict()
     except ValueError as e: raise VcrError(ds.cache_path(video, version), str(e)) from None
 
-# %% ../nbs/07_analysis.ipynb #504a8eaa
+# %% ../nbs/07_analysis.ipynb #2ce6ee42
 def compare_videos(ref, # the original (uncompressed) video
                    dist, # the compressed or enhanced video: same size and frame count
                    lp:LPIPS|None=None, # an LPIPS model, or None (unavailable)

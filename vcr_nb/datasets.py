@@ -28,8 +28,8 @@ __all__ = ['KINETICS_COLUMNS', 'ACTION_TEXTURES', 'ACTION_MOTIONS', 'ACTION_BACK
            'mini_action_items', 'PrepareConfig', 'save_frames', 'load_frames', 'packed_luma', 'packed_planes',
            'manifest_columns', 'prepare_version', 'prepare_video', 'prepare_dataset', 'ucf101_replica',
            'kinetics_replica', 'prepare_mini', 'vcr_prepare', 'PreparedDataset', 'split_videos', 'EnhancementPairs',
-           'enhancement_dls', 'RecognitionSampling', 'SamplePlan', 'tsn_indices', 'uniform_indices', 'clip_starts',
-           'plan_2d', 'plan_3d', 'apply_plan', 'RecognitionClips']
+           'SampledDL', 'enhancement_dls', 'RecognitionSampling', 'SamplePlan', 'tsn_indices', 'uniform_indices',
+           'clip_starts', 'plan_2d', 'plan_3d', 'apply_plan', 'RecognitionClips']
 
 # %% ../nbs/02_datasets.ipynb #e98a2c50
 @dataclass
@@ -572,12 +572,17 @@ class EnhancementPairs(torch.utils.data.Dataset):
         cut = lambda version: torch.from_numpy(np.multiply(self.ds.packed(v, version)[:self.n, None, y0:y0 + p, x0:x0 + p], np.float32(1/255), dtype=np.float32))
         return cut(self.version), cut('gt')     # rows y0..y0+p of a packed frame are luma, since y0 + p <= H
 
+class SampledDL(DataLoader):
+    "A fastai `DataLoader` that draws `n` of its dataset's items each epoch: a fresh random subset when shuffling"
+    def get_idxs(self): return self.rng.sample(range(len(self.dataset)), self.n) if self.shuffle else list(range(self.n))
+
 def enhancement_dls(ds:PreparedDataset, # a prepared dataset
                     crf:int, # the compressed version to enhance
                     bs:int=16, # batch size (§4.3)
                     n_frames:int=10, # unrolled length
                     patch:int=96, # window side
                     samples_per_clip:int=1, # training samples per clip per epoch
+                    samples_per_epoch:int=0, # at most this many training samples per epoch, a random subset each epoch (0: all)
                     valid_split:str='test', # the split validated on ('val' for Kinetics)
                     valid_per_class:int|None=None, # validate on the first N videos of each class (None: all)
                     num_workers:int=0, # loader processes
@@ -586,7 +591,8 @@ def enhancement_dls(ds:PreparedDataset, # a prepared dataset
     "fastai DataLoaders of (compressed, ground truth) luma sequences, batches (B,T,1,patch,patch)"
     train = EnhancementPairs(ds, crf, 'train', n_frames, patch, True, samples_per_clip)
     valid = EnhancementPairs(ds, crf, valid_split, n_frames, patch, False, samples_per_clip, only=split_videos(ds, valid_split, valid_per_class))
-    dls = DataLoaders(DataLoader(train, bs=bs, shuffle=True, drop_last=len(train) >= bs, num_workers=num_workers, device=device),
+    n = min(samples_per_epoch or len(train), len(train))
+    dls = DataLoaders(SampledDL(train, bs=bs, shuffle=True, drop_last=n >= bs, n=n, num_workers=num_workers, device=device),
                       DataLoader(valid, bs=bs, num_workers=num_workers, device=device))
     for dl in dls.loaders: dl.n_inp = 1                                          # one input (compressed), one target
     return dls

@@ -108,7 +108,7 @@ class TrainConfig:
     bs:int=16 # batch size (§4.3)
     n_frames:int=10 # unrolled steps (§2.1)
     patch:int=96 # patch side (§4.3)
-    samples_per_epoch:int=0 # training samples per epoch, drawn evenly over the clips; 0: one per clip
+    samples_per_epoch:int=0 # training samples per epoch: evenly over the clips, a random subset of them when fewer; 0: one per clip
     critic_base:int=64 # discriminator width (ESRGAN: 64)
     init:str='' # checkpoint whose enhancer weights start the run (the pretrained network)
     valid_per_class:int|None=None # validate each epoch on the first N videos per class only (None: all); training is unchanged
@@ -150,7 +150,8 @@ def train_enhancer(cfg:TrainConfig, # the run
         set_seed(cfg.seed, reproducible=True)                # Python's random too: fastai's shuffling and the windows draw from it
         ds = PreparedDataset(cfg.data)
         spc = max(1, math.ceil(cfg.samples_per_epoch / max(1, len(ds.videos('train')))))
-        dls = enhancement_dls(ds, cfg.crf, cfg.bs, cfg.n_frames, cfg.patch, spc, valid_per_class=cfg.valid_per_class)
+        dls = enhancement_dls(ds, cfg.crf, cfg.bs, cfg.n_frames, cfg.patch, spc, samples_per_epoch=cfg.samples_per_epoch,
+                              valid_per_class=cfg.valid_per_class)
         if progress and (skipped := {**dls.train.dataset.skipped, **dls.valid.dataset.skipped}):
             print(f"{len(skipped)} clips too small to train on, left out (e.g. {next(iter(skipped))}: {next(iter(skipped.values()))})", file=sys.stderr)
         model = build_enhancer(matched_config(ENHANCER_PRESETS[cfg.size], cfg.arch)).to(memory_format=torch.channels_last)  # faster convs (below)
