@@ -143,7 +143,7 @@ def video_quality(ds, # a PreparedDataset
     try: return frame_quality(ds.planes(video, version), ds.planes(video, 'gt'), lp, flows)[QUALITY_COLUMNS].mean().to_dict()
     except ValueError as e: raise VcrError(ds.cache_path(video, version), str(e)) from None
 
-# %% ../nbs/07_analysis.ipynb #2ce6ee42
+# %% ../nbs/07_analysis.ipynb #aa407bd1
 def compare_videos(ref, # the original (uncompressed) video
                    dist, # the compressed or enhanced video: same size and frame count
                    lp:LPIPS|None=None, # an LPIPS model, or None (unavailable)
@@ -166,6 +166,7 @@ def vcr_quality(ref:str, # the original (uncompressed) video
     lp, why = lpips_or_reason()
     if why: print(f"LPIPS not measured: {why}", file=sys.stderr)
     per = compare_videos(ref, dist, lp)
+    print()                                                        # the console progress bar leaves its line open
     if out: write_atomic(out, per.to_csv(index=False))
     m = per[QUALITY_COLUMNS].mean()
     print(f"{len(per)} frames: PSNR-Y {m.psnr_y:.2f} dB, PSNR-RGB {m.psnr_rgb:.2f} dB, TC {m.tc:.2f} dB, LPIPS {m.lpips:.4f}"
@@ -365,7 +366,7 @@ def finding_perceptual(acc:pd.DataFrame, # from `load_accuracy`
     if q is None or not {'perc', 'gan'} & set(enh.method): return verdict_row(f, 'not tested', 'ℓperc and ℓGAN did not run (no ImageNet VGG weights)')
     low = enh.crf.max()
     best_acc = best_method(enh[enh.crf == low], 'model', 'top1')
-    ql = q[(q.crf == low) & (q.method != 'compressed')]
+    ql = q[(q.crf == low) & q.method.isin(METHODS[1:])]                 # the paper's objectives (not the ablation's networks)
     best_lp = ql.loc[ql.lpips.idxmin(), 'method'] if ql.lpips.notna().any() else None
     return verdict_row(f, best_lp in ('perc', 'gan') and set(best_acc) <= {'perc', 'gan'}, f"CRF {low}: best top-1 {dict(best_acc)}, best LPIPS {best_lp}")
 
