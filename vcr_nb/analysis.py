@@ -143,7 +143,7 @@ def video_quality(ds, # a PreparedDataset
     try: return frame_quality(ds.planes(video, version), ds.planes(video, 'gt'), lp, flows)[QUALITY_COLUMNS].mean().to_dict()
     except ValueError as e: raise VcrError(ds.cache_path(video, version), str(e)) from None
 
-# %% ../nbs/07_analysis.ipynb #aa407bd1
+# %% ../nbs/07_analysis.ipynb #ea7ef09c
 def compare_videos(ref, # the original (uncompressed) video
                    dist, # the compressed or enhanced video: same size and frame count
                    lp:LPIPS|None=None, # an LPIPS model, or None (unavailable)

