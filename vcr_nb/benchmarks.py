@@ -221,7 +221,7 @@ def bench_enhance(quick:bool=False)->dict:
            bench_variants('mini', (256, 144), 4, 3) + bench_variants('paper', (640, 360), 1, 2, ('channels_last',)))
     return {'conv_gflops_per_s': conv, 'threads': torch.get_num_threads(), 'architectures': arch, 'variants': var}
 
-# %% ../nbs/08_benchmarks.ipynb #426589d2
+# %% ../nbs/08_benchmarks.ipynb #d05c5f49
 def training_step(loss:nn.Module, # the objective: pixel_loss, PerceptualLoss or RaGANLoss
                   x:torch.Tensor, y:torch.Tensor, # a batch of compressed and ground-truth sequences (B,T,1,H,W)
                   critic:nn.Module|None=None, # ℓGAN's critic: its own step follows the enhancer's
