@@ -4,12 +4,11 @@
 
 # %% ../nbs/08_benchmarks.ipynb #e936899c
 from __future__ import annotations
-import contextlib, json, os, platform, resource, shutil, subprocess, sys, tempfile, threading, time
+import contextlib, json, os, platform, resource, shutil, subprocess, tempfile, threading, time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np, pandas as pd, torch, torch.nn as nn
-import matplotlib.pyplot as plt
 from fastcore.script import call_parse, Param
 
 from .core import VcrError, report_errors, write_atomic

@@ -14,7 +14,6 @@ from typing import Iterable, Iterator, NamedTuple
 import av, cv2, numpy as np
 from fastcore.meta import delegates
 from fastcore.script import call_parse, Param
-from fastprogress.fastprogress import progress_bar
 
 from .core import (VcrError, atomic_output, disk_full, guard_settings, is_disk_full, output_lock, read_rows,
                          report_errors, run_batch)

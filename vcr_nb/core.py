@@ -17,7 +17,7 @@ from filelock import FileLock, Timeout
 from fastai.callback.core import Callback, CancelFitException
 import fastai.callback.progress                                # fastai's progress bar (and Learner.no_bar)
 from fastai.learner import Learner
-from fastai.torch_core import num_distrib, rank_distrib, set_seed
+from fastai.torch_core import num_distrib, rank_distrib
 from fastcore.foundation import L
 from fastprogress.fastprogress import progress_bar, IN_NOTEBOOK
 

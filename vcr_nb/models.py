@@ -9,7 +9,6 @@ from dataclasses import dataclass, replace
 from typing import Iterable, Iterator
 
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
-from pathlib import Path
 
 from .core import VcrError, load_checkpoint, misfit
 

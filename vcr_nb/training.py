@@ -9,7 +9,7 @@ from collections import deque
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
-import numpy as np, pandas as pd, torch, torch.nn as nn
+import pandas as pd, torch, torch.nn as nn
 from .core import (VcrError, Checkpoint, NonFiniteGuard, check_resume, fit_from, load_checkpoint, output_lock, report_errors,
                          restore)
 from fastai.callback.core import Callback
