@@ -18,11 +18,11 @@ from fastprogress.fastprogress import progress_bar
 
 from .core import VcrError, load_checkpoint, report_errors, write_atomic, write_json
 from .compression import YCbCr, psnr, read_video_yuv, ycbcr_to_rgb
-from .datasets import PreparedDataset, RecognitionClips, prepare_mini
+from .datasets import PreparedDataset, RecognitionClips, prepare_mini, split_videos
 from .models import ENHANCER_PRESETS, build_enhancer, matched_config, step_gflops
 from .losses import LayerFeatures, WeightsUnavailable, backbone_features
 from .recognition import (RECOGNIZER_PRESETS, RecognizerConfig, accuracy_table, enhance_cached, enhancer_name, evaluate,
-    grad_cam, load_recognizer, per_class_accuracy, read_predictions, sampling_of, show_cam, split_videos, train_recognizer)
+    grad_cam, load_recognizer, per_class_accuracy, read_predictions, sampling_of, show_cam, train_recognizer)
 from .training import TRAIN_PRESETS, train_recipe
 
 
