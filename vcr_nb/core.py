@@ -4,12 +4,12 @@
 
 # %% ../nbs/00_core.ipynb #94831d00
 from __future__ import annotations
-import csv, errno, io, json, multiprocessing, os, shutil, signal, socket, sys, time, warnings
+import csv, errno, io, json, multiprocessing, os, queue, shutil, signal, socket, sys, threading, time, warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import ExitStack, contextmanager
 from functools import wraps
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import pandas as pd, torch, torch.nn as nn
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)   # fastai's import
@@ -26,8 +26,9 @@ __all__ = ['DISK_FULL_ERRNOS', 'ROW_STATUSES', 'LOCK_NAME', 'RESUMABLE', 'VcrErr
            'disk_full', 'report_errors', 'atomic_path', 'fsync_path', 'atomic_output', 'write_atomic', 'write_json',
            'read_rows', 'write_rows', 'Journal', 'OutputInUse', 'lock_file', 'lock_holder', 'output_lock',
            'settings_diff', 'check_resume', 'guard_settings', 'run_tasks', 'status_counts', 'batch_summary',
-           'remove_partials', 'run_batch', 'save_checkpoint', 'load_checkpoint', 'misfit', 'optimizer_to_params',
-           'restore', 'NonFiniteLoss', 'all_ranks', 'NonFiniteGuard', 'Checkpoint', 'fit_from']
+           'remove_partials', 'run_batch', 'prefetch', 'save_checkpoint', 'load_checkpoint', 'misfit',
+           'optimizer_to_params', 'restore', 'NonFiniteLoss', 'all_ranks', 'NonFiniteGuard', 'Checkpoint', 'fit_from',
+           'process_group', 'ranks', 'shard', 'gather_all', 'from_rank0', 'barrier']
 
 # %% ../nbs/00_core.ipynb #9cd55848
 class VcrError(Exception):
@@ -78,7 +79,8 @@ def report_errors(f):
         except OSError as e:
             if not is_disk_full(e): raise
             msg = str(disk_full(e.filename or '.'))
-        print(f"{Path(sys.argv[0]).name}: error: {msg}", file=sys.stderr); sys.exit(1)
+        if rank_distrib() == 0: print(f"{Path(sys.argv[0]).name}: error: {msg}", file=sys.stderr)   # once in a launch
+        sys.exit(1)
     return _inner
 
 # %% ../nbs/00_core.ipynb #391d4c36
@@ -292,7 +294,7 @@ def run_batch(out, # the output folder, locked for the run; the manifest lives i
         results = run_tasks(fn, [tasks[k] for k in todo], workers, scheduler)
         try:
             with Journal(manifest, columns) as journal:
-                for row in progress_bar(results, total=len(todo), display=progress and bool(todo)):
+                for row in (progress_bar(results, total=len(todo)) if progress and todo else results):
                     row = {c: str(v) for c, v in row.items()}
                     journal.append(row); rows[row_key(row)] = row; n += 1
                     if progress and row['status'] == 'error': print(f"error: {describe(row)}", file=sys.stderr)
@@ -307,6 +309,35 @@ def run_batch(out, # the output folder, locked for the run; the manifest lives i
         if todo and not IN_NOTEBOOK: print()                  # the console bar (on stdout) leaves its line open
         print(batch_summary(what, len(todo), rows, time.time() - t0, manifest), file=sys.stderr)
     return rows
+
+# %% ../nbs/00_core.ipynb #d8e0d997
+def prefetch(items:Iterable, # any iterable, e.g. a generator of decoded frames
+             ahead:int=4, # how many produced items may wait
+            )->Iterator:
+    "Iterate `items` in a background thread, up to `ahead` items in advance; its errors are raised here, in order"
+    q, stop, end = queue.Queue(ahead), threading.Event(), object()
+    def put(item)->bool:
+        while not stop.is_set():
+            try: q.put(item, timeout=0.05); return True
+            except queue.Full: pass
+        return False
+    def produce():
+        it = iter(items)
+        try:
+            for x in it:
+                if not put((x, None)): return
+            put((end, None))
+        except BaseException as e: put((end, e))
+        finally: getattr(it, 'close', lambda: None)()
+    t = threading.Thread(target=produce, daemon=True, name='prefetch'); t.start()
+    try:
+        while True:
+            x, err = q.get()
+            if x is end:
+                if err is not None: raise err
+                return
+            yield x
+    finally: stop.set(); t.join()
 
 # %% ../nbs/00_core.ipynb #a5abe2bf
 def save_checkpoint(path, # the .pth to write (atomically)
@@ -425,3 +456,46 @@ def fit_from(learn:Learner, # a learner with a `Checkpoint` callback writing `ou
     if learn.nonfinite:
         raise NonFiniteLoss(out, f"training stopped: {learn.nonfinite}; the last good checkpoint is kept" + ("" if out.exists() else " (none was written)"))
     return pd.DataFrame(load_checkpoint(out)['history'] if out.exists() else [], columns=columns).rename_axis('epoch')
+
+# %% ../nbs/00_core.ipynb #92a1e299
+@contextmanager
+def process_group():
+    "Under `torchrun` / `accelerate launch` (WORLD_SIZE > 1) a torch.distributed group for the block: NCCL on GPUs, gloo on CPUs"
+    if num_distrib() <= 1 or torch.distributed.is_initialized(): yield; return
+    if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
+    torch.distributed.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
+    try: yield
+    finally: torch.distributed.destroy_process_group()
+
+def ranks()->tuple[int, int]:
+    "(this process's rank, the number of processes) in the torch.distributed group; (0, 1) outside one"
+    d = torch.distributed
+    return (d.get_rank(), d.get_world_size()) if d.is_available() and d.is_initialized() else (0, 1)
+
+def shard(items:Iterable, # what to deal out
+         )->list:
+    "This rank's share of `items`, dealt round-robin (all of them outside a group)"
+    r, n = ranks()
+    return list(items)[r::n]
+
+def gather_all(obj)->list:
+    "Every rank's `obj`, in rank order, on every rank (`[obj]` outside a group)"
+    if ranks()[1] == 1: return [obj]
+    out = [None] * ranks()[1]; torch.distributed.all_gather_object(out, obj)
+    return out
+
+def from_rank0(fn:Callable, *args, **kwargs):
+    "fn(*args, **kwargs) run on rank 0 alone, its result (or its error) shared with every rank"
+    if ranks()[1] == 1: return fn(*args, **kwargs)
+    box = [None]
+    if ranks()[0] == 0:
+        try: box = [(True, fn(*args, **kwargs))]
+        except Exception as e: box = [(False, e)]
+    torch.distributed.broadcast_object_list(box, 0)
+    ok, value = box[0]
+    if not ok: raise value
+    return value
+
+def barrier():
+    "Wait until every rank is here (nothing outside a group)"
+    if ranks()[1] > 1: torch.distributed.barrier()

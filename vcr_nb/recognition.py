@@ -19,15 +19,16 @@ from fastai.data.load import DataLoader
 from fastai.learner import Learner
 from fastai.metrics import accuracy
 from fastai.optimizer import SGD, Adam
-from fastai.torch_core import set_seed
+from fastai.torch_core import rank_distrib, set_seed
 from fastcore.basics import store_attr
 from fastcore.script import call_parse, Param
 from fastprogress.fastprogress import progress_bar
 from torchvision.models import resnet as tv2d
 from torchvision.models.video import resnet as tv3d
 
-from .core import (VcrError, Checkpoint, NonFiniteGuard, atomic_output, check_resume, fit_from, guard_settings, load_checkpoint,
-                         misfit, output_lock, report_errors, restore, write_atomic)
+from .core import (VcrError, Checkpoint, NonFiniteGuard, atomic_output, barrier, check_resume, fit_from, from_rank0, gather_all,
+                         guard_settings, load_checkpoint, misfit, output_lock, process_group, ranks, report_errors, restore, shard,
+                         write_atomic)
 from .compression import YCbCr
 from .datasets import PreparedDataset, RecognitionClips, RecognitionSampling, save_frames, split_videos
 from .losses import IMAGENET_MEAN, IMAGENET_STD, load_pretrained
@@ -277,23 +278,27 @@ def enhancer_name(path)->str:
 def enhance_cached(ds:PreparedDataset, # a prepared dataset
                    enhancer, # an enhancer checkpoint from vcr_train_enhancer
                    videos:list[str], # the videos to enhance
-                   progress:bool=True)->str:
+                   progress:bool=True, # a progress bar
+                   device='cpu', # where the enhancer runs
+                  )->str:
     "Enhance the compressed frames of `videos` at the enhancer's CRF, caching them in `ds`; returns their version name"
-    model, ecfg = load_enhancer(enhancer)
+    model, ecfg = load_enhancer(enhancer, device)
     crf = int(ecfg['crf'])
     if crf not in ds.crfs: raise VcrError(enhancer, f"enhancer is for CRF {crf}, which {ds.path} was not compressed at")
     version = f"enh/{enhancer_name(enhancer)}/crf{crf}"
-    todo = [v for v in videos if not ds.cache_path(v, version).exists()]
+    todo = from_rank0(lambda: [v for v in videos if not ds.cache_path(v, version).exists()])   # one view for every rank
     batches, cur = [], []                     # runs of equal-size clips, up to ~32M pixels, enhanced as one batch
     for v in todo:
         r = ds.by_id[v]; shape = (int(r['frames']), int(r['height']), int(r['width']))
         if cur and (shape != cur[0][1] or (len(cur) + 1) * np.prod(shape) > 2 ** 25): batches.append(cur); cur = []
         cur.append((v, shape))
     if cur: batches.append(cur)
-    for b in (_bar(batches, f'enhancing CRF {crf}') if progress and batches else batches):
+    mine = shard(batches)                                   # in a launch, each rank its share of the batches
+    for b in (_bar(mine, f'enhancing CRF {crf}') if progress and mine else mine):
         planes = [ds.planes(v, f'crf{crf}') for v, _ in b]
         ys = enhance_clips(model, np.stack([p.y for p in planes]))
         for (v, _), p, y in zip(b, planes, ys): save_frames(ds.cache_path(v, version), [YCbCr(*f) for f in zip(y, p.cb, p.cr)])
+    barrier()                                               # every rank's clips are on disk before any rank reads them
     return version
 
 @torch.inference_mode()
@@ -307,9 +312,13 @@ def predict(model:Recognizer, # a frozen recognizer
            )->tuple[list[str], np.ndarray]:
     "Each video's class probabilities: the softmax of its frames' (2D) or clips' (3D) averaged scores"
     clips = RecognitionClips(ds, split, cfg.kind, False, version, sampling_of(cfg), videos)
-    dl = torch.utils.data.DataLoader(clips, batch_size=bs, shuffle=False)
+    batches = [list(range(i, min(i + bs, len(clips)))) for i in range(0, len(clips), bs)]
+    mine = shard(batches)                     # in a launch, each rank scores its share of the same batches
+    dl = torch.utils.data.DataLoader(clips, batch_sampler=mine)
     dev = next(model.parameters()).device
-    scores = torch.cat([model(x.to(dev)).float().cpu() for x, _ in (_bar(dl, version) if progress else dl)])
+    part = [model(x.to(dev)).float().cpu() for x, _ in (_bar(dl, version) if progress and mine else dl)]
+    by_batch = {b0: s for rank in gather_all(list(zip([b[0] for b in mine], part))) for b0, s in rank}   # first item -> scores
+    scores = torch.cat([by_batch[b[0]] for b in batches]) if batches else torch.zeros(0, len(cfg.classes))
     owner = torch.tensor([clips.videos.index(v) for v in clips.video_of()])
     sums = torch.zeros(len(clips.videos), scores.shape[1]).index_add_(0, owner, scores)
     mean = sums / torch.bincount(owner, minlength=len(clips.videos))[:, None]
@@ -328,39 +337,51 @@ def evaluate(data, # the prepared action set (or a mini folder)
              out, # output folder
              enhancers:list=(), # enhancer checkpoints; each runs at its own CRF
              crfs:list|None=None, # compressed versions to evaluate (default: the dataset's ladder)
-             split:str='test', bs:int=8, progress:bool=True,
+             split:str='test', # the videos evaluated
+             bs:int=8, # batch size
+             progress:bool=True, # progress bars (on rank 0 only, in a launch)
              per_class:int|None=None, # only the first N videos of each class in the split (default: all)
+             device=None, # where the networks run; None: CUDA if there is a GPU (this rank's, in a launch), else the CPU
             )->pd.DataFrame:
     "Predictions of a frozen recognizer on the uncompressed, compressed and enhanced test videos; writes OUT/predictions.csv and OUT/probs.npz"
+    with process_group(): return _evaluate(data, recognizer, out, enhancers, crfs, split, bs, progress, per_class, device)
+
+def _evaluate(data, recognizer, out, enhancers, crfs, split, bs, progress, per_class, device)->pd.DataFrame:
     ds, out = PreparedDataset(action_root(data)), Path(out)
     if out.resolve() == ds.path.resolve(): raise VcrError(out, "output folder is the prepared dataset itself; choose another OUT")
-    model, cfg = load_recognizer(recognizer)
+    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    progress, rank0 = progress and ranks()[0] == 0, ranks()[0] == 0
+    model, cfg = load_recognizer(recognizer, device)
     if list(cfg.classes) != ds.classes: raise VcrError(recognizer, f"recognizer's classes differ from those of {ds.path}")
     crfs = list(ds.crfs if crfs is None else crfs)
     if bad := [c for c in crfs if c not in ds.crfs]: raise VcrError(ds.path, f"not compressed at CRF {bad[0]} (ladder {list(ds.crfs)})")
     with output_lock(out):
         rec = enhancer_name(recognizer)
-        guard_settings(out, {'recognizer': rec, 'data': str(ds.path.resolve()), 'split': split, 'per_class': per_class}, 'holds predictions made')
+        from_rank0(guard_settings, out, {'recognizer': rec, 'data': str(ds.path.resolve()), 'split': split, 'per_class': per_class},
+                   'holds predictions made')
         videos = split_videos(ds, split, per_class)
         runs = [('uncompressed', None, '', 'gt')] + [('compressed', c, '', f'crf{c}') for c in crfs]
         for e in enhancers:
             crf = int(load_checkpoint(e)['config']['crf'])
-            runs.append(('enhanced', crf, enhancer_name(e), enhance_cached(ds, e, videos, progress)))
+            runs.append(('enhanced', crf, enhancer_name(e), enhance_cached(ds, e, videos, progress, device)))
         rows, probs = [], []
         for kind, crf, enh, version in runs:
             part = out/'parts'/(version.replace('/', '__') + '.npz')
-            if not part.exists():
+            if from_rank0(part.exists): z = np.load(part); vids, p = list(z['videos']), z['probs']
+            else:
                 vids, p = predict(model, cfg, ds, version, split, bs, progress, videos)
-                _save_npz(part, videos=np.array(vids), probs=p.astype(np.float32))
-            z = np.load(part); vids, p = list(z['videos']), z['probs']
+                p = p.astype(np.float32)
+                if rank0: _save_npz(part, videos=np.array(vids), probs=p)
             for v, pv in zip(vids, p):
                 r, li = ds.by_id[v], ds.label_index(v)
                 rows.append(dict(video=v, label=r['label'], version=kind, crf=crf, enhancer=enh, pred=ds.classes[int(pv.argmax())],
                                  p_label=float(pv[li]), kbps=float(r[f'kbps_crf{crf}']) if crf else np.nan, recognizer=rec))
             probs.append(p)
         df = pd.DataFrame(rows, columns=PREDICTION_COLUMNS).astype({'crf': 'Int64'})
-        write_atomic(out/'predictions.csv', df.to_csv(index=False))
-        _save_npz(out/'probs.npz', probs=np.concatenate(probs).astype(np.float32), classes=np.array(ds.classes))
+        if rank0:
+            write_atomic(out/'predictions.csv', df.to_csv(index=False))
+            _save_npz(out/'probs.npz', probs=np.concatenate(probs).astype(np.float32), classes=np.array(ds.classes))
+        barrier()
         return df
 
 def read_predictions(out)->tuple[pd.DataFrame, np.ndarray, list]:
@@ -447,8 +468,9 @@ def vcr_evaluate(data:str='data/mini', # the prepared action set (or a vcr_prepa
                  split:str='test', # the videos evaluated
                  bs:int=8, # batch size
                 ):
-    "Run a frozen recognizer on the uncompressed, compressed and enhanced test videos; writes OUT/predictions.csv"
+    "Run a frozen recognizer on the uncompressed, compressed and enhanced test videos; writes OUT/predictions.csv (`torchrun` spreads it)"
     if recognizer is None: raise ValueError("--recognizer CKPT is required (a checkpoint from vcr_train_recognizer)")
     df = evaluate(data, recognizer, out, enhancer or [], crf or None, split, bs)
-    print(accuracy_table(df).to_string(float_format=lambda v: f'{v:.3f}'), file=sys.stderr)
-    print(f"{len(df)} predictions -> {Path(out)/'predictions.csv'}", file=sys.stderr)
+    if rank_distrib() == 0:                          # launched on several processes, rank 0 reports
+        print(accuracy_table(df).to_string(float_format=lambda v: f'{v:.3f}'), file=sys.stderr)
+        print(f"{len(df)} predictions -> {Path(out)/'predictions.csv'}", file=sys.stderr)
