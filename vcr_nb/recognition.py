@@ -36,10 +36,10 @@ from .models import enhance_clips, load_enhancer
 
 
 # %% auto #0
-__all__ = ['RESNET_2D_DEPTHS', 'RESNET_3D_DEPTHS', 'RECOGNIZER_PRESETS', 'PREDICTION_COLUMNS', 'ResNet2d', 'ResNet3d',
-           'hara_to_resnet3d', 'load_hara', 'Recognizer', 'RecognizerConfig', 'sampling_of', 'build_recognizer',
-           'action_root', 'recognition_dls', 'RunSchedule', 'train_recognizer', 'load_recognizer', 'enhancer_name',
-           'enhance_cached', 'predict', 'evaluate', 'read_predictions', 'log_loss', 'accuracy_table',
+__all__ = ['RESNET_2D_DEPTHS', 'RESNET_3D_DEPTHS', 'RECOGNIZER_PRESETS', 'ENHANCE_BATCH', 'PREDICTION_COLUMNS', 'ResNet2d',
+           'ResNet3d', 'hara_to_resnet3d', 'load_hara', 'Recognizer', 'RecognizerConfig', 'sampling_of',
+           'build_recognizer', 'action_root', 'recognition_dls', 'RunSchedule', 'train_recognizer', 'load_recognizer',
+           'enhancer_name', 'enhance_cached', 'predict', 'evaluate', 'read_predictions', 'log_loss', 'accuracy_table',
            'per_class_accuracy', 'grad_cam', 'show_cam', 'vcr_train_recognizer', 'vcr_evaluate']
 
 # %% ../nbs/05_recognition.ipynb #dd6c619d
@@ -275,6 +275,8 @@ def enhancer_name(path)->str:
     return f"{Path(path).stem}-{hashlib.sha256(Path(path).read_bytes()).hexdigest()[:8]}"
 
 
+ENHANCE_BATCH = 8   # clips enhanced at once, at most
+
 def enhance_cached(ds:PreparedDataset, # a prepared dataset
                    enhancer, # an enhancer checkpoint from vcr_train_enhancer
                    videos:list[str], # the videos to enhance
@@ -287,10 +289,11 @@ def enhance_cached(ds:PreparedDataset, # a prepared dataset
     if crf not in ds.crfs: raise VcrError(enhancer, f"enhancer is for CRF {crf}, which {ds.path} was not compressed at")
     version = f"enh/{enhancer_name(enhancer)}/crf{crf}"
     todo = from_rank0(lambda: [v for v in videos if not ds.cache_path(v, version).exists()])   # one view for every rank
-    batches, cur = [], []                     # runs of equal-size clips, up to ~32M pixels, enhanced as one batch
-    for v in todo:
+    batches, cur = [], []                     # runs of equal-size clips, up to 8 clips and ~32M pixels, enhanced as one batch
+    for v in todo:                            # (several batches even for a small set, so that a launch has work for every rank)
         r = ds.by_id[v]; shape = (int(r['frames']), int(r['height']), int(r['width']))
-        if cur and (shape != cur[0][1] or (len(cur) + 1) * np.prod(shape) > 2 ** 25): batches.append(cur); cur = []
+        if cur and (shape != cur[0][1] or len(cur) == ENHANCE_BATCH or (len(cur) + 1) * np.prod(shape) > 2 ** 25):
+            batches.append(cur); cur = []
         cur.append((v, shape))
     if cur: batches.append(cur)
     mine = shard(batches)                                   # in a launch, each rank its share of the batches
