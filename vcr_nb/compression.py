@@ -192,7 +192,7 @@ def frame_rgb(f:av.VideoFrame)->np.ndarray:
 
 def native_frame(f:av.VideoFrame)->YCbCr|np.ndarray:
     "A decoded frame in the form it is stored: `YCbCr` planes if 8-bit BT.601 4:2:0 with even sides, else uint8 RGB"
-    return frame_planes(f) if _is_bt601_420(f) else frame_rgb(f)
+    return frame_planes(f) if _is_bt601_420(f) else f.to_ndarray(format='rgb24')
 
 def rotate_upright(x, # uint8 RGB (H,W,3), or `YCbCr` planes
                    k:int, # counter-clockwise quarter turns, as `quarter_turns` gives them
