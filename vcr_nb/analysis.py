@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_analysis.ipynb #86a5bce6
 from __future__ import annotations
-import hashlib, json, math, re, shutil, sys, time, warnings
+import hashlib, importlib.resources, io, json, math, re, shutil, subprocess, sys, time, warnings
 from dataclasses import dataclass, asdict, replace
 from functools import partial
 from importlib.metadata import version
@@ -17,30 +17,35 @@ from fastai.torch_core import rank_distrib
 from fastcore.script import call_parse, Param
 from fastprogress.fastprogress import progress_bar
 
-from .core import (VcrError, barrier, from_rank0, gather_all, load_checkpoint, process_group, ranks, report_errors, shard,
-                         write_atomic, write_json)
+from .core import (VcrError, barrier, from_rank0, gather_all, load_checkpoint, output_lock, process_group, ranks, report_errors,
+                         shard, write_atomic, write_json)
 from .compression import YCbCr, psnr, read_video_yuv, ycbcr_to_rgb
 from .datasets import PreparedDataset, RecognitionClips, prepare_mini, split_videos
-from .models import ENHANCER_PRESETS, build_enhancer, matched_config, step_gflops
+from .models import ENHANCER_PRESETS, build_enhancer, enhance_clips, load_enhancer, matched_config, step_gflops
 from .losses import LayerFeatures, WeightsUnavailable, backbone_features
 from .recognition import (RECOGNIZER_PRESETS, RecognizerConfig, accuracy_table, enhance_cached, enhancer_name, evaluate,
-    grad_cam, load_recognizer, per_class_accuracy, read_predictions, sampling_of, show_cam, train_recognizer)
-from .training import TRAIN_PRESETS, train_recipe
+    grad_cam, load_recognizer, per_class_accuracy, predict, read_predictions, sampling_of, show_cam, train_recognizer)
+from .training import TRAIN_PRESETS, pretrain_config, train_enhancer, train_recipe
+from scipy import stats
 
 
 # %% auto #0
-__all__ = ['PSNR_CAP', 'TC_BORDER', 'FARNEBACK', 'QUALITY_COLUMNS', 'METHODS', 'MODEL_NAMES', 'STAGES', 'STUDY_PRESETS',
-           'DISTRIBUTED_STAGES', 'psnr_y', 'psnr_rgb', 'backward_flow', 'warp_back', 'gt_flows', 'temporal_consistency',
-           'LPIPS', 'lpips_or_reason', 'frame_quality', 'video_quality', 'compare_videos', 'vcr_quality', 'method_of',
-           'method_order', 'load_accuracy', 'table1', 'table2', 'quality_table', 'load_quality', 'fig_rate_accuracy',
-           'fig_per_class', 'above_chance_p', 'weak_reason', 'verdict_row', 'compressed_by_rate', 'uncompressed_top1',
-           'finding_falls', 'finding_2d_vs_3d', 'best_method', 'finding_pixel', 'finding_perceptual', 'finding_gan_tc',
-           'findings', 'md_table', 'section', 'stage_records', 'report_head', 'ablation_table', 'quality_sections',
+__all__ = ['PSNR_CAP', 'TC_BORDER', 'FARNEBACK', 'QUALITY_COLUMNS', 'METHODS', 'MODEL_NAMES', 'ALPHA', 'N_BOOT', 'STAGES',
+           'RELEASE_PARTS', 'STUDY_PRESETS', 'DISTRIBUTED_STAGES', 'psnr_y', 'psnr_rgb', 'backward_flow', 'warp_back',
+           'gt_flows', 'temporal_consistency', 'LPIPS', 'lpips_or_reason', 'frame_quality', 'video_quality',
+           'compare_videos', 'vcr_quality', 'method_of', 'method_order', 'load_accuracy', 'table1', 'table2',
+           'quality_table', 'load_quality', 'fig_rate_accuracy', 'fig_per_class', 'above_chance_p', 'bootstrap_mean',
+           'mcnemar_p', 'page_trend_p', 'verdict', 'load_predictions', 'per_clip', 'paired_diff', 'finding_row',
+           'untested', 'weak_reason', 'compressed_crfs', 'finding_falls', 'finding_2d_vs_3d', 'losses_at', 'strongest',
+           'versus', 'finding_pixel', 'finding_perceptual', 'finding_gan_tc', 'finding_task', 'findings', 'md_table',
+           'section', 'stage_records', 'report_head', 'ablation_table', 'gain_table', 'quality_sections',
            'figure_section', 'figure_sections', 'write_report', 'fig_frames', 'fig_gradcam', 'plan_bitrate',
-           'plan_report', 'vcr_plan', 'StudyConfig', 'enhancer_jobs', 'enhancer_sizes', 'recognizer_config', 'Study',
-           'study_prepare', 'study_recognizers', 'study_enhancers', 'study_evaluate', 'enhanced_versions',
-           'study_quality', 'enhancer_gflops', 'study_figures', 'weights_used', 'study_report', 'run_study',
-           'vcr_study']
+           'plan_report', 'vcr_plan', 'released_dir', 'mini_fingerprint', 'trained_on', 'sha256_of', 'release_file',
+           'slim_checkpoint', 'recognizer_metrics', 'enhancer_gain', 'enhancer_metrics', 'train_part', 'git_version',
+           'release_mini', 'vcr_release', 'released_weights', 'StudyConfig', 'enhancer_jobs', 'enhancer_sizes',
+           'recognizer_config', 'Study', 'study_prepare', 'released_source', 'study_recognizers', 'study_enhancers',
+           'study_evaluate', 'enhanced_versions', 'heldout_quality', 'study_quality', 'enhancer_gflops',
+           'study_figures', 'weights_used', 'study_report', 'run_study', 'vcr_study']
 
 # %% ../nbs/07_analysis.ipynb #8bf7a165
 PSNR_CAP, TC_BORDER = 100., 8
@@ -282,119 +287,229 @@ def fig_per_class(df:pd.DataFrame, # a predictions table (one recognizer)
     if path: fig.savefig(path, dpi=110)
     return fig, d
 
-# %% ../nbs/07_analysis.ipynb #5bea76d5
+# %% ../nbs/07_analysis.ipynb #83187ff2
+ALPHA, N_BOOT = 0.05, 2000
+
 def above_chance_p(correct:int, # videos classified right
                    n:int, # videos evaluated
                    chance:float, # top-1 of guessing
                   )->float:
     "One-sided binomial p-value of getting `correct` or more of `n` right by guessing"
-    return min(1., float(sum(math.comb(n, k) * chance**k * (1 - chance)**(n - k) for k in range(correct, n + 1))))
+    return float(stats.binomtest(correct, n, chance, alternative='greater').pvalue) if n else 1.
 
-def weak_reason(acc:pd.DataFrame, # from `load_accuracy`
-                model:str, # a recognizer's name
-                chance:float, # top-1 of guessing (0 skips the check)
-               )->str|None:
-    "Why `model` is no better than guessing on uncompressed video (binomial p >= 0.01), or None if it is"
-    u = acc[(acc.model == model) & (acc.method == 'uncompressed')].iloc[0]
-    unc, n = u.top1, int(u.videos)
-    if not chance or (p := above_chance_p(round(unc * n), n, chance)) < 0.01: return None
-    return f"{model} gets {round(unc * n)} of {n} uncompressed videos right ({unc:.2f}; chance {chance:.2f}, binomial p = {p:.2f}): no better than guessing"
+def bootstrap_mean(diff, # per-unit differences, e.g. each clip's PSNR-Y with an enhancer minus without
+                   groups=None, # each unit's clip: a clip's units are resampled together (default: every unit its own)
+                   n:int=N_BOOT, # resamples
+                   seed:int=0, # the resampling seed: the same numbers give the same interval
+                  )->tuple[float, float, float, float]:
+    "The mean difference, its percentile bootstrap 95 % interval over clips, and the bootstrap two-sided p of a zero mean"
+    d = np.asarray(diff, np.float64)
+    if not len(d): return (np.nan,) * 4
+    g = np.arange(len(d)) if groups is None else pd.factorize(np.asarray(groups))[0]
+    sums, counts = np.bincount(g, d), np.bincount(g)
+    pick = np.random.default_rng(seed).integers(0, len(sums), (n, len(sums)))
+    boot = sums[pick].sum(1) / counts[pick].sum(1)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    p = 1. if np.all(d == 0) else min(1., 2 * min((boot <= 0).mean(), (boot >= 0).mean()) + 1 / n)
+    return float(d.mean()), float(lo), float(hi), float(p)
 
-# %% ../nbs/07_analysis.ipynb #881febdd
-def verdict_row(finding:str, # the finding, in words
-                ok:bool|str, # whether the numbers bear it out, or 'not tested'
-                evidence:str, # the numbers behind the verdict
+def mcnemar_p(a, b)->float:
+    "McNemar's exact test of paired 0/1 outcomes on the same clips: two-sided binomial p on the discordant pairs"
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    n01, n10 = int((~a & b).sum()), int((a & ~b).sum())
+    return 1. if n01 + n10 == 0 else float(stats.binomtest(n01, n01 + n10, 0.5).pvalue)
+
+def page_trend_p(x:np.ndarray, # (clips, conditions) outcomes, the conditions in the predicted order
+                )->tuple[float, float]:
+    "Page's L test (ties averaged, normal approximation): one-sided p of outcomes falling along the conditions, and of rising"
+    x = np.asarray(x, np.float64)
+    if len(x) < 2 or np.all(x == x[:, :1]): return 1., 1.
+    return float(stats.page_trend_test(-x, method='asymptotic').pvalue), float(stats.page_trend_test(x, method='asymptotic').pvalue)
+
+def verdict(effect:float, # the measured difference
+            p:float, # its test's p-value
+            expected:int, # the sign the paper's finding predicts: +1 or -1
+           )->str:
+    "'reproduced' (p < ALPHA in the predicted direction), 'contradicted' (p < ALPHA the other way) or 'inconclusive'"
+    if p != p or effect != effect or p >= ALPHA or effect == 0: return 'inconclusive'
+    return 'reproduced' if np.sign(effect) == expected else 'contradicted'
+
+# %% ../nbs/07_analysis.ipynb #ce769c35
+def load_predictions(run)->pd.DataFrame:
+    "Per clip and version, both recognizers: model, video, method, crf, kbps, correct (0/1) and log loss"
+    out = []
+    for kind in ('2d', '3d'):
+        f = Path(run)/f'eval-{kind}'
+        if not (f/'predictions.csv').exists(): continue
+        df, _, _ = read_predictions(f)
+        out.append(pd.DataFrame(dict(model=MODEL_NAMES[kind], video=df.video, method=[method_of(v, e) for v, e in zip(df.version, df.enhancer)],
+                                     crf=df.crf, kbps=df.kbps, correct=(df.pred == df.label).astype(int), nll=-np.log(np.clip(df.p_label, 1e-12, 1)))))
+    if not out: raise VcrError(run, "no evaluation results (eval-2d/ or eval-3d/ with predictions.csv)")
+    return pd.concat(out, ignore_index=True)
+
+def per_clip(t:pd.DataFrame, # per-clip rows (predictions of one model, or quality)
+             value:str, # the column
+             method:str, crf=None, # the version: a method, at a CRF (None: uncompressed)
+            )->pd.Series:
+    "A version's `value` per clip, indexed by video"
+    rows = t[(t.method == method) & (t.crf.isna() if crf is None else t.crf == crf)]
+    return rows.set_index('video')[value]
+
+def paired_diff(t:pd.DataFrame, value:str, a:tuple, b:tuple)->pd.DataFrame:
+    "Clip by clip, on the clips both versions have: columns a, b (their values) and diff = b - a; a, b are (method, crf)"
+    d = pd.concat([per_clip(t, value, *a).rename('a'), per_clip(t, value, *b).rename('b')], axis=1, join='inner')
+    return d.assign(diff=d.b - d.a)
+
+def finding_row(finding:str, # the finding, in words
+                test:str, # the test and what it ran on
+                effect:float, lo:float, hi:float, # the effect and its 95 % interval
+                p:float, # the test's p-value
+                expected:int, # the sign the finding predicts
+                why:str='', # why there is no verdict ('inconclusive' or 'not tested' rows)
+                outcome:str|None=None, # the verdict, when not decided by `verdict`
                )->dict:
     "One row of the findings table"
-    return dict(finding=finding, reproduced=ok if isinstance(ok, str) else ('yes' if ok else 'no'), evidence=evidence)
+    return dict(finding=finding, test=test, effect=effect, low=lo, high=hi, p=p,
+                verdict=outcome or verdict(effect, p, expected), note=why)
 
-def compressed_by_rate(acc:pd.DataFrame, model:str)->pd.DataFrame:
-    "A recognizer's compressed rows, lowest bitrate first"
-    return acc[(acc.model == model) & (acc.method == 'compressed')].sort_values('kbps')
+def untested(finding:str, why:str, outcome:str='not tested')->dict:
+    return finding_row(finding, '', np.nan, np.nan, np.nan, np.nan, 0, why, outcome)
 
-def uncompressed_top1(acc:pd.DataFrame, model:str)->float:
-    "A recognizer's top-1 on uncompressed video"
-    return acc[(acc.model == model) & (acc.method == 'uncompressed')].top1.iloc[0]
+def weak_reason(p:pd.DataFrame, # from `load_predictions`
+                model:str, chance:float, # a recognizer, and the top-1 of guessing (0 skips the check)
+               )->str|None:
+    "Why `model` is no better than guessing on uncompressed video (one-sided binomial p >= 0.01), or None if it is"
+    u = per_clip(p[p.model == model], 'correct', 'uncompressed')
+    k, n = int(u.sum()), len(u)
+    if not chance or (pv := above_chance_p(k, n, chance)) < 0.01: return None
+    return f"{model} gets {k} of {n} uncompressed videos right (chance {chance:.2f}, binomial p = {pv:.2f}): no better than guessing"
 
-def finding_falls(acc:pd.DataFrame, # from `load_accuracy`
-                  model:str, # a recognizer's name
-                  chance:float, # top-1 of guessing (0 skips the check)
-                 )->dict:
-    "Finding 1: `model`'s accuracy falls with bitrate, more steeply between the two lowest rates than the two highest"
-    f = f'{model}: accuracy falls with bitrate, steeply at the lowest rates'
-    if why := weak_reason(acc, model, chance): return verdict_row(f, 'not tested', why)
-    g, unc = compressed_by_rate(acc, model), uncompressed_top1(acc, model)
-    steep = (g.top1.iloc[1] - g.top1.iloc[0]) > (g.top1.iloc[-1] - g.top1.iloc[-2]) if len(g) > 2 else False
-    return verdict_row(f, g.top1.iloc[0] < unc and steep,
-                       f"top-1 {unc:.2f} uncompressed, " + ', '.join(f"{r.top1:.2f} @ {r.kbps:.1f} kb/s" for r in g.iloc[::-1].itertuples()))
+def compressed_crfs(t:pd.DataFrame)->list:
+    "The compressed CRFs of a table, highest bitrate (lowest CRF) first"
+    return sorted(set(t[t.method == 'compressed'].crf.dropna().astype(int)))
 
-# %% ../nbs/07_analysis.ipynb #dbf220a7
-def finding_2d_vs_3d(acc:pd.DataFrame, # from `load_accuracy`
-                     chance:float, # top-1 of guessing (0 skips the check)
-                    )->dict|None:
-    "Finding 2: ResNet-S's drop at the lowest bitrate exceeds ResNet-ST's; None unless both were evaluated"
-    f, models = 'the 2D model falls more than the 3D one', list(MODEL_NAMES.values())
-    if not set(models) <= set(acc[acc.method == 'compressed'].model): return None
-    if weak := [w for m in models if (w := weak_reason(acc, m, chance))]: return verdict_row(f, 'not tested', '; '.join(weak))
-    s, st = (uncompressed_top1(acc, m) - compressed_by_rate(acc, m).top1.iloc[0] for m in models)
-    return verdict_row(f, s > st, f"drop at the lowest rate: ResNet-S {s:.2f}, ResNet-ST {st:.2f}")
+# %% ../nbs/07_analysis.ipynb #d7205ca7
+def finding_falls(p:pd.DataFrame, model:str, chance:float)->dict:
+    "Finding 1: `model`'s top-1 falls as the bitrate falls (Page's trend test over uncompressed, then each CRF up the ladder)"
+    f = f'{model}: top-1 falls as the bitrate falls'
+    if why := weak_reason(p, model, chance): return untested(f, why, 'inconclusive')
+    t = p[p.model == model]; crfs = compressed_crfs(t)
+    x = pd.concat([per_clip(t, 'correct', 'uncompressed')] + [per_clip(t, 'correct', 'compressed', c) for c in crfs], axis=1, join='inner')
+    fall, rise = page_trend_p(x.to_numpy())
+    effect, lo, hi, _ = bootstrap_mean(x.iloc[:, -1] - x.iloc[:, 0])
+    return finding_row(f, f"Page's L trend, {x.shape[1]} rates × {len(x)} clips; effect: top-1 at CRF {crfs[-1]} minus uncompressed",
+                       effect, lo, hi, fall if effect <= 0 else rise, -1)
 
-# %% ../nbs/07_analysis.ipynb #e1900dfc
-def best_method(t:pd.DataFrame, # rows with a `method` column
-                by:str, # the column to group by, e.g. 'crf'
-                value:str, # the column compared, e.g. 'tc'
-                worst:bool=False, # the lowest instead of the highest
-               )->pd.Series:
-    "The method with the highest (or lowest) `value` in each `by` group"
-    pick = lambda d: d.loc[d[value].idxmin() if worst else d[value].idxmax(), 'method']
-    return t.groupby(by).apply(pick, include_groups=False)
+# %% ../nbs/07_analysis.ipynb #c8d78200
+def finding_2d_vs_3d(p:pd.DataFrame, chance:float)->dict|None:
+    "Finding 2: at the lowest bitrate ResNet-S loses more top-1 than ResNet-ST, clip by clip (sign test); None unless both ran"
+    f, (s, st) = 'ResNet-S loses more top-1 than ResNet-ST at the lowest bitrate', MODEL_NAMES.values()
+    if not {s, st} <= set(p.model): return None
+    if weak := [w for m in (s, st) if (w := weak_reason(p, m, chance))]: return untested(f, '; '.join(weak), 'inconclusive')
+    low = compressed_crfs(p)[-1]
+    drop = lambda m: paired_diff(p[p.model == m], 'correct', ('compressed', low), ('uncompressed', None))['diff']
+    d = pd.concat([drop(s), drop(st)], axis=1, join='inner').pipe(lambda x: x.iloc[:, 0] - x.iloc[:, 1])
+    up, down = int((d > 0).sum()), int((d < 0).sum())
+    pv = float(stats.binomtest(up, up + down, 0.5).pvalue) if up + down else 1.
+    effect, lo, hi, _ = bootstrap_mean(d)
+    return finding_row(f, f"sign test on each clip's drop (ResNet-S minus ResNet-ST), CRF {low}, {len(d)} clips", effect, lo, hi, pv, 1)
 
-def finding_pixel(acc:pd.DataFrame, # from `load_accuracy`
-                  q:pd.DataFrame|None, # from `load_quality`
-                 )->dict|None:
-    "Finding 3: ℓpixel has the best PSNR-Y and TC yet hurts accuracy; None unless ℓpixel ran and quality was measured"
-    enh = acc[acc.version == 'enhanced']
-    if q is None or 'pixel' not in set(enh.method): return None
-    best = q[q.method.isin(METHODS) & (q.method != 'compressed') & q.crf.isin(set(enh.crf))]
-    bp, bt = best_method(best, 'crf', 'psnr_y'), best_method(best, 'crf', 'tc')
-    a = enh[enh.method == 'pixel'].merge(acc[acc.method == 'compressed'][['model', 'crf', 'top1']], on=['model', 'crf'], suffixes=('', '_comp'))
-    below = a.top1 < a.top1_comp
-    return verdict_row('ℓpixel gives the best PSNR and TC yet hurts accuracy', (bp == 'pixel').all() and (bt == 'pixel').all() and below.mean() > 0.5,
-                       f"best PSNR-Y by CRF: {dict(bp)}; best TC: {dict(bt)}; pixel below compressed top-1 in {int(below.sum())} of {len(a)} (model, CRF)")
+# %% ../nbs/07_analysis.ipynb #939769b2
+def losses_at(q:pd.DataFrame, crf:int, methods)->list:
+    "The recurrent enhancers' methods among `methods` measured at `crf`"
+    return [m for m in methods if len(q[(q.method == m) & (q.crf == crf)])]
 
-# %% ../nbs/07_analysis.ipynb #60300e45
-def finding_perceptual(acc:pd.DataFrame, # from `load_accuracy`
-                       q:pd.DataFrame|None, # from `load_quality`
-                      )->dict:
-    "Finding 4: at the lowest enhanced bitrate ℓperc/ℓGAN give the best LPIPS and every recognizer's best top-1"
-    f, enh = 'ℓperc/ℓGAN give the best LPIPS and the best accuracy at low bitrate', acc[acc.version == 'enhanced']
-    if q is None or not {'perc', 'gan'} & set(enh.method): return verdict_row(f, 'not tested', 'ℓperc and ℓGAN did not run (no ImageNet VGG weights)')
-    low = enh.crf.max()
-    best_acc = best_method(enh[enh.crf == low], 'model', 'top1')
-    ql = q[(q.crf == low) & q.method.isin(METHODS[1:])]                 # the paper's objectives (not the ablation's networks)
-    best_lp = ql.loc[ql.lpips.idxmin(), 'method'] if ql.lpips.notna().any() else None
-    return verdict_row(f, best_lp in ('perc', 'gan') and set(best_acc) <= {'perc', 'gan'}, f"CRF {low}: best top-1 {dict(best_acc)}, best LPIPS {best_lp}")
+def strongest(t:pd.DataFrame, value:str, methods:list, crf, low:bool=False)->str:
+    "Of `methods` at `crf`, the one with the highest (`low`: the lowest) mean `value`"
+    means = {m: per_clip(t, value, m, crf).mean() for m in methods}
+    return (min if low else max)(means, key=means.get)
 
-# %% ../nbs/07_analysis.ipynb #34203c76
-def finding_gan_tc(acc:pd.DataFrame, # from `load_accuracy`
-                   q:pd.DataFrame|None, # from `load_quality`
-                  )->dict:
-    "Finding 5: among ℓpixel, ℓperc and ℓGAN, ℓGAN has the worst TC at every CRF"
-    f = 'ℓGAN has the worst TC'
-    if q is None or 'gan' not in set(acc[acc.version == 'enhanced'].method): return verdict_row(f, 'not tested', 'ℓGAN did not run (no ImageNet VGG weights)')
-    t = best_method(q[q.method.isin(['pixel', 'gan', 'perc'])], 'crf', 'tc', worst=True)
-    return verdict_row(f, (t == 'gan').all(), f"worst TC by CRF: {dict(t)}")
+def versus(t:pd.DataFrame, value:str, method:str, others:list, crfs:list, low:bool=False)->pd.DataFrame:
+    "Clip by clip at each CRF: `method` against the strongest of `others` there (highest mean, or lowest with `low`), rows video, crf, diff"
+    return pd.concat([paired_diff(t, value, (strongest(t, value, [o for o in others if o != method], c, low), c), (method, c)).assign(crf=c)
+                      for c in crfs]).reset_index(names='video')
 
-# %% ../nbs/07_analysis.ipynb #3b09f5b3
-def findings(acc:pd.DataFrame, # from `load_accuracy`
-             q:pd.DataFrame|None, # from `load_quality`
-             chance:float|None=None, # top-1 of guessing (default: from `load_accuracy`; 0 skips the check)
+def finding_pixel(p:pd.DataFrame, q:pd.DataFrame|None, chance:float)->list[dict]:
+    "Finding 3: ℓpixel gives the best PSNR-Y and the best TC of the losses, yet lowers top-1 below the compressed input"
+    if q is None or 'pixel' not in set(q.method): return []
+    crfs = sorted(set(q[q.method == 'pixel'].crf)); others = [m for m in METHODS[2:] if m in set(q.method)]
+    rows = []
+    for value, name in (('psnr_y', 'PSNR-Y'), ('tc', 'TC')):
+        f = f'ℓpixel gives the best {name} of the losses'
+        if not others: rows.append(untested(f, 'no other loss ran')); continue
+        d = versus(q, value, 'pixel', others, crfs)
+        rows.append(finding_row(f, f"bootstrap over {d.video.nunique()} clips at CRF {', '.join(map(str, crfs))}; effect: ℓpixel minus the best other loss (dB)",
+                                *bootstrap_mean(d['diff'], d.video), 1))
+    for model in sorted(set(p.model)):
+        f = f'{model}: ℓpixel lowers top-1 below the compressed input'
+        if why := weak_reason(p, model, chance): rows.append(untested(f, why, 'inconclusive')); continue
+        t = p[p.model == model]
+        d = pd.concat([paired_diff(t, 'correct', ('compressed', c), ('pixel', c)).assign(crf=c) for c in crfs]).reset_index(names='video')
+        effect, lo, hi, _ = bootstrap_mean(d['diff'], d.video)
+        rows.append(finding_row(f, f"McNemar exact, {len(d)} (clip, CRF) pairs at CRF {', '.join(map(str, crfs))}", effect, lo, hi, mcnemar_p(d.a, d.b), -1))
+    return rows
+
+# %% ../nbs/07_analysis.ipynb #9efe92bb
+def finding_perceptual(p:pd.DataFrame, q:pd.DataFrame|None, chance:float)->list[dict]:
+    "Finding 4: at the lowest enhanced bitrate ℓperc/ℓGAN give the best LPIPS of the losses and each recognizer's best top-1"
+    f_lp = 'ℓperc/ℓGAN give the best LPIPS at the lowest bitrate'
+    models = sorted(set(p.model)); f_acc = [f'{m}: ℓperc/ℓGAN give the best top-1 at the lowest bitrate' for m in models]
+    enh = p[~p.method.isin(['uncompressed', 'compressed']) & ~p.method.str.contains(':')]
+    percs, others = [m for m in ('perc', 'gan') if m in set(enh.method)], [m for m in ('pixel', 'task') if m in set(enh.method)]
+    if not percs or not others:
+        why = 'ℓperc and ℓGAN did not run' if not percs else 'no other loss ran'
+        return [untested(f, why) for f in [f_lp] + f_acc]
+    low = int(enh.crf.max())
+    rows = []
+    if q is None or q[q.method.isin(percs + others) & (q.crf == low)].lpips.isna().all(): rows.append(untested(f_lp, 'LPIPS was not measured'))
+    else:
+        best = strongest(q, 'lpips', percs, low, low=True)
+        d = paired_diff(q, 'lpips', (strongest(q, 'lpips', others, low, low=True), low), (best, low))
+        rows.append(finding_row(f_lp, f"bootstrap over {len(d)} clips at CRF {low}; effect: {best} minus the best of {', '.join(others)}",
+                                *bootstrap_mean(d['diff']), -1))
+    for m, f in zip(models, f_acc):
+        if why := weak_reason(p, m, chance): rows.append(untested(f, why, 'inconclusive')); continue
+        t = enh[enh.model == m]
+        d = paired_diff(t, 'correct', (strongest(t, 'correct', others, low), low), (strongest(t, 'correct', percs, low), low))
+        effect, lo, hi, _ = bootstrap_mean(d['diff'])
+        rows.append(finding_row(f, f"McNemar exact, {len(d)} clips at CRF {low}; best of ℓperc/ℓGAN vs best of {', '.join(others)}",
+                                effect, lo, hi, mcnemar_p(d.a, d.b), 1))
+    return rows
+
+# %% ../nbs/07_analysis.ipynb #de4c62e9
+def finding_gan_tc(q:pd.DataFrame|None)->dict:
+    "Finding 5: of ℓpixel, ℓperc and ℓGAN, ℓGAN's output has the worst TC"
+    f = 'ℓGAN gives the worst TC of ℓpixel, ℓperc and ℓGAN'
+    if q is None or 'gan' not in set(q.method): return untested(f, 'ℓGAN did not run')
+    others = [m for m in ('pixel', 'perc') if m in set(q.method)]
+    if not others: return untested(f, 'neither ℓpixel nor ℓperc ran')
+    crfs = sorted(set(q[q.method == 'gan'].crf))
+    d = versus(q, 'tc', 'gan', others, crfs, low=True)
+    return finding_row(f, f"bootstrap over {d.video.nunique()} clips at CRF {', '.join(map(str, crfs))}; effect: ℓGAN minus the worse of {', '.join(others)} (dB)",
+                       *bootstrap_mean(d['diff'], d.video), -1)
+
+# %% ../nbs/07_analysis.ipynb #16fe55e7
+def finding_task(p:pd.DataFrame, chance:float)->list[dict]:
+    "Ours: at the lowest enhanced bitrate the task-aware loss raises each recognizer's top-1 above the compressed input's"
+    if 'task' not in set(p.method): return []
+    low, rows = int(p[p.method == 'task'].crf.max()), []
+    for m in sorted(set(p.model)):
+        f = f'{m}: ℓtask raises top-1 above the compressed input at the lowest bitrate'
+        if why := weak_reason(p, m, chance): rows.append(untested(f, why, 'inconclusive')); continue
+        d = paired_diff(p[p.model == m], 'correct', ('compressed', low), ('task', low))
+        effect, lo, hi, _ = bootstrap_mean(d['diff'])
+        rows.append(finding_row(f, f"McNemar exact, {len(d)} clips at CRF {low}", effect, lo, hi, mcnemar_p(d.a, d.b), 1))
+    return rows
+
+def findings(p:pd.DataFrame, # from `load_predictions`
+             q:pd.DataFrame|None, # quality.csv of the run (per clip), or None
+             chance:float, # top-1 of guessing (0 skips the check)
             )->pd.DataFrame:
-    "The paper's findings, each with 'yes', 'no' or 'not tested' and the numbers behind it"
-    chance = acc.attrs.get('chance', 0) if chance is None else chance
-    rows = [finding_falls(acc, m, chance) for m in sorted(set(acc[acc.method == 'compressed'].model))]
-    rows += [finding_2d_vs_3d(acc, chance), finding_pixel(acc, q), finding_perceptual(acc, q), finding_gan_tc(acc, q)]
-    return pd.DataFrame([r for r in rows if r is not None])
+    "Every finding as a row: the effect, its 95 % interval, the test's p, and reproduced / contradicted / inconclusive / not tested"
+    rows = [finding_falls(p, m, chance) for m in sorted(set(p[p.method == 'compressed'].model))]
+    rows += [r for r in [finding_2d_vs_3d(p, chance)] if r] + finding_pixel(p, q, chance) + finding_perceptual(p, q, chance)
+    rows += [finding_gan_tc(q)] + finding_task(p, chance)
+    return pd.DataFrame(rows)
 
 # %% ../nbs/07_analysis.ipynb #c0ccb6c5
 def md_table(df:pd.DataFrame, fmt:str='{:.2f}')->str:
@@ -449,6 +564,20 @@ def ablation_table(raw:pd.DataFrame, # quality.csv of a run: one row per (video,
     ab.attrs['videos'] = len(on)
     return ab
 
+def gain_table(raw:pd.DataFrame, # per-clip quality: quality.csv of a run, or heldout.csv
+               value:str='psnr_y', # the metric
+              )->pd.DataFrame:
+    "Each enhancer's gain in `value` over the compressed input at its CRF, clip by clip: mean, bootstrap 95 % interval, p, and × the linear filter's"
+    rows = []
+    for (m, c), g in raw[raw.method != 'compressed'].groupby(['method', 'crf']):
+        d = paired_diff(raw, value, ('compressed', c), (m, c))
+        e, lo, hi, p = bootstrap_mean(d['diff'])
+        rows.append(dict(method=m, crf=int(c), clips=len(d), gain=e, low=lo, high=hi, p=p))
+    t = pd.DataFrame(rows, columns=['method', 'crf', 'clips', 'gain', 'low', 'high', 'p'])
+    lin = t[t.method == 'linear:pixel'].set_index('crf').gain
+    t['x_linear'] = t.gain / t.crf.map(lin)
+    return t.assign(order=t.method.map(lambda m: (METHODS.index(m) if m in METHODS else len(METHODS), m))).sort_values(['order', 'crf']).drop(columns='order').reset_index(drop=True)
+
 def quality_sections(run, # a study run folder with quality.csv
                      q:pd.DataFrame, # from `load_quality`
                      rep:Path, # the report folder: table2.csv and ablation.csv go there
@@ -457,10 +586,20 @@ def quality_sections(run, # a study run folder with quality.csv
     "Table 2 and the ablation, written as CSV, as report sections"
     t2 = table2(q); t2.to_csv(rep/'table2.csv')
     parts = section('Table 2: PSNR-Y (dB) / TC (dB) / LPIPS by bitrate', md_table(t2, '{:.3f}'))
-    ab = ablation_table(pd.read_csv(Path(run)/'quality.csv', keep_default_na=True), gflops)
+    raw = pd.read_csv(Path(run)/'quality.csv', keep_default_na=True)
+    g = gain_table(raw); g.to_csv(rep/'gains.csv', index=False)
+    parts += section('PSNR-Y gain over the compressed input (dB), clip by clip',
+                     'Mean gain, bootstrap 95 % interval over clips, p, and the gain as a multiple of the linear filter\'s at that CRF.', '',
+                     md_table(g.set_index('method'), '{:.3f}'))
+    if (Path(run)/'heldout.csv').exists():
+        h = gain_table(pd.read_csv(Path(run)/'heldout.csv')); h.to_csv(rep/'heldout.csv', index=False)
+        parts += section('Held-out footage: PSNR-Y gain on the enhancement corpus\'s test clips (dB)',
+                         'Clips no network was trained on, real (carphone) and photographs under camera moves; the ℓpixel networks are the ones '
+                         'fine-tuned on the action set, the linear filter the one fit for that CRF.', '', md_table(h.set_index('method'), '{:.3f}'))
+    ab = ablation_table(raw, gflops)
     if ab is None: return parts
     ab.to_csv(rep/'ablation.csv', index=False)
-    return parts + section('Ablation (§2.1): recurrent vs frame-by-frame vs multi-frame, ℓpixel', f"On {ab.attrs['videos']} test videos.", '',
+    return parts + section('Ablation (§2.1): the recurrent network against the other architectures and the linear filter, ℓpixel', f"On {ab.attrs['videos']} test videos.", '',
                            md_table(ab.set_index('method'), '{:.3f}'))
 
 # %% ../nbs/07_analysis.ipynb #24b8423e
@@ -492,11 +631,17 @@ def write_report(run, # a study run folder
     acc = load_accuracy(run); acc.to_csv(rep/'accuracy.csv', index=False)
     q = load_quality(run) if (run/'quality.csv').exists() else None
     t1 = table1(acc); t1.to_csv(rep/'table1.csv')
-    parts = report_head(study, stage_records(run)) + section('Table 1: top-1 accuracy (%) by bitrate', md_table(t1, '{:.1f}'))
+    n = acc.groupby(acc.version == 'enhanced').videos.max()
+    note = [f"Enhanced rows on {n[True]} test clips, the others on {n[False]}; the findings below compare versions on the clips both have.", ''] if len(n) > 1 and n.nunique() > 1 else []
+    parts = report_head(study, stage_records(run)) + section('Table 1: top-1 accuracy (%) by bitrate', *note, md_table(t1, '{:.1f}'))
     if q is not None: parts += quality_sections(run, q, rep, study.get('gflops', {}))
     parts += figure_sections(run, acc, rep, extra_figs)
-    fd = findings(acc, q); fd.to_csv(rep/'findings.csv', index=False)
-    parts += section("The paper's findings in this run", md_table(fd.set_index('finding')))
+    raw = pd.read_csv(run/'quality.csv', keep_default_na=True) if q is not None else None
+    fd = findings(load_predictions(run), raw, acc.attrs['chance']); fd.to_csv(rep/'findings.csv', index=False)
+    shown = fd.assign(interval=[f"[{l:+.3f}, {h:+.3f}]" if l == l else '' for l, h in zip(fd.low, fd.high)])[['finding', 'effect', 'interval', 'p', 'verdict', 'test', 'note']]
+    parts += section("The paper's findings in this run, decided by tests",
+                     'Each row: the effect, its bootstrap 95 % interval over clips, the p of the stated test, and the verdict at p < 0.05.', '',
+                     md_table(shown.set_index('finding'), '{:.3g}'))
     return write_atomic(rep/'report.md', '\n'.join(parts))
 
 # %% ../nbs/07_analysis.ipynb #aebfb240
@@ -570,6 +715,139 @@ def vcr_plan(run:str='runs/mini', # a study run folder
     for m, g in load_accuracy(run).groupby('model'):
         if model in (None, m): print(plan_report(plan_bitrate(g, target_accuracy), m, target_accuracy))
 
+# %% ../nbs/07_analysis.ipynb #c3fe02af
+RELEASE_PARTS = ('resnet-2d', 'resnet-3d', 'pretrain-recurrent-crf40', 'pretrain-recurrent-crf45', 'pretrain-recurrent-crf50',
+                 'pretrain-frame-crf50')
+
+def released_dir()->Path:
+    "Where `mini`'s released weights ship: inside the installed package"
+    return Path(str(importlib.resources.files('vcr_nb')))/'released'/'mini'
+
+def mini_fingerprint(root, # a `mini` data folder
+                     part:str, # 'action' (what recognizers train on) or 'enhance' (what ℓ2 pretraining trains on)
+                    )->str:
+    "The fingerprint of one part of `mini`'s data: the SHA-256 (16 hex digits) of its manifest"
+    f = Path(root)/part/'manifest.csv'
+    if not f.exists(): raise VcrError(f, "no manifest: not a mini data folder (vcr_prepare --dataset mini)")
+    return hashlib.sha256(f.read_bytes()).hexdigest()[:16]
+
+def trained_on(part:str)->str:
+    "The `mini` data part a released part is trained on"
+    return 'action' if part.startswith('resnet') else 'enhance'
+
+def sha256_of(path)->str: return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+def release_file(part:str)->str:
+    "The released file name of a part"
+    return f'{part}.pth'
+
+def slim_checkpoint(src, dst)->Path:
+    "What ships: a checkpoint's config, history and weights (floats in half precision), without optimiser state"
+    ck = load_checkpoint(src)
+    sd = {k: v.half() if v.is_floating_point() else v for k, v in ck['model'].items()}
+    buf = io.BytesIO(); torch.save({'config': ck['config'], 'epoch': ck['epoch'], 'history': ck['history'], 'model': sd}, buf)
+    return write_atomic(dst, buf.getvalue())
+
+# %% ../nbs/07_analysis.ipynb #92e813c6
+def recognizer_metrics(ckpt, # a recognizer checkpoint
+                       action, # the prepared action set
+                      )->dict:
+    "Top-1 of a recognizer on every uncompressed test clip"
+    ds = PreparedDataset(action); m, c = load_recognizer(ckpt)
+    vids, p = predict(m, c, ds, 'gt', 'test', progress=False)
+    return {'top1_uncompressed': float(np.mean([ds.classes[int(q.argmax())] == ds.by_id[v]['label'] for v, q in zip(vids, p)])), 'videos': len(vids)}
+
+def enhancer_gain(model:nn.Module, # an enhancer
+                  ds:PreparedDataset, videos:list, crf:int)->np.ndarray:
+    "Each clip's PSNR-Y gain (dB) of `model`'s output over the compressed input at `crf`"
+    gains = []
+    for v in videos:
+        x, gt = ds.planes(v, f'crf{crf}').y, ds.planes(v, 'gt').y
+        gains.append(psnr(gt, enhance_clips(model, x[None])[0]) - psnr(gt, x))
+    return np.array(gains)
+
+def enhancer_metrics(ckpt, # an enhancer checkpoint
+                     enhance, # the prepared enhancement corpus
+                    )->dict:
+    "Mean PSNR-Y gain of a pretrained enhancer over the compressed input on the corpus's test clips, at each of its CRFs"
+    ds, (m, c) = PreparedDataset(enhance), load_enhancer(ckpt)
+    vids = [r['video'] for r in ds.videos('test')]
+    return {f'psnr_y_gain_crf{k}': float(enhancer_gain(m, ds, vids, k).mean()) for k in (c.get('crfs') or [c['crf']])} | {'videos': len(vids)}
+
+# %% ../nbs/07_analysis.ipynb #d9c7f6fc
+def train_part(part:str, # one of RELEASE_PARTS
+               data, # a `mini` data folder
+               work, # where the full (resumable) checkpoint is trained
+               progress:bool=True)->Path:
+    "Train one releasable part from scratch, with seed 0, as the study would; returns its full checkpoint (its training seconds, over resumes, beside it)"
+    data, work, t = Path(data), Path(work), time.time()
+    if part.startswith('resnet-'):
+        cfg = replace(RECOGNIZER_PRESETS[f'mini-{part[-2:]}'], data=str(data/'action'), seed=0)
+        train_recognizer(cfg, work/release_file(part), progress=progress)
+    else:
+        _, arch, crf = part.split('-')
+        cfg, name = pretrain_config(arch, int(crf[3:]), 'mini', data/'enhance', overrides={'seed': 0})
+        train_enhancer(cfg, work/name, progress=progress)
+    secs = work/f'{release_file(part)}.seconds'
+    write_atomic(secs, str(time.time() - t + (float(secs.read_text()) if secs.exists() else 0)))
+    return work/release_file(part)
+
+def git_version()->str:
+    "vcr_nb's version, and the git commit of the source tree when there is one (with '+changes' if it has uncommitted ones)"
+    here = Path(__file__).parent if '__file__' in globals() else Path('.')
+    try:
+        head = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=here, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=here, capture_output=True, text=True, timeout=10)
+        commit = f", git {head.stdout.strip()}{'+changes' if dirty.stdout.strip() else ''}" if head.returncode == 0 else ''
+    except OSError: commit = ''
+    return f"vcr_nb {version('vcr_nb')}{commit}"
+
+def release_mini(data, # a `mini` data folder made with seed 0 (vcr_prepare --dataset mini)
+                 out=None, # where the released files and released.json go (default: inside the package)
+                 parts:tuple=RELEASE_PARTS, # which parts to (re)train
+                 work='runs/release', # where the full checkpoints are trained (resumable)
+                 progress:bool=True)->dict:
+    "Train each part, ship it slim with its provenance in released.json; returns the parts' records"
+    data, out = Path(data), Path(out or released_dir())
+    out.mkdir(parents=True, exist_ok=True)
+    records = {}
+    for part in parts:
+        if part not in RELEASE_PARTS: raise ValueError(f"part must be one of {', '.join(RELEASE_PARTS)}, got {part!r}")
+        full = train_part(part, data, work, progress); secs = float(Path(f'{full}.seconds').read_text())
+        f = slim_checkpoint(full, out/release_file(part))
+        metrics = recognizer_metrics(f, data/'action') if part.startswith('resnet') else enhancer_metrics(f, data/'enhance')
+        records[part] = dict(file=f.name, command=f"vcr_release --data {data} --parts {part}", seed=0, code=git_version(),
+                             fingerprint=mini_fingerprint(data, trained_on(part)), metrics=metrics, sha256=sha256_of(f), bytes=f.stat().st_size, train_seconds=round(secs))
+    with output_lock(out/'released.json'):                 # parts trained side by side each add their record
+        old = json.loads((out/'released.json').read_text()) if (out/'released.json').exists() else {}
+        write_json(out/'released.json', {**old, **records})
+    return records
+
+@call_parse
+@report_errors
+def vcr_release(data:str='runs/mini/data', # a mini data folder made with seed 0 (vcr_prepare --dataset mini, or a study's data/)
+                parts:Param("parts to train and release (default: all)", str, nargs='*', choices=RELEASE_PARTS)=None,
+                out:str=None, # where to write them (default: inside the installed package, vcr_nb/released/mini)
+                work:str='runs/release', # where the full checkpoints are trained; a stopped run resumes
+               ):
+    "Train mini's long parts once (recognizers, l2 pretraining) and release them with their provenance"
+    for part, r in release_mini(data, out, tuple(parts or RELEASE_PARTS), work).items():
+        print(f"{part}: {r['file']} ({r['bytes'] / 2**20:.2f} MiB, {r['train_seconds']} s), {r['metrics']}", file=sys.stderr)
+
+# %% ../nbs/07_analysis.ipynb #cd28c858
+def released_weights(root, # the study's `mini` data folder
+                    )->tuple[dict, str|None]:
+    "The released parts usable on this data ({part: path}), or ({}, why none are)"
+    f = released_dir()/'released.json'
+    if not f.exists(): return {}, f"no released weights in {released_dir()}"
+    ok, why = {}, []
+    for part, r in json.loads(f.read_text()).items():
+        p, fp = released_dir()/r['file'], mini_fingerprint(root, trained_on(part))
+        if r['fingerprint'] != fp: why.append(f"{part} was trained on other data (fingerprint {r['fingerprint']}, this data {fp})")
+        elif not p.exists() or sha256_of(p) != r['sha256']: why.append(f"{p} is missing or does not match its SHA-256")
+        else: ok[part] = p
+    return ok, '; '.join(why) or None
+
 # %% ../nbs/07_analysis.ipynb #32d507a0
 @dataclass
 class StudyConfig:
@@ -579,25 +857,28 @@ class StudyConfig:
     pretrain_data:str='' # paper: the prepared Kinetics-600 (enhancer pretraining)
     enh_crfs:tuple=(40, 45, 50) # CRFs with enhancers
     losses:tuple=('pixel', 'perc', 'gan', 'task') # enhancer objectives
-    ablation:tuple=('frame', 'multi') # §2.1 baselines, trained with ℓpixel at the highest enhancer CRF
+    ablation:tuple=('frame', 'multi', 'linear') # §2.1 baselines with ℓpixel at the highest enhancer CRF; 'linear': the least-squares filter, at every one
     enh_epochs:int|None=None # fine-tuning epochs (None: TRAIN_PRESETS)
     enh_pretrain_epochs:int|None=None # pretraining epochs (None: TRAIN_PRESETS)
     enh_samples:int|None=None # training sequences per epoch (None: TRAIN_PRESETS)
     enh_frames:int|None=None # unrolled frames (None: TRAIN_PRESETS)
     enh_valid_per_class:int|None=None # enhancers validate each epoch on the first N test videos per class (None: all)
     per_class:int|None=None # test videos per class evaluated (None: all)
-    ablation_per_class:int|None=None # test videos per class the ablation is measured on (None: as per_class)
+    enhanced_per_class:int|None=None # test videos per class the enhancers' outputs are evaluated on (None: as per_class)
+    ablation_per_class:int|None=None # test videos per class the ablation is measured on (None: as enhanced_per_class)
     task_layer:str='layer3' # ResNet-S layer used as ϕ by the task-aware loss
     seed:int=0 # seeds the data, the recognizers and the enhancers
+    from_scratch:bool=False # mini: train every part in the run, ignoring the released weights
 
 STUDY_PRESETS = {
-    'mini':  StudyConfig(enh_epochs=1, enh_pretrain_epochs=1, enh_samples=32, enh_frames=5, enh_valid_per_class=2, per_class=3, ablation_per_class=1),
+    'mini':  StudyConfig(ablation=('frame', 'linear'), enh_epochs=1, enh_samples=64, enh_frames=5, enh_valid_per_class=1, enhanced_per_class=5),
     'paper': StudyConfig(preset='paper'),
 }
 
 def enhancer_jobs(cfg:StudyConfig)->list[tuple]:
-    "(arch, loss, CRF) of every enhancer a study trains: the recurrent one per loss and CRF, then the ablation's at the top CRF"
-    return [('recurrent', l, c) for c in cfg.enh_crfs for l in cfg.losses] + [(a, 'pixel', max(cfg.enh_crfs)) for a in cfg.ablation]
+    "(arch, loss, CRF) of every enhancer a study trains: the recurrent one per loss and CRF, the ablation's at the top CRF, the linear filter at each"
+    return ([('recurrent', l, c) for c in cfg.enh_crfs for l in cfg.losses] + [(a, 'pixel', max(cfg.enh_crfs)) for a in cfg.ablation if a != 'linear']
+            + [('linear', 'pixel', c) for c in cfg.enh_crfs if 'linear' in cfg.ablation])
 
 def enhancer_sizes(cfg:StudyConfig)->dict:
     "The study's changes to TRAIN_PRESETS' training size (sequences per epoch, unrolled frames)"
@@ -626,6 +907,19 @@ class Study:
         self.act = self.root/'action' if self.mini else self.root            # the action set
         self.rec = {k: self.out/'recognizers'/f'resnet-{k}.pth' for k in ('2d', '3d')}
         self.enh_dir, self.top = self.out/'enhancers', max(cfg.enh_crfs)
+        self.released, self.sources = {}, {}          # the released parts this run uses; where each trained part came from
+
+    def use_released(self)->dict:
+        "The released parts this run uses, {part: path}: none for `paper`, with `from_scratch`, or when they do not fit the data (logged)"
+        self.released, why = ({}, None) if not self.mini or self.cfg.from_scratch else released_weights(self.root)
+        if why: self.log(f"released weights not used: {why}")
+        return self.released
+
+    def record_source(self, what:str, # a trained part, e.g. 'ResNet-S'
+                      source:str):
+        "Record where a part of the run came from, in sources.json (rank 0)"
+        self.sources[what] = source
+        if not ranks()[0]: write_json(self.out/'sources.json', {**(json.loads((self.out/'sources.json').read_text()) if (self.out/'sources.json').exists() else {}), what: source})
 
     def enhancers(self, ablation:bool=False)->list[Path]:
         "The enhancer checkpoints trained so far: the recurrent ones, or the ablation's"
@@ -671,9 +965,17 @@ def study_prepare(st:Study):
     if st.mini: prepare_mini(st.root, st.cfg.seed, workers=2, progress=st.progress)
     else: PreparedDataset(st.act)
 
+def released_source(path)->str:
+    "How the report names a released file"
+    return f"released weights {Path(path).name} (sha256 {sha256_of(path)[:12]})"
+
 def study_recognizers(st:Study):
-    "Stage 2: train ResNet-S and ResNet-ST on uncompressed frames"
-    for k, f in st.rec.items(): train_recognizer(recognizer_config(st.cfg, k, st.act), f, progress=st.progress)
+    "Stage 2: ResNet-S and ResNet-ST: the released ones where they fit the data, else trained on uncompressed frames"
+    for k, f in st.rec.items():
+        if rel := st.released.get(f'resnet-{k}'):
+            f.parent.mkdir(parents=True, exist_ok=True); shutil.copyfile(rel, f); st.record_source(MODEL_NAMES[k], released_source(rel))
+        else:
+            train_recognizer(recognizer_config(st.cfg, k, st.act), f, progress=st.progress); st.record_source(MODEL_NAMES[k], 'trained in this run')
 
 def study_enhancers(st:Study):
     "Stage 3: train every enhancer of `enhancer_jobs`, recording a loss whose pretrained network is missing as not run"
@@ -681,15 +983,19 @@ def study_enhancers(st:Study):
     for arch, loss, crf in enhancer_jobs(cfg):
         if loss in st.unavailable: continue
         st.log(f"enhancer {arch}/{loss} at CRF {crf}")
+        init = st.released.get(f'pretrain-{arch}-crf{crf}')
+        if arch != 'linear':
+            st.record_source(f'ℓ2 pretraining of {arch} for CRF {crf}', released_source(init) if init else 'trained in this run')
         try:
             if loss == 'task' and phi is None: phi = LayerFeatures(load_recognizer(st.rec['2d'])[0].net, cfg.task_layer)
             train_recipe(arch, loss, crf, cfg.preset, st.root, st.enh_dir, cfg.pretrain_data or None, cfg.enh_epochs, cfg.enh_pretrain_epochs,
-                         phi if loss == 'task' else None, st.progress, {**enhancer_sizes(cfg), 'seed': cfg.seed})
+                         phi if loss == 'task' else None, st.progress, {**enhancer_sizes(cfg), 'seed': cfg.seed}, init, {'seed': cfg.seed})
         except WeightsUnavailable as e: st.unavailable[loss] = str(e); st.log(f"{loss}: not run: {e}")
 
 def study_evaluate(st:Study):
     "Stage 4: both recognizers on every compressed version and the recurrent enhancers' outputs"
-    for k, f in st.rec.items(): evaluate(st.act, f, st.out/f'eval-{k}', st.enhancers(), None, 'test', 8, st.progress, per_class=st.cfg.per_class)
+    for k, f in st.rec.items(): evaluate(st.act, f, st.out/f'eval-{k}', st.enhancers(), None, 'test', 8, st.progress, per_class=st.cfg.per_class,
+                                         enhanced_per_class=st.cfg.enhanced_per_class)
 
 # %% ../nbs/07_analysis.ipynb #a3cb41f5
 def enhanced_versions(ds:PreparedDataset, enhancers:list, # enhancer checkpoints
@@ -698,18 +1004,32 @@ def enhanced_versions(ds:PreparedDataset, enhancers:list, # enhancer checkpoints
     return [(method_of('enhanced', enhancer_name(e)), int(load_checkpoint(e)['config']['crf']), enhancer_name(e),
              enhance_cached(ds, e, videos, progress)) for e in enhancers]
 
+def heldout_quality(st:Study)->pd.DataFrame|None:
+    "`mini`: PSNR-Y per clip of the ℓpixel networks and the linear filters on the enhancement corpus's test clips, and of their compressed input"
+    if not st.mini: return None
+    ds = PreparedDataset(st.root/'enhance')
+    videos = [r['video'] for r in ds.videos('test')]
+    es = [e for e in st.enhancers() + st.enhancers(ablation=True) if e.name.startswith(('recurrent-pixel-', 'linear-pixel-'))]
+    versions = [('compressed', c, '', f'crf{c}') for c in st.cfg.enh_crfs] + enhanced_versions(ds, es, videos, False)
+    rows = [dict(video=v, method=m, crf=c, enhancer=e, psnr_y=psnr_y(ds.planes(v, ver).y, ds.planes(v, 'gt').y)) for m, c, e, ver in versions for v in videos]
+    return pd.DataFrame(rows)
+
 def study_quality(st:Study):
-    "Stage 5: quality.csv, the quality metrics of every compressed and enhanced version measured"
+    "Stage 5: quality.csv, the quality metrics of every compressed and enhanced version measured; heldout.csv on `mini`"
     cfg, ds = st.cfg, PreparedDataset(st.act)
-    videos, abl_videos = split_videos(ds, 'test', cfg.per_class), split_videos(ds, 'test', cfg.ablation_per_class or cfg.per_class)
+    enh = cfg.per_class if cfg.enhanced_per_class is None else cfg.enhanced_per_class
+    enh_videos = split_videos(ds, 'test', enh)
+    abl_videos = split_videos(ds, 'test', cfg.ablation_per_class or enh)
     lp, why = lpips_or_reason()
     if why: st.unavailable['lpips'] = why; st.log(f"LPIPS: not measured: {why}")
     if not ranks()[0]: write_json(st.out/'weights.json', {'LPIPS (AlexNet layers)': lp.source if lp else 'not measured'})
-    versions = [('compressed', c, '', f'crf{c}') for c in ds.crfs] + enhanced_versions(ds, st.enhancers(), videos, st.progress)
-    q = quality_table(ds, versions, videos, lp, st.progress)
+    q = quality_table(ds, [('compressed', c, '', f'crf{c}') for c in ds.crfs], enh_videos, lp, st.progress)   # paired with the enhanced
+    if es := st.enhancers():
+        q = pd.concat([q, quality_table(ds, enhanced_versions(ds, es, enh_videos, st.progress), enh_videos, lp, st.progress)], ignore_index=True)
     if abl := st.enhancers(ablation=True):        # the ablation's networks on their own (smaller) set of videos
         q = pd.concat([q, quality_table(ds, enhanced_versions(ds, abl, abl_videos, st.progress), abl_videos, lp, st.progress)], ignore_index=True)
     if not ranks()[0]: write_atomic(st.out/'quality.csv', q.to_csv(index=False))
+    if not ranks()[0] and (h := heldout_quality(st)) is not None: write_atomic(st.out/'heldout.csv', h.to_csv(index=False))
 
 # %% ../nbs/07_analysis.ipynb #0c5044a1
 def enhancer_gflops(cfg:StudyConfig, ds:PreparedDataset)->dict:
@@ -727,8 +1047,9 @@ def study_figures(st:Study, ds:PreparedDataset)->dict:
                              fig_gradcam(ds, st.rec['2d'], video, {'compressed': f'crf{top}', **at_top}))}
 
 def weights_used(st:Study)->dict:
-    "Where each pretrained network of the run came from: LPIPS's AlexNet layers, and each enhancer's ϕ"
+    "Where each pretrained network of the run came from: the released or trained recognizers and ℓ2 pretraining, LPIPS's AlexNet layers, each enhancer's ϕ"
     w = json.loads((st.out/'weights.json').read_text()) if (st.out/'weights.json').exists() else {}
+    if (st.out/'sources.json').exists(): w.update(json.loads((st.out/'sources.json').read_text()))
     for e in st.enhancers():
         if phi := load_checkpoint(e)['config'].get('phi'): w[f"ϕ of {e.stem}"] = phi
     return w
@@ -755,12 +1076,16 @@ def _run_study(cfg:StudyConfig, out, stages:list|None, progress:bool)->Path:
     if not st.mini and not cfg.data: raise VcrError('--data', "the paper preset needs the prepared UCF-101 folder (vcr_prepare --dataset ucf101)")
     if not ranks()[0]: write_json(st.out/'study.json', {'preset': cfg.preset, 'seed': cfg.seed, 'config': asdict(cfg)})
     st.stage('prepare', {'preset': cfg.preset, 'data': cfg.data, 'seed': cfg.seed}, partial(study_prepare, st), ['data'] if st.mini else [])
-    st.stage('recognizers', {k: asdict(RECOGNIZER_PRESETS[f'{cfg.preset}-{k}']) for k in st.rec}, partial(study_recognizers, st), ['recognizers'])
+    rel = {p: sha256_of(f) for p, f in st.use_released().items()}            # the released parts used, by content
+    st.stage('recognizers', {**{k: asdict(RECOGNIZER_PRESETS[f'{cfg.preset}-{k}']) for k in st.rec}, 'released': {p: h for p, h in rel.items() if p.startswith('resnet')}},
+             partial(study_recognizers, st), ['recognizers'])
     st.stage('enhancers', {'train': asdict(TRAIN_PRESETS[cfg.preset]), 'over': enhancer_sizes(cfg), 'crfs': cfg.enh_crfs, 'losses': cfg.losses,
-                           'ablation': cfg.ablation, 'epochs': [cfg.enh_epochs, cfg.enh_pretrain_epochs], 'layer': cfg.task_layer},
+                           'ablation': cfg.ablation, 'epochs': [cfg.enh_epochs, cfg.enh_pretrain_epochs], 'layer': cfg.task_layer,
+                           'pretrain': asdict(TRAIN_PRESETS['mini-pretrain']) if st.mini else None, 'released': {p: h for p, h in rel.items() if p.startswith('pretrain')}},
              partial(study_enhancers, st), ['enhancers'])
-    st.stage('evaluate', {'per_class': cfg.per_class}, partial(study_evaluate, st), ['eval-2d', 'eval-3d'])
-    st.stage('quality', {'per_class': cfg.per_class, 'ablation_per_class': cfg.ablation_per_class}, partial(study_quality, st), [])
+    st.stage('evaluate', {'per_class': cfg.per_class, 'enhanced_per_class': cfg.enhanced_per_class}, partial(study_evaluate, st), ['eval-2d', 'eval-3d'])
+    st.stage('quality', {'per_class': cfg.per_class, 'enhanced_per_class': cfg.enhanced_per_class, 'ablation_per_class': cfg.ablation_per_class},
+             partial(study_quality, st), [])
     return from_rank0(study_report, st)                # written once, by rank 0
 
 @call_parse
@@ -771,8 +1096,9 @@ def vcr_study(preset:Param("'mini' (offline, 2-core CPU) or 'paper' (the paper's
               data:str=None, # paper: the prepared UCF-101 folder
               pretrain_data:str=None, # paper: the prepared Kinetics-600 folder
               seed:int=0, # seeds the data, the recognizers and the enhancers
+              from_scratch:bool=False, # mini: train every part in the run instead of using the released weights (much longer)
              ):
     "Run the whole study: prepare, train recognizers and enhancers, evaluate, measure, report"
-    cfg = replace(STUDY_PRESETS[preset], data=data or '', pretrain_data=pretrain_data or '', seed=seed)
+    cfg = replace(STUDY_PRESETS[preset], data=data or '', pretrain_data=pretrain_data or '', seed=seed, from_scratch=from_scratch)
     path = run_study(cfg, out or f'runs/{preset}', stages)
     if rank_distrib() == 0: sys.stdout.write(f"\n{path}\n")   # on its own line, after any progress bar

@@ -29,7 +29,7 @@ __all__ = ['KINETICS_COLUMNS', 'ACTION_TEXTURES', 'ACTION_MOTIONS', 'ACTION_BACK
            'manifest_columns', 'prepare_version', 'prepare_video', 'prepare_dataset', 'ucf101_replica',
            'kinetics_replica', 'prepare_mini', 'vcr_prepare', 'PreparedDataset', 'split_videos', 'EnhancementPairs',
            'SampledDL', 'enhancement_dls', 'RecognitionSampling', 'SamplePlan', 'tsn_indices', 'uniform_indices',
-           'clip_starts', 'plan_2d', 'plan_3d', 'apply_plan', 'RecognitionClips']
+           'clip_starts', 'plan_2d', 'plan_3d', 'mirror_label', 'apply_plan', 'RecognitionClips']
 
 # %% ../nbs/02_datasets.ipynb #e98a2c50
 @dataclass
@@ -540,7 +540,7 @@ def split_videos(ds:PreparedDataset, # a prepared dataset
 class EnhancementPairs(torch.utils.data.Dataset):
     "Aligned (compressed, ground-truth) luma patch sequences, each (T,1,patch,patch) float in [0,1]"
     def __init__(self, ds:PreparedDataset, # a prepared dataset
-                 crf:int, # the compressed version to enhance
+                 crf:int|tuple, # the compressed version to enhance; several CRFs: one network for all of them
                  split:str='train', # which videos
                  n_frames:int=10, # T, the unrolled length (§2.1)
                  patch:int=96, # window side in pixels
@@ -549,7 +549,8 @@ class EnhancementPairs(torch.utils.data.Dataset):
                  seed:int=0, # seed of the fixed windows
                  only:list|None=None, # these videos of the split only (None: all)
                 ):
-        self.ds, self.version, self.n, self.patch, self.train, self.seed = ds, f'crf{crf}', n_frames, patch, train, seed
+        crfs = tuple(crf) if isinstance(crf, (tuple, list)) else (crf,)
+        self.ds, self.versions, self.n, self.patch, self.train, self.seed = ds, [f'crf{c}' for c in crfs], n_frames, patch, train, seed
         small = lambda r: int(r['frames']) < n_frames or min(int(r['width']), int(r['height'])) < patch
         self.skipped = {r['video']: f"clip of {r['frames']} frames {r['width']}x{r['height']} is smaller than {n_frames} frames of {patch}x{patch}"
                         for r in ds.videos(split) if small(r)}          # too short or too small to sample: left out, with the reason
@@ -570,18 +571,23 @@ class EnhancementPairs(torch.utils.data.Dataset):
         h, w = self.room[i % len(self.videos)]
         return random.randrange(h), random.randrange(w)
 
+    def version(self, i:int)->str:
+        "The compressed version of sample i: drawn at random when training, else the CRFs in turn"
+        if len(self.versions) == 1: return self.versions[0]
+        return random.choice(self.versions) if self.train else self.versions[i // len(self.videos) % len(self.versions)]
+
     def __getitem__(self, i):
         v = self.videos[i % len(self.videos)]
         y0, x0 = self.window(i); p = self.patch
         cut = lambda version: torch.from_numpy(np.multiply(self.ds.packed(v, version)[:self.n, None, y0:y0 + p, x0:x0 + p], np.float32(1/255), dtype=np.float32))
-        return cut(self.version), cut('gt')     # rows y0..y0+p of a packed frame are luma, since y0 + p <= H
+        return cut(self.version(i)), cut('gt')     # rows y0..y0+p of a packed frame are luma, since y0 + p <= H
 
 class SampledDL(DataLoader):
     "A fastai `DataLoader` that draws `n` of its dataset's items each epoch: a fresh random subset when shuffling"
     def get_idxs(self): return self.rng.sample(range(len(self.dataset)), self.n) if self.shuffle else list(range(self.n))
 
 def enhancement_dls(ds:PreparedDataset, # a prepared dataset
-                    crf:int, # the compressed version to enhance
+                    crf:int|tuple, # the compressed version to enhance (several: one drawn per training sample)
                     bs:int=16, # batch size (§4.3)
                     n_frames:int=10, # unrolled length
                     patch:int=96, # window side
@@ -612,11 +618,13 @@ class RecognitionSampling:
     clip_len:int=16 # 3D: frames per clip
     clip_size:int=112 # 3D: clip side
     scales:tuple=(1, 2**-0.25, 2**-0.5, 2**-0.75, 0.5) # 3D: crop scales of the shorter side
-    flip:bool=True # random horizontal flips in training (off where left and right are different classes)
+    flip:bool=True # random horizontal flips in training
+    reverse:bool=False # 3D: random time reversal in training
+    mirror:bool=False # a flip or a reversal turns a '<x>_left' video into '<x>_right' and back: its label is swapped
     @classmethod
     def paper(cls): return cls()
     @classmethod
-    def mini(cls): return cls(resize=128, crop=112, clip_size=64, scales=(1, 2**-0.25), flip=False)
+    def mini(cls): return cls(resize=128, crop=112, clip_size=112, scales=(1, 2**-0.25), flip=True, reverse=True, mirror=True)
 
 @dataclass
 class SamplePlan:
@@ -625,6 +633,7 @@ class SamplePlan:
     box:tuple # crop window (y0, x0, h, w) in source pixels
     out:int # output side
     flip:bool=False # horizontal flip
+    reverse:bool=False # frames in reverse order (the indices are already reversed)
 
 def tsn_indices(T:int, n:int, rng)->list[int]:
     "One random frame from each of n equal segments (TSN)"
@@ -659,7 +668,15 @@ def plan_3d(T:int, H:int, W:int, cfg:RecognitionSampling, train:bool, rng=None, 
     s0 = int(rng.integers(0, max(1, T - L + 1)))
     side = short * cfg.scales[rng.integers(len(cfg.scales))]
     y, x = rng.uniform(0, H - side), rng.uniform(0, W - side)
-    return SamplePlan([(s0 + k) % T for k in range(L)], (y, x, side, side), cfg.clip_size, cfg.flip and bool(rng.random() < 0.5))
+    flip, rev = cfg.flip and bool(rng.random() < 0.5), cfg.reverse and bool(rng.random() < 0.5)
+    idx = [(s0 + k) % T for k in range(L)]
+    return SamplePlan(idx[::-1] if rev else idx, (y, x, side, side), cfg.clip_size, flip, rev)
+
+def mirror_label(label:str)->str:
+    "The class a flip or a time reversal turns `label` into: '<x>_left' <-> '<x>_right'; any other label is unchanged"
+    for a, b in (('_left', '_right'), ('_right', '_left')):
+        if label.endswith(a): return label[:-len(a)] + b
+    return label
 
 def apply_plan(frames:np.ndarray, # uint8 RGB (n,H,W,3): the plan's frames, in the plan's order
                plan:SamplePlan)->torch.Tensor:
@@ -703,7 +720,9 @@ class RecognitionClips(torch.utils.data.Dataset):
     def __getitem__(self, i):
         v, _ = self.items[i]; p = self.plan(i)
         x = apply_plan(self.ds.rgb(v, self.version, p.indices), p)
-        return (x if self.kind == '2d' else x.permute(1, 0, 2, 3)), self.ds.label_index(v)
+        label = self.ds.by_id[v]['label']
+        if self.cfg.mirror and p.flip != p.reverse: label = mirror_label(label)     # one mirror turns left into right
+        return (x if self.kind == '2d' else x.permute(1, 0, 2, 3)), self.ds.classes.index(label)
 
     def video_of(self)->list[str]:
         "The video of each item, for averaging clip scores into video scores"

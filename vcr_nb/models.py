@@ -14,9 +14,9 @@ from .core import VcrError, load_checkpoint, misfit
 
 # %% auto #0
 __all__ = ['ENHANCER_PRESETS', 'base_grid', 'warp', 'pixels_to_flow', 'conv_act', 'FNet', 'ResBlock', 'ENet', 'EnhancerConfig',
-           'FrameRecurrentEnhancer', 'FrameEnhancer', 'MultiFrameEnhancer', 'n_params', 'matched_config',
-           'build_enhancer', 'window_at', 'unroll', 'Discriminator', 'pad_to', 'enhance_stream', 'enhance_clips',
-           'load_enhancer', 'gflops', 'step_gflops_by_part', 'step_gflops']
+           'FrameRecurrentEnhancer', 'FrameEnhancer', 'MultiFrameEnhancer', 'LinearFilter', 'n_params',
+           'matched_config', 'build_enhancer', 'window_at', 'unroll', 'Discriminator', 'pad_to', 'enhance_stream',
+           'enhance_clips', 'load_enhancer', 'gflops', 'step_gflops_by_part', 'step_gflops']
 
 # %% ../nbs/03_models.ipynb #f59ba1e4
 def base_grid(B:int, H:int, W:int, device=None, dtype=torch.float32)->torch.Tensor:
@@ -93,6 +93,7 @@ class EnhancerConfig:
     enet_channels:int=64 # ENet width
     fnet_widths:tuple=(32, 64, 128) # FNet widths at its three scales
     k:int=2 # multi-frame half window: 2k+1 frames
+    linear_k:int=7 # the linear baseline's filter side
 
 ENHANCER_PRESETS = {
     'paper': EnhancerConfig(),                                                 # ENet 10 x 64, FNet 32/64/128
@@ -130,10 +131,21 @@ class MultiFrameEnhancer(nn.Module):
         aligned = [warp(window[:, i], self.fnet(x_t, window[:, i])) for i in range(window.shape[1]) if i != k]
         return self.enet(x_t, *aligned), None
 
+class LinearFilter(nn.Module):
+    "The linear baseline: ŷ_t = clamp(w ∗ x_t + b, 0, 1), one k×k filter (edges replicated), the identity until fit"
+    offsets = (0,)
+    def __init__(self, cfg:EnhancerConfig=EnhancerConfig(arch='linear')):
+        super().__init__()
+        self.cfg, k = cfg, cfg.linear_k
+        self.conv = nn.Conv2d(1, 1, k, padding=k // 2, padding_mode='replicate')
+        nn.init.zeros_(self.conv.weight); nn.init.zeros_(self.conv.bias)
+        with torch.no_grad(): self.conv.weight[0, 0, k // 2, k // 2] = 1.
+    def forward(self, window, state=None): return self.conv(window[:, 0]).clamp(0, 1), None
+
 def n_params(m:nn.Module)->int: return sum(p.numel() for p in m.parameters())
 
 def matched_config(cfg:EnhancerConfig, # the recurrent model's config
-                   arch:str, # 'recurrent', 'frame' or 'multi'
+                   arch:str, # 'recurrent', 'frame', 'multi' or 'linear'
                   )->EnhancerConfig:
     "The config of `arch` with about the parameter count of the recurrent model of `cfg`"
     if arch != 'frame': return replace(cfg, arch=arch)
@@ -142,7 +154,7 @@ def matched_config(cfg:EnhancerConfig, # the recurrent model's config
 
 def build_enhancer(cfg:EnhancerConfig)->nn.Module:
     "The enhancer module for a config"
-    archs = {'recurrent': FrameRecurrentEnhancer, 'frame': FrameEnhancer, 'multi': MultiFrameEnhancer}
+    archs = {'recurrent': FrameRecurrentEnhancer, 'frame': FrameEnhancer, 'multi': MultiFrameEnhancer, 'linear': LinearFilter}
     if cfg.arch not in archs: raise ValueError(f"arch must be one of {', '.join(archs)}, got {cfg.arch!r}")
     return archs[cfg.arch](cfg)
 

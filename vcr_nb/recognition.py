@@ -174,8 +174,8 @@ class RecognizerConfig:
 RECOGNIZER_PRESETS = {
     'paper-2d': RecognizerConfig(),
     'paper-3d': RecognizerConfig(kind='3d', depth=34, pretrained='', lr=0.1, bs=128, epochs=100, wd=1e-3),
-    'mini-2d':  RecognizerConfig(depth=10, width=16, pretrained='', sampling='mini', opt='adam', lr=3e-3, bs=8, epochs=15, schedule='one_cycle', valid_per_class=2),
-    'mini-3d':  RecognizerConfig(kind='3d', depth=10, width=16, stem_t=3, pretrained='', sampling='mini', opt='adam', lr=3e-3, bs=8, epochs=15, schedule='one_cycle', valid_per_class=2),
+    'mini-2d':  RecognizerConfig(depth=10, width=16, pretrained='', sampling='mini', opt='adam', lr=3e-3, bs=8, epochs=90, schedule='one_cycle', valid_per_class=2),
+    'mini-3d':  RecognizerConfig(kind='3d', depth=10, width=16, stem_t=3, pretrained='', sampling='mini', opt='adam', lr=3e-3, bs=8, epochs=100, schedule='one_cycle', valid_per_class=2),
 }
 
 def sampling_of(cfg:RecognizerConfig)->RecognitionSampling:
@@ -344,12 +344,13 @@ def evaluate(data, # the prepared action set (or a mini folder)
              bs:int=8, # batch size
              progress:bool=True, # progress bars (on rank 0 only, in a launch)
              per_class:int|None=None, # only the first N videos of each class in the split (default: all)
+             enhanced_per_class:int|None=None, # enhanced versions on the first N videos of each class only (default: as per_class)
              device=None, # where the networks run; None: CUDA if there is a GPU (this rank's, in a launch), else the CPU
             )->pd.DataFrame:
     "Predictions of a frozen recognizer on the uncompressed, compressed and enhanced test videos; writes OUT/predictions.csv and OUT/probs.npz"
-    with process_group(): return _evaluate(data, recognizer, out, enhancers, crfs, split, bs, progress, per_class, device)
+    with process_group(): return _evaluate(data, recognizer, out, enhancers, crfs, split, bs, progress, per_class, enhanced_per_class, device)
 
-def _evaluate(data, recognizer, out, enhancers, crfs, split, bs, progress, per_class, device)->pd.DataFrame:
+def _evaluate(data, recognizer, out, enhancers, crfs, split, bs, progress, per_class, enhanced_per_class, device)->pd.DataFrame:
     ds, out = PreparedDataset(action_root(data)), Path(out)
     if out.resolve() == ds.path.resolve(): raise VcrError(out, "output folder is the prepared dataset itself; choose another OUT")
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
@@ -360,19 +361,21 @@ def _evaluate(data, recognizer, out, enhancers, crfs, split, bs, progress, per_c
     if bad := [c for c in crfs if c not in ds.crfs]: raise VcrError(ds.path, f"not compressed at CRF {bad[0]} (ladder {list(ds.crfs)})")
     with output_lock(out):
         rec = enhancer_name(recognizer)
-        from_rank0(guard_settings, out, {'recognizer': rec, 'data': str(ds.path.resolve()), 'split': split, 'per_class': per_class},
+        from_rank0(guard_settings, out, {'recognizer': rec, 'data': str(ds.path.resolve()), 'split': split, 'per_class': per_class,
+                                         **({'enhanced_per_class': enhanced_per_class} if enhanced_per_class is not None else {})},
                    'holds predictions made')
         videos = split_videos(ds, split, per_class)
-        runs = [('uncompressed', None, '', 'gt')] + [('compressed', c, '', f'crf{c}') for c in crfs]
+        enh_videos = videos if enhanced_per_class is None else [v for v in split_videos(ds, split, enhanced_per_class) if v in set(videos)]
+        runs = [('uncompressed', None, '', 'gt', videos)] + [('compressed', c, '', f'crf{c}', videos) for c in crfs]
         for e in enhancers:
             crf = int(load_checkpoint(e)['config']['crf'])
-            runs.append(('enhanced', crf, enhancer_name(e), enhance_cached(ds, e, videos, progress, device)))
+            runs.append(('enhanced', crf, enhancer_name(e), enhance_cached(ds, e, enh_videos, progress, device), enh_videos))
         rows, probs = [], []
-        for kind, crf, enh, version in runs:
+        for kind, crf, enh, version, vs in runs:
             part = out/'parts'/(version.replace('/', '__') + '.npz')
             if from_rank0(part.exists): z = np.load(part); vids, p = list(z['videos']), z['probs']
             else:
-                vids, p = predict(model, cfg, ds, version, split, bs, progress, videos)
+                vids, p = predict(model, cfg, ds, version, split, bs, progress, vs)
                 p = p.astype(np.float32)
                 if rank0: _save_npz(part, videos=np.array(vids), probs=p)
             for v, pv in zip(vids, p):

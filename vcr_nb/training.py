@@ -4,14 +4,16 @@
 
 # %% ../nbs/06_training.ipynb #38ebd7dd
 from __future__ import annotations
-import math, sys
+import io, math, sys
+import numpy as np
 from collections import deque
 from dataclasses import dataclass, asdict, replace
+from functools import partial
 from pathlib import Path
 
 import pandas as pd, torch, torch.nn as nn
 from .core import (VcrError, Checkpoint, NonFiniteGuard, check_resume, fit_from, load_checkpoint, output_lock, report_errors,
-                         restore)
+                         restore, write_atomic)
 from fastai.callback.core import Callback
 import fastai.callback.progress                                # fastai's progress bar (and Learner.no_bar)
 from fastai.learner import Learner, Metric
@@ -25,11 +27,12 @@ from .compression import YCbCr, check_frame_size, encode_planes, iter_frames, pr
 from .datasets import PreparedDataset, enhancement_dls
 from .models import ENHANCER_PRESETS, Discriminator, build_enhancer, enhance_stream, load_enhancer, matched_config, window_at
 from .losses import LOSSES, LayerFeatures, PerceptualLoss, RaGANLoss, VGGFeatures, pixel_loss, ragan_d_loss
-from .recognition import load_recognizer
+from .recognition import RunSchedule, load_recognizer
 
 # %% auto #0
 __all__ = ['TRAIN_PRESETS', 'UnrollCallback', 'GANCallback', 'SeqPSNR', 'SeqMSE', 'TrainConfig', 'resume_critic', 'make_loss',
-           'train_enhancer', 'enhance_video', 'vcr_enhance', 'train_recipe', 'vcr_train_enhancer']
+           'train_enhancer', 'enhance_video', 'vcr_enhance', 'fit_linear_filter', 'recipe_data', 'pretrain_config',
+           'train_recipe', 'vcr_train_enhancer']
 
 # %% ../nbs/06_training.ipynb #70f547e5
 class UnrollCallback(Callback):
@@ -102,9 +105,13 @@ class TrainConfig:
     size:str='paper' # model size: a key of ENHANCER_PRESETS
     loss:str='pixel' # 'pixel', 'perc', 'gan' or 'task'
     crf:int=40 # the CRF this network enhances
+    crfs:tuple=() # several CRFs, each training sample drawn from one of them: one network for all (empty: `crf` only)
     data:str='' # the prepared dataset trained on
     epochs:int=150 # epochs (§4.3: 150 of ℓ2 pretraining on Kinetics)
     lr:float=1e-4 # Adam learning rate (§4.3)
+    schedule:str='constant' # 'constant' or 'one_cycle' (warm-up and cosine annealing over the whole run)
+    eps:float=1e-8 # Adam's ε (fastai's default, 1e-5, is above the ℓ2 loss's gradients and stalls training); β = (0.9, 0.999)
+    wd:float=0. # decoupled weight decay
     bs:int=16 # batch size (§4.3)
     n_frames:int=10 # unrolled steps (§2.1)
     patch:int=96 # patch side (§4.3)
@@ -116,7 +123,10 @@ class TrainConfig:
 
 TRAIN_PRESETS = {
     'paper': TrainConfig(),
-    'mini':  TrainConfig(size='mini', epochs=4, lr=1e-3, bs=8, patch=64, samples_per_epoch=256, critic_base=16),
+    'mini':  TrainConfig(size='mini', epochs=4, lr=3e-4, schedule='one_cycle', bs=8, patch=64, samples_per_epoch=256, critic_base=16),
+    # the long ℓ2 pretraining of `mini`, done once per CRF and released with the package (07_analysis)
+    'mini-pretrain': TrainConfig(size='mini', epochs=2, lr=1e-3, schedule='one_cycle', bs=8, n_frames=5, patch=64,
+                                 samples_per_epoch=800, critic_base=16, valid_per_class=3),
 }
 
 def resume_critic(gan:GANCallback, # the run's GAN callback
@@ -150,7 +160,7 @@ def train_enhancer(cfg:TrainConfig, # the run
         set_seed(cfg.seed, reproducible=True)                # Python's random too: fastai's shuffling and the windows draw from it
         ds = PreparedDataset(cfg.data)
         spc = max(1, math.ceil(cfg.samples_per_epoch / max(1, len(ds.videos('train')))))
-        dls = enhancement_dls(ds, cfg.crf, cfg.bs, cfg.n_frames, cfg.patch, spc, samples_per_epoch=cfg.samples_per_epoch,
+        dls = enhancement_dls(ds, tuple(cfg.crfs) or cfg.crf, cfg.bs, cfg.n_frames, cfg.patch, spc, samples_per_epoch=cfg.samples_per_epoch,
                               valid_per_class=cfg.valid_per_class)
         if progress and (skipped := {**dls.train.dataset.skipped, **dls.valid.dataset.skipped}):
             print(f"{len(skipped)} clips too small to train on, left out (e.g. {next(iter(skipped))}: {next(iter(skipped.values()))})", file=sys.stderr)
@@ -162,8 +172,9 @@ def train_enhancer(cfg:TrainConfig, # the run
             start, history = ck['epoch'] + 1, ck['history']
             if progress: print(f"resuming {out} at epoch {start} of {cfg.epochs}", file=sys.stderr)
         cbs = [UnrollCallback(), NonFiniteGuard(), Checkpoint(out, config, history), *extra_cbs]
+        if cfg.schedule == 'one_cycle': cbs.append(RunSchedule(cfg.epochs, cfg.lr))
         if critic is not None: cbs.append(GANCallback(critic, cfg.lr))
-        learn = Learner(dls, model, loss_func=make_loss(cfg.loss, critic, phi), opt_func=Adam, lr=cfg.lr,
+        learn = Learner(dls, model, loss_func=make_loss(cfg.loss, critic, phi), opt_func=partial(Adam, eps=cfg.eps, sqr_mom=0.999, wd=cfg.wd), lr=cfg.lr, wd=cfg.wd,
                         metrics=[SeqMSE(), SeqPSNR('pred'), SeqPSNR('input')], cbs=cbs)
         if ck:                                                # resume: weights, optimisers, and the epoch count
             restore(learn, ck)
@@ -203,21 +214,63 @@ def vcr_enhance(src:str, # the compressed video to enhance
     r = enhance_video(src, out, m)
     print(f"{r['frames']} frames {r['width']}x{r['height']} enhanced with {cfg['arch']}/{cfg['loss']} (CRF {cfg['crf']}) -> {out}", file=sys.stderr)
 
+# %% ../nbs/06_training.ipynb #ded7cd5c
+def fit_linear_filter(cfg:TrainConfig, # arch 'linear', its crf and seed (cfg.data is recorded)
+                      out, # the checkpoint to write
+                      data:list, # prepared datasets whose training clips it is fit to
+                      pixels:int=400_000, # random pixels drawn, evenly over the training clips
+                     )->Path:
+    "Fit `LinearFilter`'s kernel and bias to (compressed, ground-truth) luma by least squares; save it as an enhancer checkpoint"
+    model = build_enhancer(matched_config(ENHANCER_PRESETS[cfg.size], 'linear')); k = model.cfg.linear_k
+    rng, A, b = np.random.default_rng(cfg.seed), [], []
+    clips = [(d, r['video']) for d in map(PreparedDataset, data) for r in d.videos('train')]
+    if not clips: raise VcrError(data[0], "no training clips to fit the linear filter to")
+    per_clip = -(-pixels // len(clips))
+    for d, v in clips:
+        x = d.planes(v, f'crf{cfg.crf}').y.astype(np.float32) / 255
+        y = d.planes(v, 'gt').y.astype(np.float32) / 255
+        win = np.lib.stride_tricks.sliding_window_view(np.pad(x, ((0, 0), (k // 2,) * 2, (k // 2,) * 2), mode='edge'), (k, k), axis=(1, 2))
+        t, i, j = (rng.integers(0, n, per_clip) for n in x.shape)
+        A.append(win[t, i, j].reshape(-1, k * k)); b.append(y[t, i, j])
+    A = np.c_[np.concatenate(A).astype(np.float64), np.ones(sum(map(len, b)))]
+    w = np.linalg.lstsq(A, np.concatenate(b).astype(np.float64), rcond=None)[0]
+    with torch.no_grad(): model.conv.weight.copy_(torch.from_numpy(w[:-1]).view(1, 1, k, k)); model.conv.bias.fill_(float(w[-1]))
+    config = {**asdict(cfg), 'arch': 'linear', 'loss': 'pixel', 'epochs': 0, 'fit': f'least squares on {len(A):,} pixels of {", ".join(map(str, data))}'}
+    buf = io.BytesIO(); torch.save({'config': config, 'epoch': 0, 'history': [], 'model': model.state_dict()}, buf)
+    return write_atomic(out, buf.getvalue())
+
 # %% ../nbs/06_training.ipynb #8fbdbcd5
+def recipe_data(preset:str, data, pretrain_data=None)->tuple[Path, Path]:
+    "(pretraining data, fine-tuning data) of a preset: `mini`'s two parts, or the paper's Kinetics and action set"
+    data = Path(data)
+    if preset.startswith('mini'): return data/'enhance', data/'action'
+    if pretrain_data is None: raise VcrError('--pretrain_data', "the paper preset pretrains on Kinetics: give its prepared folder")
+    return Path(pretrain_data), data
+
+def pretrain_config(arch:str, crf:int, preset:str, pre_data, epochs:int=None, overrides:dict|None=None)->tuple[TrainConfig, str]:
+    "The ℓ2 pretraining run that a `crf` network starts from, and its checkpoint's name: `mini` has one network for CRFs 40-50"
+    base = replace(TRAIN_PRESETS['mini-pretrain' if preset == 'mini' else preset], **(overrides or {}))
+    crfs = tuple(base.crfs) if crf in base.crfs else (crf,)
+    cfg = replace(base, arch=arch, loss='pixel', crf=crfs[0], crfs=crfs if len(crfs) > 1 else (), data=str(pre_data), epochs=epochs or base.epochs)
+    return cfg, f"pretrain-{arch}-crf{'-'.join(map(str, crfs))}.pth"
+
 def train_recipe(arch:str, loss:str, crf:int, preset:str, data, out, pretrain_data=None, epochs:int=None, pretrain_epochs:int=None,
-                 phi:nn.Module=None, progress:bool=True, overrides:dict|None=None)->Path:
-    "§4.3: ℓ2 pretraining on the enhancement corpus, then fine-tuning with `loss`; returns the final checkpoint"
-    data, out = Path(data), Path(out)
-    if preset == 'mini': pre_data, fine_data = data/'enhance', data/'action'
-    else:
-        if pretrain_data is None: raise VcrError('--pretrain_data', "the paper preset pretrains on Kinetics: give its prepared folder")
-        pre_data, fine_data = Path(pretrain_data), data
+                 phi:nn.Module=None, progress:bool=True, overrides:dict|None=None,
+                 init=None, # a pretrained checkpoint to fine-tune (e.g. `mini`'s released one): no pretraining then
+                 pretrain_overrides:dict|None=None, # changes to the pretraining run (default: `overrides`)
+                )->Path:
+    "§4.3: ℓ2 pretraining on the enhancement corpus, then fine-tuning with `loss`; the linear baseline is fit instead; returns the final checkpoint"
+    out = Path(out); pre_data, fine_data = recipe_data(preset, data, pretrain_data)
     base = replace(TRAIN_PRESETS[preset], **(overrides or {}))     # e.g. the study's shorter runs
-    pre = replace(base, arch=arch, loss='pixel', crf=crf, data=str(pre_data), epochs=pretrain_epochs or base.epochs)
-    pre_ck = out/f'pretrain-{arch}-crf{crf}.pth'
-    if progress: print(f"pretraining {arch} with l2 on {pre_data} at CRF {crf}", file=sys.stderr)
-    train_enhancer(pre, pre_ck, progress=progress)
-    fine = replace(base, arch=arch, loss=loss, crf=crf, data=str(fine_data), epochs=epochs or base.epochs, init=str(pre_ck))
+    if arch == 'linear':
+        if loss != 'pixel': raise ValueError(f"the linear baseline is fit by least squares, that is to ℓpixel, not {loss!r}")
+        return fit_linear_filter(replace(base, arch='linear', crf=crf, data=str(fine_data)), out/f'linear-pixel-crf{crf}.pth', [pre_data, fine_data])
+    if init is None:
+        pre, name = pretrain_config(arch, crf, preset, pre_data, pretrain_epochs, overrides if pretrain_overrides is None else pretrain_overrides)
+        init = out/name
+        if progress: print(f"pretraining {arch} with l2 on {pre_data} at CRF {', '.join(map(str, pre.crfs or (pre.crf,)))}", file=sys.stderr)
+        train_enhancer(pre, init, progress=progress)
+    fine = replace(base, arch=arch, loss=loss, crf=crf, data=str(fine_data), epochs=epochs or base.epochs, init=str(init))
     final = out/f'{arch}-{loss}-crf{crf}.pth'
     if progress: print(f"fine-tuning with {loss} on {fine_data}", file=sys.stderr)
     train_enhancer(fine, final, phi=phi, progress=progress)
