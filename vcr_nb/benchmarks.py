@@ -180,7 +180,7 @@ def decoded_pair(pairs:EnhancementPairs, # samples with fixed windows (`train=Fa
     "Sample i of `pairs` with its compressed frames decoded from the mp4 instead of read from the cache"
     ds, v, (y0, x0), p, n = pairs.ds, pairs.videos[i % len(pairs.videos)], pairs.window(i), pairs.patch, pairs.n
     cut = lambda y: torch.from_numpy(np.multiply(y[:n, None, y0:y0 + p, x0:x0 + p], np.float32(1/255), dtype=np.float32))
-    return cut(read_video_yuv(ds.mp4_path(v, int(pairs.version.removeprefix('crf'))), n).y), cut(ds.packed(v, 'gt'))
+    return cut(read_video_yuv(ds.mp4_path(v, int(pairs.version(i).removeprefix('crf'))), n).y), cut(ds.packed(v, 'gt'))
 
 # %% ../nbs/08_benchmarks.ipynb #6fe36b6b
 def cache_vs_decode(ds:PreparedDataset, # a prepared dataset with `crf` cached
