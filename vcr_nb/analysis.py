@@ -36,16 +36,16 @@ __all__ = ['PSNR_CAP', 'TC_BORDER', 'FARNEBACK', 'QUALITY_COLUMNS', 'METHODS', '
            'compare_videos', 'vcr_quality', 'method_of', 'method_order', 'load_accuracy', 'table1', 'table2',
            'quality_table', 'load_quality', 'fig_rate_accuracy', 'fig_per_class', 'above_chance_p', 'bootstrap_mean',
            'mcnemar_p', 'page_trend_p', 'verdict', 'load_predictions', 'per_clip', 'paired_diff', 'finding_row',
-           'untested', 'weak_reason', 'compressed_crfs', 'finding_falls', 'finding_2d_vs_3d', 'losses_at', 'strongest',
-           'versus', 'finding_pixel', 'finding_perceptual', 'finding_gan_tc', 'finding_task', 'findings', 'md_table',
-           'section', 'stage_records', 'report_head', 'ablation_table', 'gain_table', 'quality_sections',
-           'figure_section', 'figure_sections', 'write_report', 'fig_frames', 'fig_gradcam', 'plan_bitrate',
-           'plan_report', 'vcr_plan', 'released_dir', 'mini_fingerprint', 'trained_on', 'sha256_of', 'release_file',
-           'slim_checkpoint', 'recognizer_metrics', 'enhancer_gain', 'enhancer_metrics', 'train_part', 'git_version',
-           'release_mini', 'vcr_release', 'released_weights', 'StudyConfig', 'enhancer_jobs', 'enhancer_sizes',
-           'recognizer_config', 'Study', 'study_prepare', 'released_source', 'study_recognizers', 'study_enhancers',
-           'study_evaluate', 'enhanced_versions', 'heldout_quality', 'study_quality', 'enhancer_gflops',
-           'study_figures', 'weights_used', 'study_report', 'run_study', 'vcr_study']
+           'untested', 'weak_reason', 'compressed_crfs', 'finding_falls', 'finding_2d_vs_3d', 'strongest', 'versus',
+           'finding_pixel', 'finding_perceptual', 'finding_gan_tc', 'finding_task', 'findings', 'md_table', 'section',
+           'stage_records', 'report_head', 'ablation_table', 'gain_table', 'quality_sections', 'figure_section',
+           'figure_sections', 'write_report', 'fig_frames', 'fig_gradcam', 'plan_bitrate', 'plan_report', 'vcr_plan',
+           'released_dir', 'mini_fingerprint', 'trained_on', 'sha256_of', 'release_file', 'slim_checkpoint',
+           'recognizer_metrics', 'enhancer_gain', 'enhancer_metrics', 'train_part', 'git_version', 'release_mini',
+           'vcr_release', 'released_weights', 'StudyConfig', 'enhancer_jobs', 'enhancer_sizes', 'recognizer_config',
+           'Study', 'study_prepare', 'released_source', 'study_recognizers', 'study_enhancers', 'study_evaluate',
+           'enhanced_versions', 'heldout_quality', 'study_quality', 'enhancer_gflops', 'study_figures', 'weights_used',
+           'study_report', 'run_study', 'vcr_study']
 
 # %% ../nbs/07_analysis.ipynb #8bf7a165
 PSNR_CAP, TC_BORDER = 100., 8
@@ -415,10 +415,6 @@ def finding_2d_vs_3d(p:pd.DataFrame, chance:float)->dict|None:
     return finding_row(f, f"sign test on each clip's drop (ResNet-S minus ResNet-ST), CRF {low}, {len(d)} clips", effect, lo, hi, pv, 1)
 
 # %% ../nbs/07_analysis.ipynb #939769b2
-def losses_at(q:pd.DataFrame, crf:int, methods)->list:
-    "The recurrent enhancers' methods among `methods` measured at `crf`"
-    return [m for m in methods if len(q[(q.method == m) & (q.crf == crf)])]
-
 def strongest(t:pd.DataFrame, value:str, methods:list, crf, low:bool=False)->str:
     "Of `methods` at `crf`, the one with the highest (`low`: the lowest) mean `value`"
     means = {m: per_clip(t, value, m, crf).mean() for m in methods}
@@ -907,7 +903,7 @@ class Study:
         self.act = self.root/'action' if self.mini else self.root            # the action set
         self.rec = {k: self.out/'recognizers'/f'resnet-{k}.pth' for k in ('2d', '3d')}
         self.enh_dir, self.top = self.out/'enhancers', max(cfg.enh_crfs)
-        self.released, self.sources = {}, {}          # the released parts this run uses; where each trained part came from
+        self.released = {}                            # the released parts this run uses
 
     def use_released(self)->dict:
         "The released parts this run uses, {part: path}: none for `paper`, with `from_scratch`, or when they do not fit the data (logged)"
@@ -918,7 +914,6 @@ class Study:
     def record_source(self, what:str, # a trained part, e.g. 'ResNet-S'
                       source:str):
         "Record where a part of the run came from, in sources.json (rank 0)"
-        self.sources[what] = source
         if not ranks()[0]: write_json(self.out/'sources.json', {**(json.loads((self.out/'sources.json').read_text()) if (self.out/'sources.json').exists() else {}), what: source})
 
     def enhancers(self, ablation:bool=False)->list[Path]:
