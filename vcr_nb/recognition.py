@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_recognition.ipynb #f7a5a79d
 from __future__ import annotations
-import hashlib, re, sys, time, warnings
+import hashlib, json, re, sys, time, warnings, zipfile
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
@@ -25,22 +25,26 @@ from fastcore.script import call_parse, Param
 from fastprogress.fastprogress import progress_bar
 from torchvision.models import resnet as tv2d
 from torchvision.models.video import resnet as tv3d
+import torchvision.models.video as tv_video
+from torchvision.models import get_model_builder, get_model_weights, list_models
 
 from .core import (VcrError, Checkpoint, NonFiniteGuard, atomic_output, barrier, check_resume, fit_from, from_rank0, gather_all,
                          guard_settings, load_checkpoint, misfit, output_lock, process_group, ranks, report_errors, restore, shard,
                          write_atomic)
 from .compression import YCbCr
-from .datasets import PreparedDataset, RecognitionClips, RecognitionSampling, save_frames, split_videos
+from .datasets import PreparedDataset, RecognitionClips, RecognitionSampling, clip_starts, save_frames, split_videos
 from .losses import IMAGENET_MEAN, IMAGENET_STD, load_pretrained
 from .models import enhance_clips, load_enhancer
 
 
 # %% auto #0
-__all__ = ['RESNET_2D_DEPTHS', 'RESNET_3D_DEPTHS', 'RECOGNIZER_PRESETS', 'ENHANCE_BATCH', 'PREDICTION_COLUMNS', 'ResNet2d',
-           'ResNet3d', 'hara_to_resnet3d', 'load_hara', 'Recognizer', 'RecognizerConfig', 'sampling_of',
+__all__ = ['RESNET_2D_DEPTHS', 'RESNET_3D_DEPTHS', 'RECOGNIZER_PRESETS', 'SIDECAR_KEYS', 'ENHANCE_BATCH', 'PREDICTION_COLUMNS',
+           'ResNet2d', 'ResNet3d', 'hara_to_resnet3d', 'load_hara', 'Recognizer', 'RecognizerConfig', 'sampling_of',
            'build_recognizer', 'action_root', 'recognition_dls', 'RunSchedule', 'train_recognizer', 'load_recognizer',
-           'enhancer_name', 'enhance_cached', 'predict', 'evaluate', 'read_predictions', 'log_loss', 'accuracy_table',
-           'per_class_accuracy', 'grad_cam', 'show_cam', 'vcr_train_recognizer', 'vcr_evaluate']
+           'ClipPreprocessing', 'OutsideClips', 'OutsideRecognizer', 'is_torchscript', 'load_torchscript_recognizer',
+           'load_torchvision_recognizer', 'export_torchscript', 'open_recognizer', 'enhancer_name', 'enhance_cached',
+           'predict', 'evaluate', 'read_predictions', 'log_loss', 'accuracy_table', 'per_class_accuracy',
+           'agreement_table', 'grad_cam', 'show_cam', 'vcr_train_recognizer', 'vcr_evaluate']
 
 # %% ../nbs/05_recognition.ipynb #dd6c619d
 RESNET_2D_DEPTHS = {10: ('basic', (1, 1, 1, 1)), 18: ('basic', (2, 2, 2, 2)), 34: ('basic', (3, 4, 6, 3)),
@@ -264,6 +268,131 @@ def load_recognizer(path, # a checkpoint written by train_recognizer
     for p in model.parameters(): p.requires_grad_(False)
     return model.to(device).eval(), cfg
 
+# %% ../nbs/05_recognition.ipynb #b705b282
+@dataclass
+class ClipPreprocessing:
+    "How an outside video recognizer wants its input: clips of `clip_len` frames, resized, centre-cropped, normalised"
+    clip_len:int=16 # frames per clip; a video is scored on every non-overlapping clip, scores averaged
+    resize:tuple=(128, 171) # (H, W) to resize each frame to, or (S,) for the shorter side to S (torchvision's convention)
+    crop:tuple=(112, 112) # (H, W) of the centre crop
+    mean:tuple=IMAGENET_MEAN # per-channel mean of RGB in [0, 1]
+    std:tuple=IMAGENET_STD # per-channel standard deviation
+
+    def frames(self, rgb:np.ndarray, # uint8 RGB (L,H,W,3), one clip
+              )->torch.Tensor:
+        "A clip as the network takes it, before normalisation: (3,L,crop H,crop W) in [0,1]"
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2).float() / 255
+        H, W = x.shape[-2:]
+        size = tuple(self.resize) if len(self.resize) == 2 else (
+            (self.resize[0], round(W * self.resize[0] / H)) if H <= W else (round(H * self.resize[0] / W), self.resize[0]))
+        x = nn.functional.interpolate(x, size=size, mode='bilinear', align_corners=False, antialias=True)
+        ch, cw = self.crop; y0, x0 = (size[0] - ch) // 2, (size[1] - cw) // 2
+        if y0 < 0 or x0 < 0: raise ValueError(f"crop {self.crop} is larger than the resized frame {size}")
+        return x[..., y0:y0 + ch, x0:x0 + cw].clamp(0, 1).permute(1, 0, 2, 3)
+
+class OutsideClips(torch.utils.data.Dataset):
+    "Every non-overlapping clip of each video of one version, preprocessed for an outside recognizer"
+    def __init__(self, ds:PreparedDataset, # a prepared dataset (labelled or not)
+                 prep:ClipPreprocessing, # what the recognizer wants
+                 split:str='test', # which videos
+                 version:str='gt', # 'gt', 'crf<N>' or an enhanced version
+                 videos:list|None=None, # only these videos of the split (default: all)
+                 classes:list|None=None, # the recognizer's classes: a label among them is its target, else -1
+                ):
+        keep = None if videos is None else set(videos)
+        self.ds, self.prep, self.version, self.classes = ds, prep, version, list(classes or [])
+        self.videos = [r['video'] for r in ds.videos(split) if keep is None or r['video'] in keep]
+        self.items = [(v, s) for v in self.videos for s in clip_starts(int(ds.by_id[v]['frames']), prep.clip_len)]
+    def __len__(self): return len(self.items)
+    def __getitem__(self, i):
+        v, s = self.items[i]; T = int(self.ds.by_id[v]['frames'])
+        idx = [(s + k) % T for k in range(self.prep.clip_len)]              # a video shorter than a clip is looped
+        label = self.ds.by_id[v]['label']
+        return self.prep.frames(self.ds.rgb(v, self.version, idx)), self.classes.index(label) if label in self.classes else -1
+    def video_of(self)->list[str]: return [v for v, _ in self.items]
+
+class OutsideRecognizer(nn.Module):
+    "A video classifier from outside the project (TorchScript or torchvision), with its preprocessing; returns class scores"
+    kind = '3d'
+    def __init__(self, net:nn.Module, # takes normalised (B,3,L,H,W) clips, returns (B, n_classes) scores
+                 prep:ClipPreprocessing, classes:list, name:str):
+        super().__init__()
+        self.net, self.prep, self.classes, self.name = net, prep, list(classes), name
+        self.register_buffer('mean', torch.tensor(prep.mean).view(3, 1, 1, 1)); self.register_buffer('std', torch.tensor(prep.std).view(3, 1, 1, 1))
+    def forward(self, x): return self.net((x - self.mean) / self.std)
+    def clips(self, ds, split, version, videos=None)->OutsideClips: return OutsideClips(ds, self.prep, split, version, videos, self.classes)
+
+
+# %% ../nbs/05_recognition.ipynb #45bee5dc
+SIDECAR_KEYS = ('clip_len', 'resize', 'crop', 'mean', 'std', 'classes')
+
+def is_torchscript(path)->bool:
+    "Whether a file is a TorchScript archive (a zip with the module's code), not a checkpoint"
+    try:
+        with zipfile.ZipFile(path) as z: return any('/code/' in n for n in z.namelist())
+    except (zipfile.BadZipFile, OSError): return False
+
+def load_torchscript_recognizer(path, # a TorchScript module: normalised (B,3,L,H,W) clips in, (B, n_classes) scores out
+                                device='cpu',
+                               )->OutsideRecognizer:
+    "An exported video classifier and its JSON sidecar (PATH with .json: clip_len, resize, crop, mean, std, classes)"
+    path = Path(path); side = path.with_suffix('.json')
+    if not side.is_file(): raise VcrError(side, f"no sidecar for {path.name}: write a JSON with {', '.join(SIDECAR_KEYS)}")
+    try: meta = json.loads(side.read_text())
+    except ValueError as e: raise VcrError(side, f"not valid JSON ({e})") from None
+    if missing := [k for k in SIDECAR_KEYS if k not in meta]: raise VcrError(side, f"sidecar lacks {', '.join(missing)}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', FutureWarning)                 # TorchScript's deprecation notice
+            net = torch.jit.load(str(path), map_location=device)
+    except Exception as e: raise VcrError(path, f"not a loadable TorchScript module ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
+    prep = ClipPreprocessing(int(meta['clip_len']), tuple(meta['resize']), tuple(meta['crop']), tuple(meta['mean']), tuple(meta['std']))
+    return OutsideRecognizer(net.eval(), prep, meta['classes'], f"{path.stem}-{hashlib.sha256(path.read_bytes()).hexdigest()[:8]}").to(device).eval()
+
+def load_torchvision_recognizer(name:str, # a torchvision video classification model, e.g. 'r3d_18', 's3d', 'mvit_v1_b'
+                                device='cpu',
+                               )->OutsideRecognizer:
+    "A torchvision video model with its default weights (from the torch hub cache) and the weights' own preprocessing"
+    if name not in (names := list_models(module=tv_video)): raise ValueError(f"unknown torchvision video model {name!r}; choose one of {', '.join(names)}")
+    weights = get_model_weights(name).DEFAULT
+    net = load_pretrained(get_model_builder(name), weights)             # offline and absent: one line naming the file and where it goes
+    t = weights.transforms()
+    clip_len = max(16, weights.meta.get('min_temporal_size') or 0)      # torchvision's video models are trained on 16-frame clips
+    prep = ClipPreprocessing(clip_len, tuple(t.resize_size), tuple(t.crop_size), tuple(t.mean), tuple(t.std))
+    return OutsideRecognizer(net.eval(), prep, weights.meta['categories'], f"torchvision-{name}").to(device).eval()
+
+
+# %% ../nbs/05_recognition.ipynb #60f16e11
+def export_torchscript(checkpoint, # a 3D recognizer checkpoint from train_recognizer
+                       path, # the .pt to write; its sidecar goes beside it, as .json
+                      )->Path:
+    "Export a project 3D recognizer as an outside model would come: a TorchScript module on normalised clips, and its JSON sidecar"
+    model, cfg = load_recognizer(checkpoint)
+    if cfg.kind != '3d': raise ValueError(f"{checkpoint}: only 3D recognizers export as clip classifiers, this one is {cfg.kind}")
+    s, path = sampling_of(cfg), Path(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', FutureWarning)                     # TorchScript's deprecation notice
+        net = torch.jit.trace(model.net, torch.zeros(1, 3, s.clip_len, s.clip_size, s.clip_size))
+        with atomic_output(path) as tmp: torch.jit.save(net, str(tmp))
+    side = dict(clip_len=s.clip_len, resize=[s.clip_size], crop=[s.clip_size, s.clip_size],   # the centre square, resized to the clip side
+                mean=[round(v, 6) for v in model.mean.flatten().tolist()], std=[round(v, 6) for v in model.std.flatten().tolist()], classes=list(cfg.classes))
+    write_atomic(path.with_suffix('.json'), json.dumps(side, indent=1))
+    return path
+
+def open_recognizer(spec, # a checkpoint from train_recognizer, a TorchScript .pt with its sidecar, or 'torchvision:NAME'
+                    device='cpu',
+                   )->tuple[nn.Module, RecognizerConfig, str]:
+    "A frozen recognizer from any source, a config giving its kind and classes, and its name (for records)"
+    if str(spec).startswith('torchvision:'):
+        m = load_torchvision_recognizer(str(spec).split(':', 1)[1], device)
+    elif Path(spec).is_file() and is_torchscript(spec): m = load_torchscript_recognizer(spec, device)
+    else:
+        m, cfg = load_recognizer(spec, device)
+        return m, cfg, f"{Path(spec).stem}-{hashlib.sha256(Path(spec).read_bytes()).hexdigest()[:8]}"   # as `enhancer_name` keys files
+    for p in m.parameters(): p.requires_grad_(False)
+    return m, RecognizerConfig(kind='3d', sampling='outside', classes=tuple(m.classes)), m.name
+
+
 # %% ../nbs/05_recognition.ipynb #ef89aa4c
 def _bar(it, comment:str):
     "A fastprogress bar with a comment"
@@ -305,7 +434,7 @@ def enhance_cached(ds:PreparedDataset, # a prepared dataset
     return version
 
 @torch.inference_mode()
-def predict(model:Recognizer, # a frozen recognizer
+def predict(model:nn.Module, # a frozen recognizer: the project's, or an `OutsideRecognizer`
             cfg:RecognizerConfig, # its config (kind, sampling)
             ds:PreparedDataset, # the prepared action set
             version:str='gt', # 'gt', 'crf<N>' or an enhanced version
@@ -314,7 +443,8 @@ def predict(model:Recognizer, # a frozen recognizer
             videos:list|None=None, # only these videos of the split (default: all)
            )->tuple[list[str], np.ndarray]:
     "Each video's class probabilities: the softmax of its frames' (2D) or clips' (3D) averaged scores"
-    clips = RecognitionClips(ds, split, cfg.kind, False, version, sampling_of(cfg), videos)
+    clips = (model.clips(ds, split, version, videos) if isinstance(model, OutsideRecognizer) else
+             RecognitionClips(ds, split, cfg.kind, False, version, sampling_of(cfg), videos))
     batches = [list(range(i, min(i + bs, len(clips)))) for i in range(0, len(clips), bs)]
     mine = shard(batches)                     # in a launch, each rank scores its share of the same batches
     dl = torch.utils.data.DataLoader(clips, batch_sampler=mine)
@@ -336,7 +466,7 @@ def _save_npz(path, **arrays):
         with open(tmp, 'wb') as f: np.savez(f, **arrays)
 
 def evaluate(data, # the prepared action set (or a mini folder)
-             recognizer, # a checkpoint from train_recognizer
+             recognizer, # a checkpoint from train_recognizer, a TorchScript .pt with its sidecar, or 'torchvision:NAME'
              out, # output folder
              enhancers:list=(), # enhancer checkpoints; each runs at its own CRF
              crfs:list|None=None, # compressed versions to evaluate (default: the dataset's ladder)
@@ -346,22 +476,26 @@ def evaluate(data, # the prepared action set (or a mini folder)
              per_class:int|None=None, # only the first N videos of each class in the split (default: all)
              enhanced_per_class:int|None=None, # enhanced versions on the first N videos of each class only (default: as per_class)
              device=None, # where the networks run; None: CUDA if there is a GPU (this rank's, in a launch), else the CPU
+             labels:bool|None=None, # score against the labels; False: unlabelled (agreement with uncompressed only); None: if every label is a class
             )->pd.DataFrame:
     "Predictions of a frozen recognizer on the uncompressed, compressed and enhanced test videos; writes OUT/predictions.csv and OUT/probs.npz"
-    with process_group(): return _evaluate(data, recognizer, out, enhancers, crfs, split, bs, progress, per_class, enhanced_per_class, device)
+    with process_group(): return _evaluate(data, recognizer, out, enhancers, crfs, split, bs, progress, per_class, enhanced_per_class, device, labels)
 
-def _evaluate(data, recognizer, out, enhancers, crfs, split, bs, progress, per_class, enhanced_per_class, device)->pd.DataFrame:
+def _evaluate(data, recognizer, out, enhancers, crfs, split, bs, progress, per_class, enhanced_per_class, device, labels)->pd.DataFrame:
     ds, out = PreparedDataset(action_root(data)), Path(out)
     if out.resolve() == ds.path.resolve(): raise VcrError(out, "output folder is the prepared dataset itself; choose another OUT")
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     progress, rank0 = progress and ranks()[0] == 0, ranks()[0] == 0
-    model, cfg = load_recognizer(recognizer, device)
-    if list(cfg.classes) != ds.classes: raise VcrError(recognizer, f"recognizer's classes differ from those of {ds.path}")
+    model, cfg, rec = open_recognizer(recognizer, device)
+    outside = isinstance(model, OutsideRecognizer)
+    if not outside and list(cfg.classes) != ds.classes: raise VcrError(recognizer, f"recognizer's classes differ from those of {ds.path}")
+    if labels is None: labels = all(r['label'] in cfg.classes for r in ds.videos(split))
+    if labels and (bad := [r['label'] for r in ds.videos(split) if r['label'] not in cfg.classes]):
+        raise VcrError(ds.path, f"label {bad[0]!r} is not one of the recognizer's classes; evaluate with labels=False (agreement only)")
     crfs = list(ds.crfs if crfs is None else crfs)
     if bad := [c for c in crfs if c not in ds.crfs]: raise VcrError(ds.path, f"not compressed at CRF {bad[0]} (ladder {list(ds.crfs)})")
     with output_lock(out):
-        rec = enhancer_name(recognizer)
-        from_rank0(guard_settings, out, {'recognizer': rec, 'data': str(ds.path.resolve()), 'split': split, 'per_class': per_class,
+        from_rank0(guard_settings, out, {'recognizer': rec, 'data': str(ds.path.resolve()), 'split': split, 'per_class': per_class, **({} if labels else {'labels': False}),
                                          **({'enhanced_per_class': enhanced_per_class} if enhanced_per_class is not None else {})},
                    'holds predictions made')
         videos = split_videos(ds, split, per_class)
@@ -379,14 +513,14 @@ def _evaluate(data, recognizer, out, enhancers, crfs, split, bs, progress, per_c
                 p = p.astype(np.float32)
                 if rank0: _save_npz(part, videos=np.array(vids), probs=p)
             for v, pv in zip(vids, p):
-                r, li = ds.by_id[v], ds.label_index(v)
-                rows.append(dict(video=v, label=r['label'], version=kind, crf=crf, enhancer=enh, pred=ds.classes[int(pv.argmax())],
-                                 p_label=float(pv[li]), kbps=float(r[f'kbps_crf{crf}']) if crf else np.nan, recognizer=rec))
+                r = ds.by_id[v]
+                rows.append(dict(video=v, label=r['label'] if labels else '', version=kind, crf=crf, enhancer=enh, pred=cfg.classes[int(pv.argmax())],
+                                 p_label=float(pv[cfg.classes.index(r['label'])]) if labels else np.nan, kbps=float(r[f'kbps_crf{crf}']) if crf else np.nan, recognizer=rec))
             probs.append(p)
         df = pd.DataFrame(rows, columns=PREDICTION_COLUMNS).astype({'crf': 'Int64'})
         if rank0:
             write_atomic(out/'predictions.csv', df.to_csv(index=False))
-            _save_npz(out/'probs.npz', probs=np.concatenate(probs).astype(np.float32), classes=np.array(ds.classes))
+            _save_npz(out/'probs.npz', probs=np.concatenate(probs).astype(np.float32), classes=np.array(cfg.classes))
         barrier()
         return df
 
@@ -412,6 +546,23 @@ def per_class_accuracy(df:pd.DataFrame)->pd.DataFrame:
     "Top-1 per true class (rows) and (version, CRF, enhancer) (columns)"
     d = df.assign(correct=df.pred == df.label, crf=df.crf.astype('string').fillna(''))
     return d.pivot_table(index='label', columns=['version', 'crf', 'enhancer'], values='correct', aggfunc='mean')
+
+# %% ../nbs/05_recognition.ipynb #d12a9c96
+def agreement_table(df:pd.DataFrame, # a predictions table (one recognizer), in the row order of `probs`
+                    probs:np.ndarray, # its class probabilities, one row per prediction
+                    eps:float=1e-12, # probabilities are clipped to [eps, 1] in the KL divergence
+                   )->pd.DataFrame:
+    "Label-free scores per (version, CRF, enhancer): how often top-1 matches the uncompressed video's, and the mean KL(uncompressed ‖ version)"
+    unc = {v: i for i, v in zip(df.index[df.version == 'uncompressed'], df.video[df.version == 'uncompressed'])}
+    if not unc: raise ValueError("agreement needs the uncompressed predictions (version 'uncompressed') as the reference")
+    pos = {ix: n for n, ix in enumerate(df.index)}
+    ref = np.array([pos[unc[v]] if v in unc else -1 for v in df.video])
+    if (ref < 0).any(): raise ValueError(f"no uncompressed prediction of {df.video[ref < 0].iloc[0]!r}")
+    p, q = np.clip(probs[ref].astype(np.float64), eps, 1), np.clip(probs.astype(np.float64), eps, 1)
+    d = df.assign(agree=probs.argmax(1) == probs[ref].argmax(1), kl=(p * (np.log(p) - np.log(q))).sum(1))
+    g = d.groupby(['version', 'crf', 'enhancer'], dropna=False, sort=False)
+    return pd.DataFrame({'videos': g.size(), 'agreement': g.agree.mean(), 'kl': g.kl.mean(), 'kbps': g.kbps.mean()})
+
 
 # %% ../nbs/05_recognition.ipynb #c1994df9
 def grad_cam(model:Recognizer, # a recognizer
@@ -467,7 +618,7 @@ def vcr_train_recognizer(model:Param("2d (ResNet-S) or 3d (ResNet-ST)", str, cho
 @call_parse
 @report_errors
 def vcr_evaluate(data:str='data/mini', # the prepared action set (or a vcr_prepare --dataset mini folder)
-                 recognizer:str=None, # a checkpoint from vcr_train_recognizer (required)
+                 recognizer:str=None, # a checkpoint from vcr_train_recognizer, a TorchScript .pt with its .json sidecar, or torchvision:NAME (required)
                  enhancer:Param("enhancer checkpoints; each runs at the CRF it was trained for", str, nargs='*')=None,
                  crf:Param("CRFs of the compressed versions (default: the whole ladder)", int, nargs='*')=None,
                  out:str='runs/eval', # where predictions.csv and probs.npz go
@@ -475,8 +626,12 @@ def vcr_evaluate(data:str='data/mini', # the prepared action set (or a vcr_prepa
                  bs:int=8, # batch size
                 ):
     "Run a frozen recognizer on the uncompressed, compressed and enhanced test videos; writes OUT/predictions.csv (`torchrun` spreads it)"
-    if recognizer is None: raise ValueError("--recognizer CKPT is required (a checkpoint from vcr_train_recognizer)")
+    if recognizer is None: raise ValueError("--recognizer is required: a checkpoint from vcr_train_recognizer, a TorchScript .pt, or torchvision:NAME")
     df = evaluate(data, recognizer, out, enhancer or [], crf or None, split, bs)
     if rank_distrib() == 0:                          # launched on several processes, rank 0 reports
-        print(accuracy_table(df).to_string(float_format=lambda v: f'{v:.3f}'), file=sys.stderr)
+        labelled = (df.label != '').all()
+        if not labelled: print("no labels among the recognizer's classes: scored against its uncompressed answers", file=sys.stderr)
+        table = accuracy_table(df).join(agreement_table(df, read_predictions(out)[1])[['agreement', 'kl']]) if labelled else \
+                agreement_table(df, read_predictions(out)[1])
+        print(table.to_string(float_format=lambda v: f'{v:.3f}'), file=sys.stderr)
         print(f"{len(df)} predictions -> {Path(out)/'predictions.csv'}", file=sys.stderr)
