@@ -23,10 +23,11 @@ from .compression import YCbCr, psnr, read_video_yuv, ycbcr_to_rgb
 from .datasets import PreparedDataset, RecognitionClips, prepare_mini, split_videos
 from .models import ENHANCER_PRESETS, build_enhancer, enhance_clips, load_enhancer, matched_config, step_gflops
 from .losses import LayerFeatures, WeightsUnavailable, backbone_features
-from .recognition import (RECOGNIZER_PRESETS, RecognizerConfig, accuracy_table, enhance_cached, enhancer_name, evaluate,
+from .recognition import (RECOGNIZER_PRESETS, RecognizerConfig, accuracy_table, agreement_table, enhance_cached, enhancer_name, evaluate,
     grad_cam, load_recognizer, per_class_accuracy, predict, read_predictions, sampling_of, show_cam, train_recognizer)
 from .training import TRAIN_PRESETS, pretrain_config, train_enhancer, train_recipe
 from scipy import stats
+from scipy.interpolate import PchipInterpolator
 
 
 # %% auto #0
@@ -34,16 +35,17 @@ __all__ = ['PSNR_CAP', 'TC_BORDER', 'FARNEBACK', 'QUALITY_COLUMNS', 'METHODS', '
            'RELEASE_PARTS', 'STUDY_PRESETS', 'DISTRIBUTED_STAGES', 'psnr_y', 'psnr_rgb', 'backward_flow', 'warp_back',
            'gt_flows', 'temporal_consistency', 'LPIPS', 'lpips_or_reason', 'frame_quality', 'video_quality',
            'compare_videos', 'vcr_quality', 'method_of', 'method_order', 'load_accuracy', 'table1', 'table2',
-           'quality_table', 'load_quality', 'fig_rate_accuracy', 'fig_per_class', 'above_chance_p', 'bootstrap_mean',
-           'mcnemar_p', 'page_trend_p', 'verdict', 'load_predictions', 'per_clip', 'paired_diff', 'finding_row',
-           'untested', 'weak_reason', 'compressed_crfs', 'finding_falls', 'finding_2d_vs_3d', 'strongest', 'versus',
-           'finding_pixel', 'finding_perceptual', 'finding_gan_tc', 'finding_task', 'findings', 'md_table', 'section',
-           'stage_records', 'report_head', 'ablation_table', 'gain_table', 'quality_sections', 'figure_section',
-           'figure_sections', 'write_report', 'fig_frames', 'fig_gradcam', 'plan_bitrate', 'plan_report', 'vcr_plan',
-           'released_dir', 'mini_fingerprint', 'trained_on', 'sha256_of', 'release_file', 'slim_checkpoint',
-           'recognizer_metrics', 'enhancer_gain', 'enhancer_metrics', 'train_part', 'git_version', 'release_mini',
-           'vcr_release', 'released_weights', 'StudyConfig', 'enhancer_jobs', 'enhancer_sizes', 'recognizer_config',
-           'Study', 'study_prepare', 'released_source', 'study_recognizers', 'study_enhancers', 'study_evaluate',
+           'quality_table', 'load_quality', 'fig_rate_accuracy', 'fig_per_class', 'rate_envelope', 'bd_rate',
+           'bd_rate_table', 'fig_bd_rate', 'above_chance_p', 'bootstrap_mean', 'mcnemar_p', 'page_trend_p', 'verdict',
+           'load_predictions', 'per_clip', 'paired_diff', 'finding_row', 'untested', 'weak_reason', 'compressed_crfs',
+           'finding_falls', 'finding_2d_vs_3d', 'strongest', 'versus', 'finding_pixel', 'finding_perceptual',
+           'finding_gan_tc', 'finding_task', 'findings', 'md_table', 'section', 'stage_records', 'report_head',
+           'ablation_table', 'gain_table', 'quality_sections', 'figure_section', 'figure_sections', 'write_report',
+           'fig_frames', 'fig_gradcam', 'plan_bitrate', 'plan_report', 'plan_evaluation', 'vcr_plan', 'released_dir',
+           'mini_fingerprint', 'trained_on', 'sha256_of', 'release_file', 'slim_checkpoint', 'recognizer_metrics',
+           'enhancer_gain', 'enhancer_metrics', 'train_part', 'git_version', 'release_mini', 'vcr_release',
+           'released_weights', 'StudyConfig', 'enhancer_jobs', 'enhancer_sizes', 'recognizer_config', 'Study',
+           'study_prepare', 'released_source', 'study_recognizers', 'study_enhancers', 'study_evaluate',
            'enhanced_versions', 'heldout_quality', 'study_quality', 'enhancer_gflops', 'study_figures', 'weights_used',
            'study_report', 'run_study', 'vcr_study']
 
@@ -286,6 +288,65 @@ def fig_per_class(df:pd.DataFrame, # a predictions table (one recognizer)
     ax.set(ylabel='top-1', title='Per-class accuracy, sorted by the drop'); plt.tight_layout()
     if path: fig.savefig(path, dpi=110)
     return fig, d
+
+# %% ../nbs/07_analysis.ipynb #55544ac8
+def rate_envelope(kbps, # bitrates of a curve's points
+                  metric, # the metric at each (accuracy, agreement, PSNR)
+                 )->tuple[np.ndarray, np.ndarray]:
+    "The points on which the metric rises with the bitrate: each point that beats every cheaper one (the best metric reachable at that rate)"
+    k, m = np.asarray(kbps, dtype=float), np.asarray(metric, dtype=float)
+    keep = np.isfinite(k) & np.isfinite(m) & (k > 0)
+    k, m = k[keep], m[keep]
+    order = np.lexsort((-m, k))                     # by rate, the better point first at equal rates
+    best, out = -np.inf, []
+    for i in order:
+        if m[i] > best: out.append(i); best = m[i]
+    return k[out], m[out]
+
+def bd_rate(ref_kbps, ref_metric, # the reference curve (e.g. compressed, no enhancer)
+            test_kbps, test_metric, # the tested curve (e.g. with an enhancer)
+           )->float:
+    "Bjøntegaard delta rate: the mean bitrate change (a fraction, -0.2 = 20 % less) of `test` against `ref` at equal metric, over the range both reach"
+    curves = [rate_envelope(k, m) for k, m in ((ref_kbps, ref_metric), (test_kbps, test_metric))]
+    if any(len(k) < 2 for k, _ in curves): return np.nan          # a curve that does not rise has no rate to read at a metric
+    lo, hi = max(m.min() for _, m in curves), min(m.max() for _, m in curves)
+    if not lo < hi: return np.nan                                 # no metric range both curves reach
+    # log-rate as a function of the metric, piecewise cubic and monotone (PCHIP), integrated over the common range
+    area = [PchipInterpolator(m, np.log(k)).integrate(lo, hi) for k, m in curves]
+    return float(np.exp((area[1] - area[0]) / (hi - lo)) - 1)
+
+
+# %% ../nbs/07_analysis.ipynb #b69a3fbd
+def bd_rate_table(acc:pd.DataFrame, # rows with version, method, kbps and `metric` (one recognizer)
+                  metric:str='top1', # the quality the curves are compared at: top1, agreement, ...
+                 )->pd.DataFrame:
+    "Each enhancement method's BD-rate against the compressed curve, at equal `metric`, and the range both curves reach"
+    comp = acc[acc.version == 'compressed']
+    rows = []
+    for m, e in acc[acc.version == 'enhanced'].groupby('method', sort=True):
+        (_, cm), (_, em) = rate_envelope(comp.kbps, comp[metric]), rate_envelope(e.kbps, e[metric])
+        lo, hi = (max(cm.min(), em.min()), min(cm.max(), em.max())) if len(cm) and len(em) else (np.nan, np.nan)
+        rows.append(dict(method=m, bd_rate=bd_rate(comp.kbps, comp[metric], e.kbps, e[metric]), low=lo, high=hi, points=len(e)))
+    return pd.DataFrame(rows, columns=['method', 'bd_rate', 'low', 'high', 'points'])
+
+def fig_bd_rate(acc:pd.DataFrame, # rows with version, method, kbps and `metric` (one recognizer)
+                metric:str='top1', # the y axis
+                title:str='', path=None, # where to save the PNG (None: only return the figure)
+               ):
+    "Rate-`metric` curves: the measured points, and the monotone fits (PCHIP in log rate) that BD-rate integrates"
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    curves = [('compressed', acc[acc.version == 'compressed'])] + list(acc[acc.version == 'enhanced'].groupby('method', sort=True))
+    for n, (m, rows) in enumerate(curves):
+        ax.scatter(rows.kbps, rows[metric], s=14, color=f'C{n}', label=m)
+        k, y = rate_envelope(rows.kbps, rows[metric])
+        if len(k) >= 2:
+            ys = np.linspace(y.min(), y.max(), 100)
+            ax.plot(np.exp(PchipInterpolator(y, np.log(k))(ys)), ys, color=f'C{n}', lw=1)
+    if (unc := acc[acc.version == 'uncompressed'])[metric].notna().any(): ax.axhline(unc[metric].iloc[0], color='grey', ls=':', lw=1, label='uncompressed')
+    ax.set(xscale='log', xlabel='kb/s', ylabel=metric, title=title); ax.legend(fontsize=7); fig.tight_layout()
+    if path: fig.savefig(path, dpi=100)
+    return fig
+
 
 # %% ../nbs/07_analysis.ipynb #83187ff2
 ALPHA, N_BOOT = 0.05, 2000
@@ -630,6 +691,11 @@ def write_report(run, # a study run folder
     n = acc.groupby(acc.version == 'enhanced').videos.max()
     note = [f"Enhanced rows on {n[True]} test clips, the others on {n[False]}; the findings below compare versions on the clips both have.", ''] if len(n) > 1 and n.nunique() > 1 else []
     parts = report_head(study, stage_records(run)) + section('Table 1: top-1 accuracy (%) by bitrate', *note, md_table(t1, '{:.1f}'))
+    bd = pd.concat([bd_rate_table(g).assign(model=m) for m, g in acc.groupby('model', sort=False)], ignore_index=True)
+    bd.to_csv(rep/'bd_rate.csv', index=False)
+    parts += section('The bitrate each enhancer saves: BD-rate at equal top-1',
+                     'Negative: less bitrate for the same top-1, averaged over the top-1 range [low, high] that both curves reach '
+                     '(NaN where they share none).', '', md_table(bd.drop(columns='points').set_index(['model', 'method']), '{:+.3f}'))
     if q is not None: parts += quality_sections(run, q, rep, study.get('gflops', {}))
     parts += figure_sections(run, acc, rep, extra_figs)
     raw = pd.read_csv(run/'quality.csv', keep_default_na=True) if q is not None else None
@@ -668,48 +734,71 @@ def fig_gradcam(ds:PreparedDataset, recognizer, video:str, versions:dict, # {tit
     return fig
 
 # %% ../nbs/07_analysis.ipynb #8f182a4b
-def plan_bitrate(acc:pd.DataFrame, # rows with version, crf, enhancer, method, kbps, top1 (one recognizer)
-                 target:float, # the top-1 to reach
+def plan_bitrate(acc:pd.DataFrame, # rows with version, crf, enhancer, method, kbps and `metric` (one recognizer)
+                 target:float, # the value of `metric` to reach
+                 metric:str='top1', # top1 (against labels) or agreement (with the uncompressed answers)
                 )->pd.DataFrame:
     "The lowest bitrate that reaches `target` without an enhancer and with each enhancement method, and the bitrate saved"
     comp = acc[acc.version == 'compressed']
     def lowest(rows):
-        ok = rows[rows.top1 >= target]
+        ok = rows[rows[metric] >= target]
         return (np.nan, None) if ok.empty else (float(ok.kbps.min()), ok.loc[ok.kbps.idxmin()])
+    def row(m, k, r, saved): return {'method': m, 'kbps': k, 'crf': None if r is None else int(r.crf), metric: None if r is None else float(r[metric]), 'saved_kbps': saved}
     base, brow = lowest(comp)
-    out = [dict(method='none', kbps=base, crf=None if brow is None else int(brow.crf), top1=None if brow is None else float(brow.top1), saved_kbps=0. if base == base else np.nan)]
+    out = [row('none', base, brow, 0. if base == base else np.nan)]
     for m, rows in acc[acc.version == 'enhanced'].groupby('method', sort=True):
         k, r = lowest(pd.concat([comp, rows]))              # the enhancer can always be switched off
-        out.append(dict(method=m, kbps=k, crf=None if r is None else int(r.crf), top1=None if r is None else float(r.top1),
-                        saved_kbps=base - k if base == base and k == k else np.nan))
+        out.append(row(m, k, r, base - k if base == base and k == k else np.nan))
     return pd.DataFrame(out)
 
 # %% ../nbs/07_analysis.ipynb #070290a4
 def plan_report(p:pd.DataFrame, # from `plan_bitrate`
                 model:str, # the recognizer it is for
-                target:float, # the top-1 it was asked to reach
+                target:float, # the value it was asked to reach
+                metric:str='top1', # the metric `p` was planned on
+                bd:pd.DataFrame|None=None, # from `bd_rate_table`: each method's BD-rate, added to its line
                )->str:
     "The planner's answer for one recognizer, as `vcr_plan` prints it"
-    lines = [f"{model}, target top-1 {target:.2f}:"]
+    shown = {'top1': 'top-1'}.get(metric, metric)
+    lines, bds = [f"{model}, target {shown} {target:.2f}:"], {} if bd is None else dict(zip(bd.method, bd.bd_rate))
     for r in p.itertuples():
         if r.kbps != r.kbps: answer = "not reachable at any measured bitrate"
         else:
-            answer = f"{r.kbps:.1f} kb/s (CRF {r.crf}, top-1 {r.top1:.2f})"
+            answer = f"{r.kbps:.1f} kb/s (CRF {r.crf}, {shown} {getattr(r, metric):.2f})"
             if r.method != 'none' and r.saved_kbps == r.saved_kbps: answer += f", saves {r.saved_kbps:.1f} kb/s"
+        if r.method in bds: answer += f"; BD-rate {bds[r.method]:+.1%}" if bds[r.method] == bds[r.method] else "; BD-rate: no common range"
         lines.append(f"  {r.method:>10}: {answer}")
     return '\n'.join(lines)
 
 # %% ../nbs/07_analysis.ipynb #3906fab0
+def plan_evaluation(evaluation, # a vcr_evaluate folder: any recognizer, footage labelled or not
+                    target:float, # the agreement with the uncompressed answers to reach, in [0, 1]
+                   )->tuple[str, plt.Figure]:
+    "The planner on agreement: its answer, with each enhancer's BD-rate at equal agreement, and the rate-agreement figure"
+    df, probs, _ = read_predictions(evaluation)
+    ag = agreement_table(df, probs).reset_index()
+    ag['method'] = [method_of(v, e) for v, e in zip(ag.version, ag.enhancer)]
+    name = df.recognizer.iloc[0]
+    answer = plan_report(plan_bitrate(ag, target, 'agreement'), name, target, 'agreement', bd_rate_table(ag, 'agreement'))
+    return answer, fig_bd_rate(ag, 'agreement', f'{name}: agreement with its uncompressed answers')
+
 @call_parse
 @report_errors
-def vcr_plan(run:str='runs/mini', # a study run folder
-             target_accuracy:float=None, # the top-1 to reach, in [0, 1] (required)
+def vcr_plan(run:str='runs/mini', # a study run folder: plans on top-1 against its labels
+             target_accuracy:float=None, # with --run: the top-1 to reach, in [0, 1]
              model:Param("the recognizer (default: both)", str, choices=list(MODEL_NAMES.values()))=None,
+             evaluation:str=None, # instead of --run: a vcr_evaluate folder (your recognizer, your footage, labelled or not)
+             target_agreement:float=None, # with --evaluation: the agreement with the uncompressed answers to reach, in [0, 1]
             ):
-    "The lowest bitrate that meets a target accuracy, without and with each enhancer, and the bitrate saved"
+    "The lowest bitrate that meets a target, without and with each enhancer, the bitrate saved, and each enhancer's BD-rate"
+    if evaluation:
+        if target_agreement is None or not 0 <= target_agreement <= 1: raise ValueError("--target_agreement A is required with --evaluation, 0 <= A <= 1")
+        answer, fig = plan_evaluation(evaluation, target_agreement)
+        fig.savefig(Path(evaluation)/'rate_agreement.png', dpi=100); plt.close(fig)
+        return print(f"{answer}\nplot -> {Path(evaluation)/'rate_agreement.png'}")
     if target_accuracy is None or not 0 <= target_accuracy <= 1: raise ValueError("--target_accuracy A is required, with 0 <= A <= 1")
     for m, g in load_accuracy(run).groupby('model'):
-        if model in (None, m): print(plan_report(plan_bitrate(g, target_accuracy), m, target_accuracy))
+        if model in (None, m): print(plan_report(plan_bitrate(g, target_accuracy), m, target_accuracy, bd=bd_rate_table(g)))
 
 # %% ../nbs/07_analysis.ipynb #c3fe02af
 RELEASE_PARTS = ('resnet-2d', 'resnet-3d', 'pretrain-recurrent-crf40', 'pretrain-recurrent-crf45', 'pretrain-recurrent-crf50',
