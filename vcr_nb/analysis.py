@@ -343,7 +343,7 @@ def fig_bd_rate(acc:pd.DataFrame, # rows with version, method, kbps and `metric`
             ys = np.linspace(y.min(), y.max(), 100)
             ax.plot(np.exp(PchipInterpolator(y, np.log(k))(ys)), ys, color=f'C{n}', lw=1)
     if (unc := acc[acc.version == 'uncompressed'])[metric].notna().any(): ax.axhline(unc[metric].iloc[0], color='grey', ls=':', lw=1, label='uncompressed')
-    ax.set(xscale='log', xlabel='kb/s', ylabel=metric, title=title); ax.legend(fontsize=7); fig.tight_layout()
+    ax.set(xscale='log', xlabel='kb/s', ylabel=metric); ax.set_title(title, fontsize=9); ax.legend(fontsize=7); fig.tight_layout()
     if path: fig.savefig(path, dpi=100)
     return fig
 
@@ -774,13 +774,13 @@ def plan_report(p:pd.DataFrame, # from `plan_bitrate`
 def plan_evaluation(evaluation, # a vcr_evaluate folder: any recognizer, footage labelled or not
                     target:float, # the agreement with the uncompressed answers to reach, in [0, 1]
                    )->tuple[str, plt.Figure]:
-    "The planner on agreement: its answer, with each enhancer's BD-rate at equal agreement, and the rate-agreement figure"
+    "The planner on agreement: its answer, with each enhancer family's BD-rate at equal agreement, and the rate-agreement figure"
     df, probs, _ = read_predictions(evaluation)
     ag = agreement_table(df, probs).reset_index()
-    ag['method'] = [method_of(v, e) for v, e in zip(ag.version, ag.enhancer)]
+    ag['method'] = [v if v != 'enhanced' else re.sub(r'-crf\d+-[0-9a-f]{8}$', '', e) for v, e in zip(ag.version, ag.enhancer)]   # one curve per family: <name>-crf<N>.pth
     name = df.recognizer.iloc[0]
     answer = plan_report(plan_bitrate(ag, target, 'agreement'), name, target, 'agreement', bd_rate_table(ag, 'agreement'))
-    return answer, fig_bd_rate(ag, 'agreement', f'{name}: agreement with its uncompressed answers')
+    return answer, fig_bd_rate(ag, 'agreement', f'{name}: agreement vs bitrate')
 
 @call_parse
 @report_errors

@@ -727,6 +727,7 @@ def vcr_prepare(dataset:Param("the dataset", str, choices=DATASETS)='mini',
                 per_class:int=None, # only the first N videos of each class and split; a later run without it completes the set
                 dry_run:bool=False, # resolve every file, read its headers, print the counts and the encodes to do; write nothing
                 crf:Param("CRF ladder (default: the preset's)", int, nargs='+')=None,
+                codec:Param("the codec of the ladder (default: the preset's, libx265)", str, choices=list(CODECS))=None,
                 size:str=None, # ground-truth size WxH or 'native' (default: the preset's)
                 frames:int=None, # keep exactly the first N frames of each video (default: the preset's)
                 seed:int=0, # split and rendering seed
@@ -735,7 +736,7 @@ def vcr_prepare(dataset:Param("the dataset", str, choices=DATASETS)='mini',
                ):
     "Prepare a dataset: ground truth, compressed ladder, frame cache and manifest, resumably"
     if dataset == 'mini':
-        if size or frames: raise ValueError("--size and --frames do not apply to --dataset mini, whose sizes are fixed "
+        if size or frames or codec: raise ValueError("--size, --frames and --codec do not apply to --dataset mini, whose sizes are fixed "
                                             "(enhancement clips 256x144, 16 frames; action clips 112x112, 32 frames)")
         if root or annotations or split or per_class: raise ValueError("--root, --annotations, --split and --per_class do not apply to --dataset mini")
         done = prepare_mini(out, seed, workers, scheduler, crf, dry_run=dry_run)
@@ -746,6 +747,7 @@ def vcr_prepare(dataset:Param("the dataset", str, choices=DATASETS)='mini',
         ds = list_dataset(dataset, root, split, annotations, seed)
         cfg = PREPARE_PRESETS[dataset]
         if crf: cfg = replace(cfg, crfs=tuple(crf))
+        if codec: cfg = replace(cfg, codec=codec)
         if size: cfg = replace(cfg, size=parse_size(size))
         if frames: cfg = replace(cfg, frames=frames)
         if dry_run: return print(f"{dataset}: {ds.layout} -> {Path(out).absolute()}\n"

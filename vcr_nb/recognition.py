@@ -622,12 +622,12 @@ def vcr_evaluate(data:str='data/mini', # the prepared action set (or a vcr_prepa
                  enhancer:Param("enhancer checkpoints; each runs at the CRF it was trained for", str, nargs='*')=None,
                  crf:Param("CRFs of the compressed versions (default: the whole ladder)", int, nargs='*')=None,
                  out:str='runs/eval', # where predictions.csv and probs.npz go
-                 split:str='test', # the videos evaluated
+                 split:str='test', # the videos evaluated: train, test, or all (footage you only measure)
                  bs:int=8, # batch size
                 ):
     "Run a frozen recognizer on the uncompressed, compressed and enhanced test videos; writes OUT/predictions.csv (`torchrun` spreads it)"
     if recognizer is None: raise ValueError("--recognizer is required: a checkpoint from vcr_train_recognizer, a TorchScript .pt, or torchvision:NAME")
-    df = evaluate(data, recognizer, out, enhancer or [], crf or None, split, bs)
+    df = evaluate(data, recognizer, out, enhancer or [], crf or None, None if split == 'all' else split, bs)
     if rank_distrib() == 0:                          # launched on several processes, rank 0 reports
         labelled = (df.label != '').all()
         if not labelled: print("no labels among the recognizer's classes: scored against its uncompressed answers", file=sys.stderr)
