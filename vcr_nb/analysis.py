@@ -36,18 +36,18 @@ __all__ = ['PSNR_CAP', 'TC_BORDER', 'FARNEBACK', 'QUALITY_COLUMNS', 'METHODS', '
            'gt_flows', 'temporal_consistency', 'LPIPS', 'lpips_or_reason', 'frame_quality', 'video_quality',
            'compare_videos', 'vcr_quality', 'method_of', 'method_order', 'load_accuracy', 'table1', 'table2',
            'quality_table', 'load_quality', 'fig_rate_accuracy', 'fig_per_class', 'rate_envelope', 'bd_rate',
-           'bd_rate_table', 'fig_bd_rate', 'above_chance_p', 'bootstrap_mean', 'mcnemar_p', 'page_trend_p', 'verdict',
-           'load_predictions', 'per_clip', 'paired_diff', 'finding_row', 'untested', 'weak_reason', 'compressed_crfs',
-           'finding_falls', 'finding_2d_vs_3d', 'strongest', 'versus', 'finding_pixel', 'finding_perceptual',
-           'finding_gan_tc', 'finding_task', 'findings', 'md_table', 'section', 'stage_records', 'report_head',
-           'ablation_table', 'gain_table', 'quality_sections', 'figure_section', 'figure_sections', 'write_report',
-           'fig_frames', 'fig_gradcam', 'plan_bitrate', 'plan_report', 'plan_evaluation', 'vcr_plan', 'released_dir',
-           'mini_fingerprint', 'trained_on', 'sha256_of', 'release_file', 'slim_checkpoint', 'recognizer_metrics',
-           'enhancer_gain', 'enhancer_metrics', 'train_part', 'git_version', 'release_mini', 'vcr_release',
-           'released_weights', 'StudyConfig', 'enhancer_jobs', 'enhancer_sizes', 'recognizer_config', 'Study',
-           'study_prepare', 'released_source', 'study_recognizers', 'study_enhancers', 'study_evaluate',
-           'enhanced_versions', 'heldout_quality', 'study_quality', 'enhancer_gflops', 'study_figures', 'weights_used',
-           'study_report', 'run_study', 'vcr_study']
+           'bd_rate_table', 'fig_bd_rate', 'paired_accuracy', 'bd_rate_paired', 'above_chance_p', 'bootstrap_mean',
+           'mcnemar_p', 'page_trend_p', 'verdict', 'load_predictions', 'per_clip', 'paired_diff', 'finding_row',
+           'untested', 'weak_reason', 'compressed_crfs', 'finding_falls', 'finding_2d_vs_3d', 'strongest', 'versus',
+           'finding_pixel', 'finding_perceptual', 'finding_gan_tc', 'finding_task', 'findings', 'md_table', 'section',
+           'stage_records', 'report_head', 'ablation_table', 'gain_table', 'quality_sections', 'figure_section',
+           'figure_sections', 'write_report', 'fig_frames', 'fig_gradcam', 'plan_bitrate', 'plan_report',
+           'plan_evaluation', 'vcr_plan', 'released_dir', 'mini_fingerprint', 'trained_on', 'sha256_of', 'release_file',
+           'slim_checkpoint', 'recognizer_metrics', 'enhancer_gain', 'enhancer_metrics', 'train_part', 'git_version',
+           'release_mini', 'vcr_release', 'released_weights', 'StudyConfig', 'enhancer_jobs', 'enhancer_sizes',
+           'recognizer_config', 'Study', 'study_prepare', 'released_source', 'study_recognizers', 'study_enhancers',
+           'study_evaluate', 'enhanced_versions', 'heldout_quality', 'study_quality', 'enhancer_gflops',
+           'study_figures', 'weights_used', 'study_report', 'run_study', 'vcr_study']
 
 # %% ../nbs/07_analysis.ipynb #8bf7a165
 PSNR_CAP, TC_BORDER = 100., 8
@@ -347,6 +347,24 @@ def fig_bd_rate(acc:pd.DataFrame, # rows with version, method, kbps and `metric`
     if path: fig.savefig(path, dpi=100)
     return fig
 
+
+# %% ../nbs/07_analysis.ipynb #87ebba6f
+def paired_accuracy(p:pd.DataFrame, # per-clip predictions of a study (`load_predictions`): model, video, method, crf, kbps, correct
+                   )->pd.DataFrame:
+    "Top-1 and mean kb/s per (model, method, CRF), every version on the clips the enhanced versions were evaluated on"
+    out = []
+    for m, g in p.groupby('model', sort=False):
+        enhanced = ~g.method.isin(['uncompressed', 'compressed'])
+        if enhanced.any(): g = g[g.video.isin(set(g.video[enhanced]))]
+        a = g.groupby(['method', 'crf'], dropna=False, sort=False).agg(kbps=('kbps', 'mean'), top1=('correct', 'mean'), videos=('video', 'size'))
+        out.append(a.reset_index().assign(model=m, version=lambda d: np.where(d.method.isin(['uncompressed', 'compressed']), d.method, 'enhanced')))
+    return pd.concat(out, ignore_index=True)
+
+def bd_rate_paired(p:pd.DataFrame, # per-clip predictions of a study (`load_predictions`)
+                  )->pd.DataFrame:
+    "`bd_rate_table` per recognizer at equal top-1, on `paired_accuracy`"
+    return pd.concat([bd_rate_table(a).assign(model=m, videos=int(a.videos.max())) for m, a in paired_accuracy(p).groupby('model', sort=False)],
+                     ignore_index=True)
 
 # %% ../nbs/07_analysis.ipynb #83187ff2
 ALPHA, N_BOOT = 0.05, 2000
@@ -691,11 +709,11 @@ def write_report(run, # a study run folder
     n = acc.groupby(acc.version == 'enhanced').videos.max()
     note = [f"Enhanced rows on {n[True]} test clips, the others on {n[False]}; the findings below compare versions on the clips both have.", ''] if len(n) > 1 and n.nunique() > 1 else []
     parts = report_head(study, stage_records(run)) + section('Table 1: top-1 accuracy (%) by bitrate', *note, md_table(t1, '{:.1f}'))
-    bd = pd.concat([bd_rate_table(g).assign(model=m) for m, g in acc.groupby('model', sort=False)], ignore_index=True)
+    bd = bd_rate_paired(load_predictions(run))
     bd.to_csv(rep/'bd_rate.csv', index=False)
     parts += section('The bitrate each enhancer saves: BD-rate at equal top-1',
                      'Negative: less bitrate for the same top-1, averaged over the top-1 range [low, high] that both curves reach '
-                     '(NaN where they share none).', '', md_table(bd.drop(columns='points').set_index(['model', 'method']), '{:+.3f}'))
+                     '(NaN where they share none), every curve on the clips the enhanced versions were evaluated on.', '', md_table(bd.drop(columns=['points', 'videos']).set_index(['model', 'method']), '{:+.3f}'))
     if q is not None: parts += quality_sections(run, q, rep, study.get('gflops', {}))
     parts += figure_sections(run, acc, rep, extra_figs)
     raw = pd.read_csv(run/'quality.csv', keep_default_na=True) if q is not None else None
@@ -797,8 +815,9 @@ def vcr_plan(run:str='runs/mini', # a study run folder: plans on top-1 against i
         fig.savefig(Path(evaluation)/'rate_agreement.png', dpi=100); plt.close(fig)
         return print(f"{answer}\nplot -> {Path(evaluation)/'rate_agreement.png'}")
     if target_accuracy is None or not 0 <= target_accuracy <= 1: raise ValueError("--target_accuracy A is required, with 0 <= A <= 1")
-    for m, g in load_accuracy(run).groupby('model'):
-        if model in (None, m): print(plan_report(plan_bitrate(g, target_accuracy), m, target_accuracy, bd=bd_rate_table(g)))
+    pa = paired_accuracy(load_predictions(run))                 # the compressed and enhanced curves on the same clips
+    for m, g in pa.groupby('model', sort=True):
+        if model in (None, m): print(plan_report(plan_bitrate(g, target_accuracy), m, target_accuracy, bd=bd_rate_table(g).assign(model=m)))
 
 # %% ../nbs/07_analysis.ipynb #c3fe02af
 RELEASE_PARTS = ('resnet-2d', 'resnet-3d', 'pretrain-recurrent-crf40', 'pretrain-recurrent-crf45', 'pretrain-recurrent-crf50',
