@@ -756,17 +756,22 @@ def plan_bitrate(acc:pd.DataFrame, # rows with version, crf, enhancer, method, k
                  target:float, # the value of `metric` to reach
                  metric:str='top1', # top1 (against labels) or agreement (with the uncompressed answers)
                 )->pd.DataFrame:
-    "The lowest bitrate that reaches `target` without an enhancer and with each enhancement method, and the bitrate saved"
+    "The lowest measured bitrate that reaches `target` without an enhancer and with each method, the bitrate saved, and the interpolated one"
     comp = acc[acc.version == 'compressed']
     def lowest(rows):
         ok = rows[rows[metric] >= target]
         return (np.nan, None) if ok.empty else (float(ok.kbps.min()), ok.loc[ok.kbps.idxmin()])
-    def row(m, k, r, saved): return {'method': m, 'kbps': k, 'crf': None if r is None else int(r.crf), metric: None if r is None else float(r[metric]), 'saved_kbps': saved}
+    def between(rows):                                      # where the monotone fit of the curve reaches the target, between two rungs
+        k, y = rate_envelope(rows.kbps, rows[metric])
+        return float(np.exp(PchipInterpolator(y, np.log(k))(target))) if len(k) >= 2 and y.min() <= target <= y.max() else np.nan
+    def row(m, k, r, saved, rows): return {'method': m, 'kbps': k, 'crf': None if r is None else int(r.crf), metric: None if r is None else float(r[metric]),
+                                           'saved_kbps': saved, 'kbps_interpolated': between(rows)}
     base, brow = lowest(comp)
-    out = [row('none', base, brow, 0. if base == base else np.nan)]
+    out = [row('none', base, brow, 0. if base == base else np.nan, comp)]
     for m, rows in acc[acc.version == 'enhanced'].groupby('method', sort=True):
-        k, r = lowest(pd.concat([comp, rows]))              # the enhancer can always be switched off
-        out.append(row(m, k, r, base - k if base == base and k == k else np.nan))
+        both = pd.concat([comp, rows])                      # the enhancer can always be switched off
+        k, r = lowest(both)
+        out.append(row(m, k, r, base - k if base == base and k == k else np.nan, both))
     return pd.DataFrame(out)
 
 # %% ../nbs/07_analysis.ipynb #070290a4
@@ -784,6 +789,8 @@ def plan_report(p:pd.DataFrame, # from `plan_bitrate`
         else:
             answer = f"{r.kbps:.1f} kb/s (CRF {r.crf}, {shown} {getattr(r, metric):.2f})"
             if r.method != 'none' and r.saved_kbps == r.saved_kbps: answer += f", saves {r.saved_kbps:.1f} kb/s"
+            if getattr(r, 'kbps_interpolated', np.nan) == getattr(r, 'kbps_interpolated', np.nan) and abs(r.kbps_interpolated - r.kbps) > 0.05:
+                answer += f" [≈{r.kbps_interpolated:.1f} kb/s interpolated]"
         if r.method in bds: answer += f"; BD-rate {bds[r.method]:+.1%}" if bds[r.method] == bds[r.method] else "; BD-rate: no common range"
         lines.append(f"  {r.method:>10}: {answer}")
     return '\n'.join(lines)
