@@ -35,19 +35,19 @@ __all__ = ['PSNR_CAP', 'TC_BORDER', 'FARNEBACK', 'QUALITY_COLUMNS', 'METHODS', '
            'RELEASE_PARTS', 'STUDY_PRESETS', 'DISTRIBUTED_STAGES', 'psnr_y', 'psnr_rgb', 'backward_flow', 'warp_back',
            'gt_flows', 'temporal_consistency', 'LPIPS', 'lpips_or_reason', 'frame_quality', 'video_quality',
            'compare_videos', 'vcr_quality', 'method_of', 'method_order', 'load_accuracy', 'table1', 'table2',
-           'quality_table', 'load_quality', 'fig_rate_accuracy', 'fig_per_class', 'rate_envelope', 'bd_rate',
-           'bd_rate_table', 'fig_bd_rate', 'paired_accuracy', 'bd_rate_paired', 'above_chance_p', 'bootstrap_mean',
-           'mcnemar_p', 'page_trend_p', 'verdict', 'load_predictions', 'per_clip', 'paired_diff', 'finding_row',
-           'untested', 'weak_reason', 'compressed_crfs', 'finding_falls', 'finding_2d_vs_3d', 'strongest', 'versus',
-           'finding_pixel', 'finding_perceptual', 'finding_gan_tc', 'finding_task', 'findings', 'md_table', 'section',
-           'stage_records', 'report_head', 'ablation_table', 'gain_table', 'quality_sections', 'figure_section',
-           'figure_sections', 'write_report', 'fig_frames', 'fig_gradcam', 'plan_bitrate', 'plan_report',
-           'plan_evaluation', 'vcr_plan', 'released_dir', 'mini_fingerprint', 'trained_on', 'sha256_of', 'release_file',
-           'slim_checkpoint', 'recognizer_metrics', 'enhancer_gain', 'enhancer_metrics', 'train_part', 'git_version',
-           'release_mini', 'vcr_release', 'released_weights', 'StudyConfig', 'enhancer_jobs', 'enhancer_sizes',
-           'recognizer_config', 'Study', 'study_prepare', 'released_source', 'study_recognizers', 'study_enhancers',
-           'study_evaluate', 'enhanced_versions', 'heldout_quality', 'study_quality', 'enhancer_gflops',
-           'study_figures', 'weights_used', 'study_report', 'run_study', 'vcr_study']
+           'quality_table', 'load_quality', 'fig_rate_accuracy', 'fig_per_class', 'rate_envelope', 'log_rate_fit',
+           'bd_rate', 'bd_rate_table', 'fig_bd_rate', 'paired_accuracy', 'bd_rate_paired', 'above_chance_p',
+           'bootstrap_mean', 'mcnemar_p', 'page_trend_p', 'verdict', 'load_predictions', 'per_clip', 'paired_diff',
+           'finding_row', 'untested', 'weak_reason', 'compressed_crfs', 'finding_falls', 'finding_2d_vs_3d',
+           'strongest', 'versus', 'finding_pixel', 'finding_perceptual', 'finding_gan_tc', 'finding_task', 'findings',
+           'md_table', 'section', 'stage_records', 'report_head', 'ablation_table', 'gain_table', 'quality_sections',
+           'figure_section', 'figure_sections', 'write_report', 'fig_frames', 'fig_gradcam', 'plan_bitrate',
+           'plan_report', 'plan_evaluation', 'vcr_plan', 'released_dir', 'mini_fingerprint', 'trained_on', 'sha256_of',
+           'release_file', 'slim_checkpoint', 'recognizer_metrics', 'enhancer_gain', 'enhancer_metrics', 'train_part',
+           'git_version', 'release_mini', 'vcr_release', 'released_weights', 'StudyConfig', 'enhancer_jobs',
+           'enhancer_sizes', 'recognizer_config', 'Study', 'study_prepare', 'released_source', 'study_recognizers',
+           'study_enhancers', 'study_evaluate', 'enhanced_versions', 'heldout_quality', 'study_quality',
+           'enhancer_gflops', 'study_figures', 'weights_used', 'study_report', 'run_study', 'vcr_study']
 
 # %% ../nbs/07_analysis.ipynb #8bf7a165
 PSNR_CAP, TC_BORDER = 100., 8
@@ -303,16 +303,22 @@ def rate_envelope(kbps, # bitrates of a curve's points
         if m[i] > best: out.append(i); best = m[i]
     return k[out], m[out]
 
+def log_rate_fit(kbps, # bitrates of a curve's points
+                 metric, # the metric at each
+                )->PchipInterpolator|None:
+    "log(kb/s) as a monotone piecewise cubic (PCHIP) function of the metric, through the rate envelope; None if it does not rise"
+    k, m = rate_envelope(kbps, metric)
+    return PchipInterpolator(m, np.log(k)) if len(k) >= 2 else None
+
 def bd_rate(ref_kbps, ref_metric, # the reference curve (e.g. compressed, no enhancer)
             test_kbps, test_metric, # the tested curve (e.g. with an enhancer)
            )->float:
     "Bjøntegaard delta rate: the mean bitrate change (a fraction, -0.2 = 20 % less) of `test` against `ref` at equal metric, over the range both reach"
-    curves = [rate_envelope(k, m) for k, m in ((ref_kbps, ref_metric), (test_kbps, test_metric))]
-    if any(len(k) < 2 for k, _ in curves): return np.nan          # a curve that does not rise has no rate to read at a metric
-    lo, hi = max(m.min() for _, m in curves), min(m.max() for _, m in curves)
+    fits = [log_rate_fit(ref_kbps, ref_metric), log_rate_fit(test_kbps, test_metric)]
+    if None in fits: return np.nan                                # a curve that does not rise has no rate to read at a metric
+    lo, hi = max(f.x[0] for f in fits), min(f.x[-1] for f in fits)
     if not lo < hi: return np.nan                                 # no metric range both curves reach
-    # log-rate as a function of the metric, piecewise cubic and monotone (PCHIP), integrated over the common range
-    area = [PchipInterpolator(m, np.log(k)).integrate(lo, hi) for k, m in curves]
+    area = [f.integrate(lo, hi) for f in fits]                    # the fits integrated over the common range
     return float(np.exp((area[1] - area[0]) / (hi - lo)) - 1)
 
 
@@ -338,10 +344,9 @@ def fig_bd_rate(acc:pd.DataFrame, # rows with version, method, kbps and `metric`
     curves = [('compressed', acc[acc.version == 'compressed'])] + list(acc[acc.version == 'enhanced'].groupby('method', sort=True))
     for n, (m, rows) in enumerate(curves):
         ax.scatter(rows.kbps, rows[metric], s=14, color=f'C{n}', label=m)
-        k, y = rate_envelope(rows.kbps, rows[metric])
-        if len(k) >= 2:
-            ys = np.linspace(y.min(), y.max(), 100)
-            ax.plot(np.exp(PchipInterpolator(y, np.log(k))(ys)), ys, color=f'C{n}', lw=1)
+        if (fit := log_rate_fit(rows.kbps, rows[metric])) is not None:
+            ys = np.linspace(fit.x[0], fit.x[-1], 100)
+            ax.plot(np.exp(fit(ys)), ys, color=f'C{n}', lw=1)
     if (unc := acc[acc.version == 'uncompressed'])[metric].notna().any(): ax.axhline(unc[metric].iloc[0], color='grey', ls=':', lw=1, label='uncompressed')
     ax.set(xscale='log', xlabel='kb/s', ylabel=metric); ax.set_title(title, fontsize=9); ax.legend(fontsize=7); fig.tight_layout()
     if path: fig.savefig(path, dpi=100)
@@ -762,8 +767,8 @@ def plan_bitrate(acc:pd.DataFrame, # rows with version, crf, enhancer, method, k
         ok = rows[rows[metric] >= target]
         return (np.nan, None) if ok.empty else (float(ok.kbps.min()), ok.loc[ok.kbps.idxmin()])
     def between(rows):                                      # where the monotone fit of the curve reaches the target, between two rungs
-        k, y = rate_envelope(rows.kbps, rows[metric])
-        return float(np.exp(PchipInterpolator(y, np.log(k))(target))) if len(k) >= 2 and y.min() <= target <= y.max() else np.nan
+        fit = log_rate_fit(rows.kbps, rows[metric])
+        return float(np.exp(fit(target))) if fit is not None and fit.x[0] <= target <= fit.x[-1] else np.nan
     def row(m, k, r, saved, rows): return {'method': m, 'kbps': k, 'crf': None if r is None else int(r.crf), metric: None if r is None else float(r[metric]),
                                            'saved_kbps': saved, 'kbps_interpolated': between(rows)}
     base, brow = lowest(comp)
@@ -789,8 +794,8 @@ def plan_report(p:pd.DataFrame, # from `plan_bitrate`
         else:
             answer = f"{r.kbps:.1f} kb/s (CRF {r.crf}, {shown} {getattr(r, metric):.2f})"
             if r.method != 'none' and r.saved_kbps == r.saved_kbps: answer += f", saves {r.saved_kbps:.1f} kb/s"
-            if getattr(r, 'kbps_interpolated', np.nan) == getattr(r, 'kbps_interpolated', np.nan) and abs(r.kbps_interpolated - r.kbps) > 0.05:
-                answer += f" [≈{r.kbps_interpolated:.1f} kb/s interpolated]"
+            ki = getattr(r, 'kbps_interpolated', np.nan)
+            if ki == ki and abs(ki - r.kbps) > 0.05: answer += f" [≈{ki:.1f} kb/s interpolated]"
         if r.method in bds: answer += f"; BD-rate {bds[r.method]:+.1%}" if bds[r.method] == bds[r.method] else "; BD-rate: no common range"
         lines.append(f"  {r.method:>10}: {answer}")
     return '\n'.join(lines)

