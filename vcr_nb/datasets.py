@@ -964,7 +964,10 @@ class SamplePlan:
     flip:bool=False # horizontal flip
     reverse:bool=False # frames in reverse order (the indices are already reversed)
 
-def tsn_indices(T:int, n:int, rng)->list[int]:
+def tsn_indices(T:int, # frames in the video
+                n:int, # segments, one frame drawn from each
+                rng, # a NumPy Generator
+               )->list[int]:
     "One random frame from each of n equal segments (TSN)"
     edges = np.linspace(0, T, n + 1)
     return [int(rng.integers(int(a), max(int(a) + 1, int(b)))) for a, b in zip(edges[:-1], edges[1:])]
@@ -983,14 +986,25 @@ def _resized_box(H, W, resize, crop, y=None, x=None)->tuple:
     y = (H - side) / 2 if y is None else y * s; x = (W - side) / 2 if x is None else x * s
     return (y, x, side, side)
 
-def plan_2d(T:int, H:int, W:int, cfg:RecognitionSampling, train:bool, rng=None)->SamplePlan:
+def plan_2d(T:int, # frames in the video
+            H:int, W:int, # its frame height and width
+            cfg:RecognitionSampling, # the sampling sizes (segments, resize, crop, evaluation frames)
+            train:bool, # a random training plan, or the fixed evaluation plan
+            rng=None, # a NumPy Generator (training plans only)
+           )->SamplePlan:
     "A TSN training plan (3 segment frames, random crop, random flip) or the 25-frame centre-crop evaluation plan"
     if not train: return SamplePlan(uniform_indices(T, cfg.eval_frames), _resized_box(H, W, cfg.resize, cfg.crop), cfg.crop)
     rh, rw = round(H * cfg.resize / min(H, W)), round(W * cfg.resize / min(H, W))
     y, x = rng.integers(0, rh - cfg.crop + 1), rng.integers(0, rw - cfg.crop + 1)
     return SamplePlan(tsn_indices(T, cfg.tsn_frames, rng), _resized_box(H, W, cfg.resize, cfg.crop, y, x), cfg.crop, cfg.flip and bool(rng.random() < 0.5))
 
-def plan_3d(T:int, H:int, W:int, cfg:RecognitionSampling, train:bool, rng=None, start:int=0)->SamplePlan:
+def plan_3d(T:int, # frames in the video
+            H:int, W:int, # its frame height and width
+            cfg:RecognitionSampling, # the sampling sizes (clip length and side, scales)
+            train:bool, # a random training clip, or the fixed evaluation clip
+            rng=None, # a NumPy Generator (training plans only)
+            start:int=0, # the evaluation clip's first frame
+           )->SamplePlan:
     "A random multi-scale training clip, or the centre-crop evaluation clip starting at `start`"
     L, short = cfg.clip_len, min(H, W)
     if not train: return SamplePlan([(start + k) % T for k in range(L)], ((H - short) / 2, (W - short) / 2, short, short), cfg.clip_size)

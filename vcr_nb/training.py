@@ -138,7 +138,10 @@ def resume_critic(gan:GANCallback, # the run's GAN callback
     gan.critic_opt = torch.optim.Adam(gan.critic.parameters(), lr=gan.lr, betas=(0.9, 0.999))
     gan.critic_opt.load_state_dict(ck['critic_opt'])             # torch puts the state on each parameter's device
 
-def make_loss(name:str, critic:nn.Module=None, phi:nn.Module=None)->nn.Module:
+def make_loss(name:str, # one of LOSSES
+              critic:nn.Module=None, # the discriminator ('gan')
+              phi:nn.Module=None, # the feature network ϕ ('perc', 'gan': default VGG; 'task': required)
+             )->nn.Module:
     "The training loss: 'pixel' (Eq. 2), 'perc' (Eq. 3), 'gan' (Eq. 5), 'task' (Eq. 3 with the recognizer's ϕ)"
     if name not in LOSSES: raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {name!r}")
     if name == 'pixel': return pixel_loss
@@ -241,7 +244,10 @@ def fit_linear_filter(cfg:TrainConfig, # arch 'linear', its rung (`crf`) and see
     return write_atomic(out, buf.getvalue())
 
 # %% ../nbs/06_training.ipynb #8fbdbcd5
-def recipe_data(preset:str, data, pretrain_data=None)->tuple[Path, Path]:
+def recipe_data(preset:str, # 'mini' or 'paper'
+                data, # a mini folder, the prepared action set, or any prepared folder
+                pretrain_data=None, # paper: the prepared Kinetics; a prepared folder: another to pretrain on
+               )->tuple[Path, Path]:
     "(pretraining data, fine-tuning data): `mini`'s two parts, the paper's Kinetics and action set, or one prepared folder (your footage) for both"
     data = Path(data)
     if (data/'manifest.csv').exists(): return Path(pretrain_data or data), data
@@ -249,15 +255,31 @@ def recipe_data(preset:str, data, pretrain_data=None)->tuple[Path, Path]:
     if pretrain_data is None: raise VcrError('--pretrain_data', "the paper preset pretrains on Kinetics: give its prepared folder")
     return Path(pretrain_data), data
 
-def pretrain_config(arch:str, crf, preset:str, pre_data, epochs:int=None, overrides:dict|None=None)->tuple[TrainConfig, str]:
+def pretrain_config(arch:str, # 'recurrent', 'frame' or 'multi'
+                    crf, # the rung the fine-tuned network is for: a CRF, or a bitrate such as '50k'
+                    preset:str, # 'mini' (its 'mini-pretrain' run) or 'paper'
+                    pre_data, # the prepared corpus pretrained on
+                    epochs:int=None, # pretraining epochs (default: the preset's)
+                    overrides:dict|None=None, # other changes to the preset's run (e.g. the seed)
+                   )->tuple[TrainConfig, str]:
     "The ℓ2 pretraining run that a network for rung `crf` starts from, and its checkpoint's name (pretrain-recurrent-crf50.pth)"
     base = replace(TRAIN_PRESETS['mini-pretrain' if preset == 'mini' else preset], **(overrides or {}))
     crfs = tuple(base.crfs) if crf in base.crfs else (crf,)
     cfg = replace(base, arch=arch, loss='pixel', crf=crfs[0], crfs=crfs if len(crfs) > 1 else (), data=str(pre_data), epochs=epochs or base.epochs)
     return cfg, f"pretrain-{arch}-{'-'.join(map(rate_key, crfs))}.pth"
 
-def train_recipe(arch:str, loss:str, crf, preset:str, data, out, pretrain_data=None, epochs:int=None, pretrain_epochs:int=None,
-                 phi:nn.Module=None, progress:bool=True, overrides:dict|None=None,
+def train_recipe(arch:str, # 'recurrent', 'frame', 'multi' or 'linear' (the least-squares filter)
+                 loss:str, # the fine-tuning loss, one of LOSSES ('pixel' for 'linear')
+                 crf, # the rung to enhance: a CRF, or a bitrate such as '50k'
+                 preset:str, # 'mini' or 'paper' (TRAIN_PRESETS)
+                 data, # see `recipe_data`
+                 out, # the folder the checkpoints go to
+                 pretrain_data=None, # see `recipe_data`
+                 epochs:int=None, # fine-tuning epochs (default: the preset's)
+                 pretrain_epochs:int=None, # pretraining epochs (default: the preset's)
+                 phi:nn.Module=None, # ϕ for 'perc', 'gan' and 'task' (see `make_loss`)
+                 progress:bool=True, # progress bars and what runs, on stderr
+                 overrides:dict|None=None, # changes to the fine-tuning run, e.g. the study's shorter sizes and its seed
                  init=None, # a pretrained checkpoint to fine-tune (e.g. `mini`'s released one): no pretraining then
                  pretrain_overrides:dict|None=None, # changes to the pretraining run (default: `overrides`)
                 )->Path:
