@@ -21,7 +21,7 @@ from .core import (VcrError, barrier, from_rank0, gather_all, load_checkpoint, o
                          read_rows, shard, write_atomic, write_json)
 from .compression import (CODECS, YCbCr, psnr, rate_key, rate_label, rate_order, rate_target,
                                 read_video_yuv, sort_rates, ycbcr_to_rgb)
-from .datasets import PreparedDataset, RecognitionClips, manifest_columns, prepare_mini, split_videos
+from .datasets import PreparedDataset, RecognitionClips, bitrate_kbps_of, manifest_columns, prepare_mini, split_videos
 from .models import ENHANCER_PRESETS, build_enhancer, enhance_clips, load_enhancer, matched_config, step_gflops
 from .losses import LayerFeatures, WeightsUnavailable, backbone_features
 from .recognition import (RECOGNIZER_PRESETS, RecognizerConfig, accuracy_table, agreement_table, enhance_cached, enhancer_name, evaluate,
@@ -1269,9 +1269,9 @@ def vcr_study(preset:Param("'mini' (offline, 2-core CPU) or 'paper' (the paper's
               enh_bitrate:Param("the bitrate rungs with enhancers (default: the three lowest of --bitrate; paper: required with a bitrate ladder)", str, nargs='*')=None,
              ):
     "Run the whole study: prepare, train recognizers and enhancers, evaluate, measure, report"
-    kb = lambda xs: tuple(int(rate_key(x if re.search('[kKmM]$', str(x)) else f'{x}k')[:-1]) for x in xs or ())
     cfg = replace(STUDY_PRESETS[preset], data=data or '', pretrain_data=pretrain_data or '', seed=seed, from_scratch=from_scratch,
-                  codec=codec or '', bitrates=kb(bitrate), two_pass=two_pass, enh_bitrates=kb(enh_bitrate))
+                  codec=codec or '', bitrates=bitrate_kbps_of(bitrate) or (), two_pass=two_pass,
+                  enh_bitrates=bitrate_kbps_of(enh_bitrate) or ())
     if two_pass and not bitrate: raise ValueError("--two_pass needs a --bitrate ladder")
     path = run_study(cfg, out or f'runs/{preset}', stages)
     if rank_distrib() == 0: sys.stdout.write(f"\n{path}\n")   # on its own line, after any progress bar

