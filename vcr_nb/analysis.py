@@ -17,16 +17,18 @@ from fastai.torch_core import rank_distrib
 from fastcore.script import call_parse, Param, store_true
 from fastprogress.fastprogress import progress_bar
 
-from .core import (VcrError, barrier, from_rank0, gather_all, load_checkpoint, output_lock, process_group, ranks, report_errors,
-                         read_rows, shard, write_atomic, write_json)
-from .compression import (CODECS, YCbCr, psnr, rate_key, rate_label, rate_order, rate_target,
-                                read_video_yuv, sort_rates, ycbcr_to_rgb)
-from .datasets import PreparedDataset, RecognitionClips, bitrate_kbps_of, manifest_columns, prepare_mini, split_videos
+from .core import VcrError, barrier, from_rank0, gather_all, load_checkpoint, output_lock, process_group, ranks
+from .core import report_errors, read_rows, shard, write_atomic, write_json
+from .compression import CODECS, YCbCr, psnr, rate_key, rate_label, rate_order, rate_target, read_video_yuv
+from .compression import sort_rates, ycbcr_to_rgb
+from .datasets import PreparedDataset, RecognitionClips, bitrate_kbps_of, manifest_columns, prepare_mini
+from .datasets import split_videos
 from .models import ENHANCER_PRESETS, build_enhancer, enhance_clips, load_enhancer, matched_config, step_gflops
 from .losses import LayerFeatures, WeightsUnavailable, backbone_features
-from .recognition import (RECOGNIZER_PRESETS, RecognizerConfig, accuracy_table, agreement_table, enhance_cached, enhancer_name, evaluate,
-    grad_cam, load_recognizer, per_class_accuracy, predict, read_predictions, sampling_of, show_cam, train_recognizer)
-from .training import TRAIN_PRESETS, pretrain_config, train_enhancer, train_recipe
+from .recognition import RECOGNIZER_PRESETS, RecognizerConfig, accuracy_table, agreement_table, enhance_cached
+from .recognition import enhancer_name, evaluate, grad_cam, load_recognizer, per_class_accuracy, predict
+from .recognition import read_predictions, sampling_of, show_cam, train_recognizer
+from .training import PRETRAIN_PRESETS, TRAIN_PRESETS, pretrain_config, train_enhancer, train_recipe
 from scipy import stats
 from scipy.interpolate import PchipInterpolator
 
@@ -51,32 +53,47 @@ __all__ = ['PSNR_CAP', 'TC_BORDER', 'FARNEBACK', 'QUALITY_COLUMNS', 'METHODS', '
            'study_enhancers', 'study_evaluate', 'enhanced_versions', 'heldout_quality', 'study_quality',
            'enhancer_gflops', 'study_figures', 'weights_used', 'study_report', 'run_study', 'vcr_study']
 
-# %% ../nbs/07_analysis.ipynb #8bf7a165
+# %% ../nbs/07_analysis.ipynb #4e6bf22e
 PSNR_CAP, TC_BORDER = 100., 8
 FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
 
-def psnr_y(out:np.ndarray, gt:np.ndarray)->float:
+def psnr_y(out:np.ndarray, # luma of the version (T,H,W), uint8
+           gt:np.ndarray, # uncompressed luma, same shape
+          )->float:
     "PSNR-Y: mean over frames of each frame's PSNR on 8-bit luma (T,H,W), capped at 100 dB"
     return psnr(gt, out)
 
-def psnr_rgb(out:YCbCr, gt:YCbCr)->float:
+# %% ../nbs/07_analysis.ipynb #a2ccc97e
+def psnr_rgb(out:YCbCr, # planes of the version
+             gt:YCbCr, # uncompressed planes
+            )->float:
     "PSNR on the RGB frames of two 4:2:0 videos, all channels, mean over frames, capped at 100 dB"
     return psnr(ycbcr_to_rgb(gt), ycbcr_to_rgb(out))
 
-def backward_flow(gt_t:np.ndarray, gt_prev:np.ndarray)->np.ndarray:
+# %% ../nbs/07_analysis.ipynb #b2ecc9e0
+def backward_flow(gt_t:np.ndarray, # uncompressed luma of frame t
+                  gt_prev:np.ndarray, # of frame t-1
+                 )->np.ndarray:
     "Farneback flow (H,W,2) from frame t to frame t-1 of the uncompressed luma: gt_t(p) ≈ gt_prev(p + flow(p))"
     return cv2.calcOpticalFlowFarneback(gt_t, gt_prev, None, **FARNEBACK)
 
-def warp_back(img:np.ndarray, flow:np.ndarray)->np.ndarray:
+# %% ../nbs/07_analysis.ipynb #fee5153a
+def warp_back(img:np.ndarray, # frame t-1 (H,W)
+              flow:np.ndarray, # backward flow (H,W,2) from `backward_flow`
+             )->np.ndarray:
     "img (frame t-1) resampled at p + flow(p): frame t-1 brought to t (bilinear, border replicated), float32"
     H, W = img.shape
     gx, gy = np.meshgrid(np.arange(W, dtype=np.float32), np.arange(H, dtype=np.float32))
-    return cv2.remap(img.astype(np.float32), gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(img.astype(np.float32), gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
 
-def gt_flows(gt:np.ndarray)->list:
+# %% ../nbs/07_analysis.ipynb #0fc73fc9
+def gt_flows(gt:np.ndarray, # uncompressed luma (T,H,W)
+            )->list:
     "The backward flows of an uncompressed luma clip, t = 1..T-1 (computed once, shared by every version)"
     return [backward_flow(gt[t], gt[t - 1]) for t in range(1, len(gt))]
 
+# %% ../nbs/07_analysis.ipynb #dad8ad63
 def temporal_consistency(out:np.ndarray, # output luma (T,H,W) uint8: compressed or enhanced
                          gt:np.ndarray, # uncompressed luma (T,H,W) uint8: where the flow comes from
                          border:int=TC_BORDER, # pixels left out at each edge, where the flow is least reliable
@@ -90,9 +107,10 @@ def temporal_consistency(out:np.ndarray, # output luma (T,H,W) uint8: compressed
     warped = np.stack([warp_back(out[t - 1], flows[t - 1]) for t in range(1, len(out))])
     return psnr(out[1:, b, b].astype(np.float32), warped[:, b, b], cap=PSNR_CAP, per_frame=per_frame)
 
-# %% ../nbs/07_analysis.ipynb #448bc8d0
+# %% ../nbs/07_analysis.ipynb #c163cbcc
 class LPIPS:
-    "LPIPS v0.1 (AlexNet), the `lpips` package's network and linear heads, on ImageNet AlexNet layers that are never random"
+    """LPIPS v0.1 (AlexNet), the `lpips` package's network and linear heads, on ImageNet AlexNet layers that are never
+    random"""
     def __init__(self, net:nn.Module, # an `lpips.LPIPS` network
                  source:str, # where its AlexNet layers came from (for the report)
                 ): self.net, self.source = net.eval(), source
@@ -101,8 +119,10 @@ class LPIPS:
         "The metric with AlexNet's layers from `backbone_features`; `WeightsUnavailable` (one line) if there are none"
         features, source = backbone_features('alexnet')
         with warnings.catch_warnings():
-            warnings.simplefilter('ignore', UserWarning)                 # torchvision's note on the `pretrained` argument
-            net = lpips.LPIPS(net='alex', version='0.1', pnet_rand=True, verbose=False)   # heads from lpips' own file; no download
+            # torchvision's note on the `pretrained` argument
+            warnings.simplefilter('ignore', UserWarning)
+            # heads from lpips' own file; no download
+            net = lpips.LPIPS(net='alex', version='0.1', pnet_rand=True, verbose=False)
         layers = features.state_dict()                                   # slice<k>.<i>.<p> of lpips is features.<i>.<p>
         net.net.load_state_dict({k: layers[k.split('.', 1)[1]] for k in net.net.state_dict()})
         return cls(net, source)
@@ -117,12 +137,13 @@ class LPIPS:
         d = torch.cat([self.net(f(out[i:i + bs]), f(gt[i:i + bs])).flatten() for i in range(0, len(out), bs)]).numpy()
         return d if per_frame else float(d.mean())
 
+# %% ../nbs/07_analysis.ipynb #9c6022f1
 def lpips_or_reason()->tuple:
     "(LPIPS, None) when its weights are available, else (None, the one-line reason)"
     try: return LPIPS.load(), None
     except WeightsUnavailable as e: return None, str(e)
 
-# %% ../nbs/07_analysis.ipynb #a1dd7096
+# %% ../nbs/07_analysis.ipynb #68f12425
 QUALITY_COLUMNS = ['psnr_y', 'psnr_rgb', 'tc', 'lpips']
 
 def frame_quality(out:YCbCr, # the compressed or enhanced frames
@@ -145,16 +166,21 @@ def frame_quality(out:YCbCr, # the compressed or enhanced frames
                                       lpips=lp(ro, rg, per_frame=True) if lp is not None else np.nan)))
     return pd.concat(rows, ignore_index=True)
 
-def video_quality(ds, # a PreparedDataset
-                  video:str, version:str, # the video, and the version measured against its ground truth
-                  lp:LPIPS|None=None, # an LPIPS model, or None (unavailable)
-                  flows:list|None=None, # gt_flows of the video, if already computed
+# %% ../nbs/07_analysis.ipynb #87a9dba6
+def video_quality(ds, # the prepared dataset
+                  video:str, # a video's id
+                  version:str, # a rung ('crf40', '100k') or an enhanced version
+                  lp:LPIPS|None=None, # LPIPS, or None to skip it
+                  flows:list|None=None, # the uncompressed video's backward flows (computed if None)
                  )->dict:
-    "PSNR-Y, PSNR-RGB, TC and LPIPS of one version of one video against its uncompressed frames: the means of `frame_quality`"
-    try: return frame_quality(ds.planes(video, version), ds.planes(video, 'gt'), lp, flows)[QUALITY_COLUMNS].mean().to_dict()
+    """PSNR-Y, PSNR-RGB, TC and LPIPS of one version of one video against its uncompressed frames: the means of
+    `frame_quality`"""
+    try:
+        return frame_quality(ds.planes(video, version), ds.planes(video, 'gt'), lp,
+                             flows)[QUALITY_COLUMNS].mean().to_dict()
     except ValueError as e: raise VcrError(ds.cache_path(video, version), str(e)) from None
 
-# %% ../nbs/07_analysis.ipynb #ea7ef09c
+# %% ../nbs/07_analysis.ipynb #02b3bfd9
 def compare_videos(ref, # the original (uncompressed) video
                    dist, # the compressed or enhanced video: same size and frame count
                    lp:LPIPS|None=None, # an LPIPS model, or None (unavailable)
@@ -167,6 +193,7 @@ def compare_videos(ref, # the original (uncompressed) video
     if T != t: raise VcrError(dist, f"has {t} frames, {ref} has {T}; compare videos of one length")
     return frame_quality(d, r, lp, progress=progress)
 
+# %% ../nbs/07_analysis.ipynb #74889fbd
 @call_parse
 @report_errors
 def vcr_quality(ref:str, # the original (uncompressed) video
@@ -180,26 +207,33 @@ def vcr_quality(ref:str, # the original (uncompressed) video
     print()                                                        # the console progress bar leaves its line open
     if out: write_atomic(out, per.to_csv(index=False))
     m = per[QUALITY_COLUMNS].mean()
-    print(f"{len(per)} frames: PSNR-Y {m.psnr_y:.2f} dB, PSNR-RGB {m.psnr_rgb:.2f} dB, TC {m.tc:.2f} dB, LPIPS {m.lpips:.4f}"
+    print(f"{len(per)} frames: PSNR-Y {m.psnr_y:.2f} dB, PSNR-RGB {m.psnr_rgb:.2f} dB, TC {m.tc:.2f} dB, LPIPS "
+          f"{m.lpips:.4f}"
           + (f" (AlexNet: {lp.source})" if lp else ''))
 
-# %% ../nbs/07_analysis.ipynb #24828164
+# %% ../nbs/07_analysis.ipynb #b60e69fa
 _ENH = re.compile(r'^(?P<arch>[a-z]+)-(?P<loss>[a-z]+)-(?P<rate>crf\d+|\d+k)-[0-9a-f]{8}$')
 METHODS = ('compressed', 'pixel', 'gan', 'perc', 'task')       # the paper's order in Tables 1-2, then ours
 MODEL_NAMES = {'2d': 'ResNet-S', '3d': 'ResNet-ST'}            # the paper's names of the two recognizers
 
-def method_of(version:str, enhancer:str)->str:
+def method_of(version:str, # 'gt', a rung or an enhanced version
+              enhancer:str, # the enhancer's name ('' if none)
+             )->str:
     "'uncompressed', 'compressed', a loss name (recurrent enhancers) or '<arch>:<loss>' (ablation)"
     if version != 'enhanced': return version
     m = _ENH.match(enhancer or '')
     if not m: return enhancer
     return m['loss'] if m['arch'] == 'recurrent' else f"{m['arch']}:{m['loss']}"
 
-def method_order(methods)->list:
+# %% ../nbs/07_analysis.ipynb #b9197457
+def method_order(methods, # method names
+                )->list:
     "`methods` in the paper's order (METHODS), then the others (the ablation's) alphabetically"
     return [m for m in METHODS if m in methods] + sorted(m for m in set(methods) if m not in METHODS)
 
-def load_accuracy(run)->pd.DataFrame:
+# %% ../nbs/07_analysis.ipynb #0389e7ce
+def load_accuracy(run, # a study's folder
+                 )->pd.DataFrame:
     "Top-1, log loss and kb/s per (model, method, rate) of a study run"
     out, classes = [], []
     for kind in ('2d', '3d'):
@@ -214,34 +248,41 @@ def load_accuracy(run)->pd.DataFrame:
     acc = pd.concat(out, ignore_index=True); acc.attrs['chance'] = 1 / len(classes)     # the top-1 of guessing
     return acc
 
+# %% ../nbs/07_analysis.ipynb #92d01128
 def _by_rate(t:pd.DataFrame, value:str, cols:str='kbps')->pd.DataFrame:
     "Rows: methods (uncompressed first); columns: bitrate, highest first"
     unc = t[t.method == 'uncompressed']
-    rest = t[t.method != 'uncompressed'].assign(kbps=lambda d: d.rate.map(d[d.method == 'compressed'].groupby('rate').kbps.mean()))
-    p = rest.pivot_table(index='method', columns='kbps', values=value, aggfunc='mean').sort_index(axis=1, ascending=False)
+    kbps = t[t.method == 'compressed'].groupby('rate').kbps.mean()
+    rest = t[t.method != 'uncompressed'].assign(kbps=lambda d: d.rate.map(kbps))
+    p = rest.pivot_table(index='method', columns='kbps', values=value, aggfunc='mean')
+    p = p.sort_index(axis=1, ascending=False)
     order = method_order(p.index)
     p = p.loc[order]
     if len(unc): p.loc['uncompressed'] = unc[value].mean()
     p.columns = [f'{c:.1f} kb/s' for c in p.columns]
     return p.loc[['uncompressed'] + order] if len(unc) else p
 
-def table1(acc:pd.DataFrame)->pd.DataFrame:
+def table1(acc:pd.DataFrame, # accuracy per model, method and rate (`load_accuracy`)
+          )->pd.DataFrame:
     "Table 1: top-1 (%) per bitrate and method, for each recognizer"
     return pd.concat({m: _by_rate(g, 'top1') * 100 for m, g in acc.groupby('model')}, names=['model', 'method'])
 
-def table2(q:pd.DataFrame)->pd.DataFrame:
+# %% ../nbs/07_analysis.ipynb #fedb78a8
+def table2(q:pd.DataFrame, # per-clip quality (`load_quality`)
+          )->pd.DataFrame:
     "Table 2: PSNR-Y / TC / LPIPS per bitrate and method (recurrent enhancers)"
     q = q[~q.method.str.contains(':')]
     return pd.concat({k: _by_rate(q, k) for k in ('psnr_y', 'tc', 'lpips')}, names=['metric', 'method'])
 
-# %% ../nbs/07_analysis.ipynb #706a2a11
+# %% ../nbs/07_analysis.ipynb #b87a7d4a
 def quality_table(ds:PreparedDataset, # the prepared action set
                   versions:list, # (method, rate, enhancer, version) tuples
                   videos:list[str], # the videos measured
                   lp:LPIPS|None=None, # an LPIPS model, or None (unavailable: NaN)
                   progress:bool=True, # a progress bar over the videos
                  )->pd.DataFrame:
-    "PSNR-Y, PSNR-RGB, TC and LPIPS per (video, version), with the version's method, rate and kb/s (videos shared out in a launch)"
+    """PSNR-Y, PSNR-RGB, TC and LPIPS per (video, version), with the version's method, rate and kb/s (videos shared out
+    in a launch)"""
     rows = []
     mine = shard(list(enumerate(videos)))                      # in a launch, each rank measures its share of the videos
     for i, v in (progress_bar(mine) if progress and mine else mine):
@@ -251,20 +292,28 @@ def quality_table(ds:PreparedDataset, # the prepared action set
                                       **video_quality(ds, v, version, lp, flows))))
     return pd.DataFrame([r for _, r in sorted((r for part in gather_all(rows) for r in part), key=lambda r: r[0])])
 
-def read_quality(path)->pd.DataFrame:
+# %% ../nbs/07_analysis.ipynb #c3c5dfef
+def read_quality(path, # a quality.csv
+                )->pd.DataFrame:
     "A per-clip quality table (quality.csv, heldout.csv): one row per (video, version), its rung in `rate`"
     q = pd.read_csv(path, keep_default_na=True, dtype={'rate': str, 'enhancer': str})
-    if 'rate' not in q: raise VcrError(path, "was written by an older vcr_nb (a 'crf' column, no 'rate'); delete it to measure again")
+    if 'rate' not in q:
+        raise VcrError(path, "was written by an older vcr_nb (a 'crf' column, no 'rate'); delete it to measure again")
     return q.fillna({'enhancer': '', 'rate': ''})
 
-def load_quality(run)->pd.DataFrame:
+# %% ../nbs/07_analysis.ipynb #b807e753
+def load_quality(run, # a study's folder
+                )->pd.DataFrame:
     "Mean quality metrics per (method, rate) of a study run"
     f = Path(run)/'quality.csv'
     if not f.exists(): raise VcrError(run, "no quality.csv (the study's quality stage has not run)")
-    return read_quality(f).groupby(['method', 'rate'], as_index=False)[['kbps', 'psnr_y', 'psnr_rgb', 'tc', 'lpips']].mean()
+    return read_quality(f).groupby(['method', 'rate'],
+                                   as_index=False)[['kbps', 'psnr_y', 'psnr_rgb', 'tc', 'lpips']].mean()
 
-# %% ../nbs/07_analysis.ipynb #d35b0726
-def fig_rate_accuracy(acc:pd.DataFrame, path=None):
+# %% ../nbs/07_analysis.ipynb #e348f729
+def fig_rate_accuracy(acc:pd.DataFrame, # accuracy per model, method and rate (`load_accuracy`)
+                      path=None, # save the figure there (None: only return it)
+                     ):
     "Fig. 5: top-1 vs kb/s per method for each recognizer, and ResNet-S's log loss vs kb/s"
     fig, axs = plt.subplots(1, 3, figsize=(15, 4.2))
     rated = acc[acc.method != 'uncompressed']
@@ -280,14 +329,19 @@ def fig_rate_accuracy(acc:pd.DataFrame, path=None):
     if path: fig.savefig(path, dpi=110)
     return fig
 
-def fig_per_class(df:pd.DataFrame, # a predictions table (one recognizer)
-                  n:int=15, path=None):
-    "Fig. 4: per-class top-1, uncompressed vs the lowest bitrate; the n classes that degrade most and least (all if few)"
+# %% ../nbs/07_analysis.ipynb #a8f57279
+def fig_per_class(df:pd.DataFrame, # one model's predictions
+                  n:int=15, # classes shown at each end
+                  path=None, # save the figure there (None: only return it)
+                 ):
+    """Fig. 4: per-class top-1, uncompressed vs the lowest bitrate; the n classes that degrade most and least (all if
+    few)"""
     pc = per_class_accuracy(df)
     unc = pc.xs('uncompressed', axis=1, level='version').iloc[:, 0]
     comp = pc.xs('compressed', axis=1, level='version')
     lowest = comp.iloc[:, [int(np.argmax([rate_order(c) for c in comp.columns.get_level_values('rate')]))]].iloc[:, 0]
-    d = pd.DataFrame({'uncompressed': unc, 'lowest bitrate': lowest}).assign(drop=lambda x: x.uncompressed - x['lowest bitrate'])
+    d = pd.DataFrame({'uncompressed': unc,
+                      'lowest bitrate': lowest}).assign(drop=lambda x: x.uncompressed - x['lowest bitrate'])
     d = d.sort_values('drop', ascending=False)
     if len(d) > 2 * n: d = pd.concat([d.head(n), d.tail(n)])
     fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(d)), 4))
@@ -296,11 +350,12 @@ def fig_per_class(df:pd.DataFrame, # a predictions table (one recognizer)
     if path: fig.savefig(path, dpi=110)
     return fig, d
 
-# %% ../nbs/07_analysis.ipynb #55544ac8
+# %% ../nbs/07_analysis.ipynb #dc6aa1cc
 def rate_envelope(kbps, # bitrates of a curve's points
                   metric, # the metric at each (accuracy, agreement, PSNR)
                  )->tuple[np.ndarray, np.ndarray]:
-    "The points on which the metric rises with the bitrate: each point that beats every cheaper one (the best metric reachable at that rate)"
+    """The points on which the metric rises with the bitrate: each point that beats every cheaper one (the best metric
+    reachable at that rate)"""
     k, m = np.asarray(kbps, dtype=float), np.asarray(metric, dtype=float)
     keep = np.isfinite(k) & np.isfinite(m) & (k > 0)
     k, m = k[keep], m[keep]
@@ -310,26 +365,32 @@ def rate_envelope(kbps, # bitrates of a curve's points
         if m[i] > best: out.append(i); best = m[i]
     return k[out], m[out]
 
+# %% ../nbs/07_analysis.ipynb #0c6578e9
 def log_rate_fit(kbps, # bitrates of a curve's points
                  metric, # the metric at each
                 )->PchipInterpolator|None:
-    "log(kb/s) as a monotone piecewise cubic (PCHIP) function of the metric, through the rate envelope; None if it does not rise"
+    """log(kb/s) as a monotone piecewise cubic (PCHIP) function of the metric, through the rate envelope; None if it
+    does not rise"""
     k, m = rate_envelope(kbps, metric)
     return PchipInterpolator(m, np.log(k)) if len(k) >= 2 else None
 
-def bd_rate(ref_kbps, ref_metric, # the reference curve (e.g. compressed, no enhancer)
-            test_kbps, test_metric, # the tested curve (e.g. with an enhancer)
+# %% ../nbs/07_analysis.ipynb #b47a4932
+def bd_rate(ref_kbps, # the reference curve's rates
+            ref_metric, # its metric at those rates
+            test_kbps, # the tested curve's rates
+            test_metric, # its metric
            )->float:
-    "Bjøntegaard delta rate: the mean bitrate change (a fraction, -0.2 = 20 % less) of `test` against `ref` at equal metric, over the range both reach"
+    """Bjøntegaard delta rate: the mean bitrate change (a fraction, -0.2 = 20 % less) of `test` against `ref` at equal
+    metric, over the range both reach"""
     fits = [log_rate_fit(ref_kbps, ref_metric), log_rate_fit(test_kbps, test_metric)]
-    if None in fits: return np.nan                                # a curve that does not rise has no rate to read at a metric
+    # a curve that does not rise has no rate to read at a metric
+    if None in fits: return np.nan
     lo, hi = max(f.x[0] for f in fits), min(f.x[-1] for f in fits)
     if not lo < hi: return np.nan                                 # no metric range both curves reach
     area = [f.integrate(lo, hi) for f in fits]                    # the fits integrated over the common range
     return float(np.exp((area[1] - area[0]) / (hi - lo)) - 1)
 
-
-# %% ../nbs/07_analysis.ipynb #b69a3fbd
+# %% ../nbs/07_analysis.ipynb #40fe9786
 def bd_rate_table(acc:pd.DataFrame, # rows with version, method, kbps and `metric` (one recognizer)
                   metric:str='top1', # the quality the curves are compared at: top1, agreement, ...
                  )->pd.DataFrame:
@@ -339,46 +400,55 @@ def bd_rate_table(acc:pd.DataFrame, # rows with version, method, kbps and `metri
     for m, e in acc[acc.version == 'enhanced'].groupby('method', sort=True):
         (_, cm), (_, em) = rate_envelope(comp.kbps, comp[metric]), rate_envelope(e.kbps, e[metric])
         lo, hi = (max(cm.min(), em.min()), min(cm.max(), em.max())) if len(cm) and len(em) else (np.nan, np.nan)
-        rows.append(dict(method=m, bd_rate=bd_rate(comp.kbps, comp[metric], e.kbps, e[metric]), low=lo, high=hi, points=len(e)))
+        rows.append(dict(method=m, bd_rate=bd_rate(comp.kbps, comp[metric], e.kbps, e[metric]), low=lo, high=hi,
+                         points=len(e)))
     return pd.DataFrame(rows, columns=['method', 'bd_rate', 'low', 'high', 'points'])
 
-def fig_bd_rate(acc:pd.DataFrame, # rows with version, method, kbps and `metric` (one recognizer)
-                metric:str='top1', # the y axis
-                title:str='', path=None, # where to save the PNG (None: only return the figure)
+# %% ../nbs/07_analysis.ipynb #cd8cb680
+def fig_bd_rate(acc:pd.DataFrame, # accuracy per model, method and rate (`load_accuracy`)
+                metric:str='top1', # the column compared
+                title:str='', # the title
+                path=None, # save the figure there (None: only return it)
                ):
     "Rate-`metric` curves: the measured points, and the monotone fits (PCHIP in log rate) that BD-rate integrates"
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    curves = [('compressed', acc[acc.version == 'compressed'])] + list(acc[acc.version == 'enhanced'].groupby('method', sort=True))
+    curves = [('compressed',
+               acc[acc.version == 'compressed'])] + list(acc[acc.version == 'enhanced'].groupby('method', sort=True))
     for n, (m, rows) in enumerate(curves):
         ax.scatter(rows.kbps, rows[metric], s=14, color=f'C{n}', label=m)
         if (fit := log_rate_fit(rows.kbps, rows[metric])) is not None:
             ys = np.linspace(fit.x[0], fit.x[-1], 100)
             ax.plot(np.exp(fit(ys)), ys, color=f'C{n}', lw=1)
-    if (unc := acc[acc.version == 'uncompressed'])[metric].notna().any(): ax.axhline(unc[metric].iloc[0], color='grey', ls=':', lw=1, label='uncompressed')
-    ax.set(xscale='log', xlabel='kb/s', ylabel=metric); ax.set_title(title, fontsize=9); ax.legend(fontsize=7); fig.tight_layout()
+    if (unc := acc[acc.version == 'uncompressed'])[metric].notna().any():
+        ax.axhline(unc[metric].iloc[0], color='grey', ls=':', lw=1, label='uncompressed')
+    ax.set(xscale='log', xlabel='kb/s', ylabel=metric)
+    ax.set_title(title, fontsize=9); ax.legend(fontsize=7); fig.tight_layout()
     if path: fig.savefig(path, dpi=100)
     return fig
 
-
-# %% ../nbs/07_analysis.ipynb #87ebba6f
-def paired_accuracy(p:pd.DataFrame, # per-clip predictions of a study (`load_predictions`): model, video, method, rate, kbps, correct
+# %% ../nbs/07_analysis.ipynb #25e2d847
+def paired_accuracy(p:pd.DataFrame, # per-clip predictions (`load_predictions`): model, video, method, rate, correct
                    )->pd.DataFrame:
     "Top-1 and mean kb/s per (model, method, rate), every version on the clips the enhanced versions were evaluated on"
     out = []
     for m, g in p.groupby('model', sort=False):
         enhanced = ~g.method.isin(['uncompressed', 'compressed'])
         if enhanced.any(): g = g[g.video.isin(set(g.video[enhanced]))]
-        a = g.groupby(['method', 'rate'], dropna=False, sort=False).agg(kbps=('kbps', 'mean'), top1=('correct', 'mean'), videos=('video', 'size'))
-        out.append(a.reset_index().assign(model=m, version=lambda d: np.where(d.method.isin(['uncompressed', 'compressed']), d.method, 'enhanced')))
+        a = g.groupby(['method', 'rate'], dropna=False, sort=False).agg(
+            kbps=('kbps', 'mean'), top1=('correct', 'mean'), videos=('video', 'size'))
+        kind = lambda d: np.where(d.method.isin(['uncompressed', 'compressed']), d.method, 'enhanced')
+        out.append(a.reset_index().assign(model=m, version=kind))
     return pd.concat(out, ignore_index=True)
 
+# %% ../nbs/07_analysis.ipynb #e9bdfbe9
 def bd_rate_paired(p:pd.DataFrame, # per-clip predictions of a study (`load_predictions`)
                   )->pd.DataFrame:
     "`bd_rate_table` per recognizer at equal top-1, on `paired_accuracy`"
-    return pd.concat([bd_rate_table(a).assign(model=m, videos=int(a.videos.max())) for m, a in paired_accuracy(p).groupby('model', sort=False)],
+    return pd.concat([bd_rate_table(a).assign(model=m, videos=int(a.videos.max())) for m,
+                      a in paired_accuracy(p).groupby('model', sort=False)],
                      ignore_index=True)
 
-# %% ../nbs/07_analysis.ipynb #83187ff2
+# %% ../nbs/07_analysis.ipynb #fb50306c
 ALPHA, N_BOOT = 0.05, 2000
 
 def above_chance_p(correct:int, # videos classified right
@@ -388,12 +458,14 @@ def above_chance_p(correct:int, # videos classified right
     "One-sided binomial p-value of getting `correct` or more of `n` right by guessing"
     return float(stats.binomtest(correct, n, chance, alternative='greater').pvalue) if n else 1.
 
+# %% ../nbs/07_analysis.ipynb #5ac7bfb6
 def bootstrap_mean(diff, # per-unit differences, e.g. each clip's PSNR-Y with an enhancer minus without
                    groups=None, # each unit's clip: a clip's units are resampled together (default: every unit its own)
                    n:int=N_BOOT, # resamples
                    seed:int=0, # the resampling seed: the same numbers give the same interval
                   )->tuple[float, float, float, float]:
-    "The mean difference, its percentile bootstrap 95 % interval over clips, and the bootstrap two-sided p of a zero mean"
+    """The mean difference, its percentile bootstrap 95 % interval over clips, and the bootstrap two-sided p of a zero
+    mean"""
     d = np.asarray(diff, np.float64)
     if not len(d): return (np.nan,) * 4
     g = np.arange(len(d)) if groups is None else pd.factorize(np.asarray(groups))[0]
@@ -404,19 +476,26 @@ def bootstrap_mean(diff, # per-unit differences, e.g. each clip's PSNR-Y with an
     p = 1. if np.all(d == 0) else min(1., 2 * min((boot <= 0).mean(), (boot >= 0).mean()) + 1 / n)
     return float(d.mean()), float(lo), float(hi), float(p)
 
-def mcnemar_p(a, b)->float:
+# %% ../nbs/07_analysis.ipynb #b9ae6ede
+def mcnemar_p(a, # 0/1 outcomes of one version, clip by clip
+              b, # of the other version, on the same clips
+             )->float:
     "McNemar's exact test of paired 0/1 outcomes on the same clips: two-sided binomial p on the discordant pairs"
     a, b = np.asarray(a, bool), np.asarray(b, bool)
     n01, n10 = int((~a & b).sum()), int((a & ~b).sum())
     return 1. if n01 + n10 == 0 else float(stats.binomtest(n01, n01 + n10, 0.5).pvalue)
 
+# %% ../nbs/07_analysis.ipynb #47bd8798
 def page_trend_p(x:np.ndarray, # (clips, conditions) outcomes, the conditions in the predicted order
                 )->tuple[float, float]:
-    "Page's L test (ties averaged, normal approximation): one-sided p of outcomes falling along the conditions, and of rising"
+    """Page's L test (ties averaged, normal approximation): one-sided p of outcomes falling along the conditions, and of
+    rising"""
     x = np.asarray(x, np.float64)
     if len(x) < 2 or np.all(x == x[:, :1]): return 1., 1.
-    return float(stats.page_trend_test(-x, method='asymptotic').pvalue), float(stats.page_trend_test(x, method='asymptotic').pvalue)
+    page = lambda y: float(stats.page_trend_test(y, method='asymptotic').pvalue)
+    return page(-x), page(x)
 
+# %% ../nbs/07_analysis.ipynb #af8fed41
 def verdict(effect:float, # the measured difference
             p:float, # its test's p-value
             expected:int, # the sign the paper's finding predicts: +1 or -1
@@ -425,104 +504,161 @@ def verdict(effect:float, # the measured difference
     if p != p or effect != effect or p >= ALPHA or effect == 0: return 'inconclusive'
     return 'reproduced' if np.sign(effect) == expected else 'contradicted'
 
-# %% ../nbs/07_analysis.ipynb #ce769c35
-def load_predictions(run)->pd.DataFrame:
+# %% ../nbs/07_analysis.ipynb #76aa49f4
+def load_predictions(run, # a study's folder
+                    )->pd.DataFrame:
     "Per clip and version, both recognizers: model, video, method, rate, kbps, correct (0/1) and log loss"
     out = []
     for kind in ('2d', '3d'):
         f = Path(run)/f'eval-{kind}'
         if not (f/'predictions.csv').exists(): continue
         df, _, _ = read_predictions(f)
-        out.append(pd.DataFrame(dict(model=MODEL_NAMES[kind], video=df.video, method=[method_of(v, e) for v, e in zip(df.version, df.enhancer)],
-                                     rate=df.rate, kbps=df.kbps, correct=(df.pred == df.label).astype(int), nll=-np.log(np.clip(df.p_label, 1e-12, 1)))))
+        out.append(pd.DataFrame(dict(model=MODEL_NAMES[kind], video=df.video,
+                                     method=[method_of(v, e) for v, e in zip(df.version, df.enhancer)],
+                                     rate=df.rate, kbps=df.kbps, correct=(df.pred == df.label).astype(int),
+                                     nll=-np.log(np.clip(df.p_label, 1e-12, 1)))))
     if not out: raise VcrError(run, "no evaluation results (eval-2d/ or eval-3d/ with predictions.csv)")
     return pd.concat(out, ignore_index=True)
 
-def per_clip(t:pd.DataFrame, # per-clip rows (predictions of one model, or quality)
+# %% ../nbs/07_analysis.ipynb #25774604
+def per_clip(t:pd.DataFrame, # per-clip rows (predictions or quality)
              value:str, # the column
-             method:str, rate=None, # the version: a method, at a rung ('crf40', '100k'; None: uncompressed)
+             method:str, # 'uncompressed', 'compressed' or a loss
+             rate=None, # the rung (None: any)
             )->pd.Series:
     "A version's `value` per clip, indexed by video"
     rows = t[(t.method == method) & (t.rate == ('' if rate is None else rate_key(rate)))]
     return rows.set_index('video')[value]
 
-def paired_diff(t:pd.DataFrame, value:str, a:tuple, b:tuple)->pd.DataFrame:
-    "Clip by clip, on the clips both versions have: columns a, b (their values) and diff = b - a; a, b are (method, rate)"
+# %% ../nbs/07_analysis.ipynb #ff154847
+def paired_diff(t:pd.DataFrame, # per-clip rows (predictions or quality)
+                value:str, # the column compared
+                a:tuple, # (method, rate) of the first version
+                b:tuple, # (method, rate) of the second
+               )->pd.DataFrame:
+    """Clip by clip, on the clips both versions have: columns a, b (their values) and diff = b - a; a, b are (method,
+    rate)"""
     d = pd.concat([per_clip(t, value, *a).rename('a'), per_clip(t, value, *b).rename('b')], axis=1, join='inner')
     return d.assign(diff=d.b - d.a)
 
-def finding_row(finding:str, # the finding, in words
-                test:str, # the test and what it ran on
-                effect:float, lo:float, hi:float, # the effect and its 95 % interval
+# %% ../nbs/07_analysis.ipynb #8be4ef5c
+def finding_row(finding:str, # the paper's claim
+                test:str, # the test that decides it
+                effect:float, # the measured effect, in the direction the claim predicts when positive
+                lo:float, # its interval's lower end
+                hi:float, # its interval's upper end
                 p:float, # the test's p-value
-                expected:int, # the sign the finding predicts
-                why:str='', # why there is no verdict ('inconclusive' or 'not tested' rows)
-                outcome:str|None=None, # the verdict, when not decided by `verdict`
+                expected:int, # +1 if the claim predicts a positive effect, -1 a negative one
+                why:str='', # a note (e.g. why it is inconclusive)
+                outcome:str|None=None, # the verdict, if decided elsewhere
                )->dict:
     "One row of the findings table"
     return dict(finding=finding, test=test, effect=effect, low=lo, high=hi, p=p,
                 verdict=outcome or verdict(effect, p, expected), note=why)
 
-def untested(finding:str, why:str, outcome:str='not tested')->dict:
+# %% ../nbs/07_analysis.ipynb #61f3174b
+def untested(finding:str, # the paper's claim
+             why:str, # why it cannot be tested in this run
+             outcome:str='not tested', # the verdict column
+            )->dict:
     return finding_row(finding, '', np.nan, np.nan, np.nan, np.nan, 0, why, outcome)
 
-def weak_reason(p:pd.DataFrame, # from `load_predictions`
-                model:str, chance:float, # a recognizer, and the top-1 of guessing (0 skips the check)
+# %% ../nbs/07_analysis.ipynb #1015710b
+def weak_reason(p:pd.DataFrame, # per-clip predictions (`load_predictions`)
+                model:str, # the recognizer
+                chance:float, # top-1 of guessing (1 / classes)
                )->str|None:
     "Why `model` is no better than guessing on uncompressed video (one-sided binomial p >= 0.01), or None if it is"
     u = per_clip(p[p.model == model], 'correct', 'uncompressed')
     k, n = int(u.sum()), len(u)
     if not chance or (pv := above_chance_p(k, n, chance)) < 0.01: return None
-    return f"{model} gets {k} of {n} uncompressed videos right (chance {chance:.2f}, binomial p = {pv:.2f}): no better than guessing"
+    return (f"{model} gets {k} of {n} uncompressed videos right (chance {chance:.2f}, binomial p = {pv:.2f}): no "
+            "better than guessing")
 
-def compressed_rates(t:pd.DataFrame)->list:
+# %% ../nbs/07_analysis.ipynb #0ffa44ce
+def compressed_rates(t:pd.DataFrame, # per-clip rows
+                    )->list:
     "The compressed rungs of a table, the best quality (lowest CRF, highest bitrate) first"
     return sort_rates(set(t[t.method == 'compressed'].rate) - {''})
 
-def rates_text(rates)->str:
+# %% ../nbs/07_analysis.ipynb #755dd644
+def rates_text(rates, # rungs
+              )->str:
     "Rungs in words: 'CRF 40, 45, 50', '100, 50 kb/s target'"
     rates = list(rates); crfs = [rate_target(r)[1] for r in rates if rate_target(r)[0] == 'crf']
     kb = [rate_target(r)[1] for r in rates if rate_target(r)[0] == 'bitrate']
-    return '; '.join(([f"CRF {', '.join(map(str, crfs))}"] if crfs else []) + ([f"{', '.join(map(str, kb))} kb/s target"] if kb else []))
+    return '; '.join(([f"CRF {', '.join(map(str, crfs))}"] if crfs else [])
+                     + ([f"{', '.join(map(str, kb))} kb/s target"] if kb else []))
 
 # %% ../nbs/07_analysis.ipynb #d7205ca7
-def finding_falls(p:pd.DataFrame, model:str, chance:float)->dict:
-    "Finding 1: `model`'s top-1 falls as the bitrate falls (Page's trend test over uncompressed, then each rung down the ladder)"
+def finding_falls(p:pd.DataFrame, # per-clip predictions (`load_predictions`)
+                  model:str, # the recognizer
+                  chance:float, # top-1 of guessing (1 / classes)
+                 )->dict:
+    """Finding 1: `model`'s top-1 falls as the bitrate falls (Page's trend test over uncompressed, then each rung down
+    the ladder)"""
     f = f'{model}: top-1 falls as the bitrate falls'
     if why := weak_reason(p, model, chance): return untested(f, why, 'inconclusive')
     t = p[p.model == model]; rates = compressed_rates(t)
-    x = pd.concat([per_clip(t, 'correct', 'uncompressed')] + [per_clip(t, 'correct', 'compressed', c) for c in rates], axis=1, join='inner')
+    x = pd.concat([per_clip(t, 'correct', 'uncompressed')] + [per_clip(t, 'correct', 'compressed', c) for c in rates],
+                  axis=1, join='inner')
     fall, rise = page_trend_p(x.to_numpy())
     effect, lo, hi, _ = bootstrap_mean(x.iloc[:, -1] - x.iloc[:, 0])
-    return finding_row(f, f"Page's L trend, {x.shape[1]} rates × {len(x)} clips; effect: top-1 at {rate_label(rates[-1])} minus uncompressed",
+    return finding_row(f,
+                       f"Page's L trend, {x.shape[1]} rates × {len(x)} clips; effect: top-1 at "
+                       f"{rate_label(rates[-1])} minus uncompressed",
                        effect, lo, hi, fall if effect <= 0 else rise, -1)
 
 # %% ../nbs/07_analysis.ipynb #c8d78200
-def finding_2d_vs_3d(p:pd.DataFrame, chance:float)->dict|None:
-    "Finding 2: at the lowest bitrate ResNet-S loses more top-1 than ResNet-ST, clip by clip (sign test); None unless both ran"
+def finding_2d_vs_3d(p:pd.DataFrame, # per-clip predictions (`load_predictions`)
+                     chance:float, # top-1 of guessing (1 / classes)
+                    )->dict|None:
+    """Finding 2: at the lowest bitrate ResNet-S loses more top-1 than ResNet-ST, clip by clip (sign test); None unless
+    both ran"""
     f, (s, st) = 'ResNet-S loses more top-1 than ResNet-ST at the lowest bitrate', MODEL_NAMES.values()
     if not {s, st} <= set(p.model): return None
-    if weak := [w for m in (s, st) if (w := weak_reason(p, m, chance))]: return untested(f, '; '.join(weak), 'inconclusive')
+    if weak := [w for m in (s, st) if (w := weak_reason(p, m, chance))]:
+        return untested(f, '; '.join(weak), 'inconclusive')
     low = compressed_rates(p)[-1]
     drop = lambda m: paired_diff(p[p.model == m], 'correct', ('compressed', low), ('uncompressed', None))['diff']
     d = pd.concat([drop(s), drop(st)], axis=1, join='inner').pipe(lambda x: x.iloc[:, 0] - x.iloc[:, 1])
     up, down = int((d > 0).sum()), int((d < 0).sum())
     pv = float(stats.binomtest(up, up + down, 0.5).pvalue) if up + down else 1.
     effect, lo, hi, _ = bootstrap_mean(d)
-    return finding_row(f, f"sign test on each clip's drop (ResNet-S minus ResNet-ST), {rate_label(low)}, {len(d)} clips", effect, lo, hi, pv, 1)
+    return finding_row(f,
+                       f"sign test on each clip's drop (ResNet-S minus ResNet-ST), {rate_label(low)}, {len(d)} clips",
+                       effect, lo, hi, pv, 1)
 
-# %% ../nbs/07_analysis.ipynb #939769b2
-def strongest(t:pd.DataFrame, value:str, methods:list, rate, low:bool=False)->str:
+# %% ../nbs/07_analysis.ipynb #3882bca8
+def strongest(t:pd.DataFrame, # per-clip rows
+              value:str, # the column compared
+              methods:list, # the candidates
+              rate, # the rung
+              low:bool=False, # lower is better (LPIPS)
+             )->str:
     "Of `methods` at `rate`, the one with the highest (`low`: the lowest) mean `value`"
     means = {m: per_clip(t, value, m, rate).mean() for m in methods}
     return (min if low else max)(means, key=means.get)
 
-def versus(t:pd.DataFrame, value:str, method:str, others:list, rates:list, low:bool=False)->pd.DataFrame:
-    "Clip by clip at each rung: `method` against the strongest of `others` there (highest mean, or lowest with `low`), rows video, rate, diff"
-    return pd.concat([paired_diff(t, value, (strongest(t, value, [o for o in others if o != method], c, low), c), (method, c)).assign(rate=c)
+# %% ../nbs/07_analysis.ipynb #45c256a5
+def versus(t:pd.DataFrame, # per-clip rows
+           value:str, # the column compared
+           method:str, # the method the claim is about
+           others:list, # the methods it is compared with
+           rates:list, # the rungs
+           low:bool=False, # lower is better (LPIPS)
+          )->pd.DataFrame:
+    """Clip by clip at each rung: `method` against the strongest of `others` there (highest mean, or lowest with `low`),
+    rows video, rate, diff"""
+    return pd.concat([paired_diff(t, value, (strongest(t, value, [o for o in others if o != method], c, low), c),
+                                  (method, c)).assign(rate=c)
                       for c in rates]).reset_index(names='video')
 
-def finding_pixel(p:pd.DataFrame, q:pd.DataFrame|None, chance:float)->list[dict]:
+# %% ../nbs/07_analysis.ipynb #566d039e
+def finding_pixel(p:pd.DataFrame, # per-clip predictions (`load_predictions`)
+                  q:pd.DataFrame|None, # per-clip quality (None: not measured)
+                  chance:float, # top-1 of guessing (1 / classes)
+                 )->list[dict]:
     "Finding 3: ℓpixel gives the best PSNR-Y and the best TC of the losses, yet lowers top-1 below the compressed input"
     if q is None or 'pixel' not in set(q.method): return []
     rates = sort_rates(set(q[q.method == 'pixel'].rate)); others = [m for m in METHODS[2:] if m in set(q.method)]
@@ -531,46 +667,63 @@ def finding_pixel(p:pd.DataFrame, q:pd.DataFrame|None, chance:float)->list[dict]
         f = f'ℓpixel gives the best {name} of the losses'
         if not others: rows.append(untested(f, 'no other loss ran')); continue
         d = versus(q, value, 'pixel', others, rates)
-        rows.append(finding_row(f, f"bootstrap over {d.video.nunique()} clips at {rates_text(rates)}; effect: ℓpixel minus the best other loss (dB)",
+        rows.append(finding_row(f,
+                                f"bootstrap over {d.video.nunique()} clips at {rates_text(rates)}; effect: ℓpixel "
+                                "minus the best other loss (dB)",
                                 *bootstrap_mean(d['diff'], d.video), 1))
     for model in sorted(set(p.model)):
         f = f'{model}: ℓpixel lowers top-1 below the compressed input'
         if why := weak_reason(p, model, chance): rows.append(untested(f, why, 'inconclusive')); continue
         t = p[p.model == model]
-        d = pd.concat([paired_diff(t, 'correct', ('compressed', c), ('pixel', c)).assign(rate=c) for c in rates]).reset_index(names='video')
+        d = pd.concat([paired_diff(t, 'correct', ('compressed', c), ('pixel', c)).assign(rate=c)
+                       for c in rates]).reset_index(names='video')
         effect, lo, hi, _ = bootstrap_mean(d['diff'], d.video)
-        rows.append(finding_row(f, f"McNemar exact, {len(d)} (clip, rate) pairs at {rates_text(rates)}", effect, lo, hi, mcnemar_p(d.a, d.b), -1))
+        rows.append(finding_row(f, f"McNemar exact, {len(d)} (clip, rate) pairs at {rates_text(rates)}", effect, lo, hi,
+                                mcnemar_p(d.a, d.b), -1))
     return rows
 
 # %% ../nbs/07_analysis.ipynb #9efe92bb
-def finding_perceptual(p:pd.DataFrame, q:pd.DataFrame|None, chance:float)->list[dict]:
-    "Finding 4: at the lowest enhanced bitrate ℓperc/ℓGAN give the best LPIPS of the losses and each recognizer's best top-1"
+def finding_perceptual(p:pd.DataFrame, # per-clip predictions (`load_predictions`)
+                       q:pd.DataFrame|None, # per-clip quality (None: not measured)
+                       chance:float, # top-1 of guessing (1 / classes)
+                      )->list[dict]:
+    """Finding 4: at the lowest enhanced bitrate ℓperc/ℓGAN give the best LPIPS of the losses and each recognizer's best
+    top-1"""
     f_lp = 'ℓperc/ℓGAN give the best LPIPS at the lowest bitrate'
-    models = sorted(set(p.model)); f_acc = [f'{m}: ℓperc/ℓGAN give the best top-1 at the lowest bitrate' for m in models]
+    models = sorted(set(p.model))
+    f_acc = [f'{m}: ℓperc/ℓGAN give the best top-1 at the lowest bitrate' for m in models]
     enh = p[~p.method.isin(['uncompressed', 'compressed']) & ~p.method.str.contains(':')]
-    percs, others = [m for m in ('perc', 'gan') if m in set(enh.method)], [m for m in ('pixel', 'task') if m in set(enh.method)]
+    percs = [m for m in ('perc', 'gan') if m in set(enh.method)]
+    others = [m for m in ('pixel', 'task') if m in set(enh.method)]
     if not percs or not others:
         why = 'ℓperc and ℓGAN did not run' if not percs else 'no other loss ran'
         return [untested(f, why) for f in [f_lp] + f_acc]
     low = sort_rates(set(enh.rate))[-1]
     rows = []
-    if q is None or q[q.method.isin(percs + others) & (q.rate == low)].lpips.isna().all(): rows.append(untested(f_lp, 'LPIPS was not measured'))
+    if q is None or q[q.method.isin(percs + others) & (q.rate == low)].lpips.isna().all():
+        rows.append(untested(f_lp, 'LPIPS was not measured'))
     else:
         best = strongest(q, 'lpips', percs, low, low=True)
         d = paired_diff(q, 'lpips', (strongest(q, 'lpips', others, low, low=True), low), (best, low))
-        rows.append(finding_row(f_lp, f"bootstrap over {len(d)} clips at {rate_label(low)}; effect: {best} minus the best of {', '.join(others)}",
+        rows.append(finding_row(f_lp,
+                                f"bootstrap over {len(d)} clips at {rate_label(low)}; effect: {best} minus the best "
+                                f"of {', '.join(others)}",
                                 *bootstrap_mean(d['diff']), -1))
     for m, f in zip(models, f_acc):
         if why := weak_reason(p, m, chance): rows.append(untested(f, why, 'inconclusive')); continue
         t = enh[enh.model == m]
-        d = paired_diff(t, 'correct', (strongest(t, 'correct', others, low), low), (strongest(t, 'correct', percs, low), low))
+        d = paired_diff(t, 'correct', (strongest(t, 'correct', others, low), low),
+                        (strongest(t, 'correct', percs, low), low))
         effect, lo, hi, _ = bootstrap_mean(d['diff'])
-        rows.append(finding_row(f, f"McNemar exact, {len(d)} clips at {rate_label(low)}; best of ℓperc/ℓGAN vs best of {', '.join(others)}",
+        rows.append(finding_row(f,
+                                f"McNemar exact, {len(d)} clips at {rate_label(low)}; best of ℓperc/ℓGAN vs best of "
+                                f"{', '.join(others)}",
                                 effect, lo, hi, mcnemar_p(d.a, d.b), 1))
     return rows
 
 # %% ../nbs/07_analysis.ipynb #de4c62e9
-def finding_gan_tc(q:pd.DataFrame|None)->dict:
+def finding_gan_tc(q:pd.DataFrame|None, # per-clip quality (None: not measured)
+                  )->dict:
     "Finding 5: of ℓpixel, ℓperc and ℓGAN, ℓGAN's output has the worst TC"
     f = 'ℓGAN gives the worst TC of ℓpixel, ℓperc and ℓGAN'
     if q is None or 'gan' not in set(q.method): return untested(f, 'ℓGAN did not run')
@@ -578,12 +731,17 @@ def finding_gan_tc(q:pd.DataFrame|None)->dict:
     if not others: return untested(f, 'neither ℓpixel nor ℓperc ran')
     rates = sort_rates(set(q[q.method == 'gan'].rate))
     d = versus(q, 'tc', 'gan', others, rates, low=True)
-    return finding_row(f, f"bootstrap over {d.video.nunique()} clips at {rates_text(rates)}; effect: ℓGAN minus the worse of {', '.join(others)} (dB)",
+    return finding_row(f,
+                       f"bootstrap over {d.video.nunique()} clips at {rates_text(rates)}; effect: ℓGAN minus the "
+                       f"worse of {', '.join(others)} (dB)",
                        *bootstrap_mean(d['diff'], d.video), -1)
 
-# %% ../nbs/07_analysis.ipynb #16fe55e7
-def finding_task(p:pd.DataFrame, chance:float)->list[dict]:
-    "Ours: at the lowest enhanced bitrate the task-aware loss raises each recognizer's top-1 above the compressed input's"
+# %% ../nbs/07_analysis.ipynb #36de6611
+def finding_task(p:pd.DataFrame, # per-clip predictions (`load_predictions`)
+                 chance:float, # top-1 of guessing (1 / classes)
+                )->list[dict]:
+    """Ours: at the lowest enhanced bitrate the task-aware loss raises each recognizer's top-1 above the compressed
+    input's"""
     if 'task' not in set(p.method): return []
     low, rows = sort_rates(set(p[p.method == 'task'].rate))[-1], []
     for m in sorted(set(p.model)):
@@ -591,83 +749,110 @@ def finding_task(p:pd.DataFrame, chance:float)->list[dict]:
         if why := weak_reason(p, m, chance): rows.append(untested(f, why, 'inconclusive')); continue
         d = paired_diff(p[p.model == m], 'correct', ('compressed', low), ('task', low))
         effect, lo, hi, _ = bootstrap_mean(d['diff'])
-        rows.append(finding_row(f, f"McNemar exact, {len(d)} clips at {rate_label(low)}", effect, lo, hi, mcnemar_p(d.a, d.b), 1))
+        rows.append(finding_row(f, f"McNemar exact, {len(d)} clips at {rate_label(low)}", effect, lo, hi,
+                                mcnemar_p(d.a, d.b), 1))
     return rows
 
+# %% ../nbs/07_analysis.ipynb #30883648
 def findings(p:pd.DataFrame, # from `load_predictions`
              q:pd.DataFrame|None, # quality.csv of the run (per clip), or None
              chance:float, # top-1 of guessing (0 skips the check)
             )->pd.DataFrame:
-    "Every finding as a row: the effect, its 95 % interval, the test's p, and reproduced / contradicted / inconclusive / not tested"
+    """Every finding as a row: the effect, its 95 % interval, the test's p, and reproduced / contradicted / inconclusive
+    / not tested"""
     rows = [finding_falls(p, m, chance) for m in sorted(set(p[p.method == 'compressed'].model))]
-    rows += [r for r in [finding_2d_vs_3d(p, chance)] if r] + finding_pixel(p, q, chance) + finding_perceptual(p, q, chance)
+    rows += [r for r in [finding_2d_vs_3d(p, chance)] if r]
+    rows += finding_pixel(p, q, chance) + finding_perceptual(p, q, chance)
     rows += [finding_gan_tc(q)] + finding_task(p, chance)
     return pd.DataFrame(rows)
 
-# %% ../nbs/07_analysis.ipynb #c0ccb6c5
-def md_table(df:pd.DataFrame, fmt:str='{:.2f}')->str:
+# %% ../nbs/07_analysis.ipynb #43a5d181
+def md_table(df:pd.DataFrame, # the table
+             fmt:str='{:.2f}', # how floats are written
+            )->str:
     "A DataFrame as a Markdown table (index included)"
     d = df.reset_index()
     cell = lambda v: ('' if pd.isna(v) else fmt.format(v)) if isinstance(v, (float, np.floating)) else str(v)
     lines = ['| ' + ' | '.join(map(str, d.columns)) + ' |', '|' + '---|' * len(d.columns)]
     return '\n'.join(lines + ['| ' + ' | '.join(cell(v) for v in row) + ' |' for row in d.itertuples(index=False)])
 
-def section(title:str, *body:str)->list[str]:
+# %% ../nbs/07_analysis.ipynb #3e4df80e
+def section(title:str, # the section's title
+            *body:str, # its lines
+           )->list[str]:
     "The lines of a report section: its heading, then `body`"
     return [f'## {title}', '', *body, '']
 
 def _versions()->str:
-    return f"vcr_nb {version('vcr_nb')}, torch {torch.__version__}, torchvision {torchvision.__version__}, fastai {fastai.__version__}"
+    return (f"vcr_nb {version('vcr_nb')}, torch {torch.__version__}, torchvision {torchvision.__version__}, fastai "
+            f"{fastai.__version__}")
 
-# %% ../nbs/07_analysis.ipynb #1c09e4a8
+# %% ../nbs/07_analysis.ipynb #0cb241b2
 STAGES = ('prepare', 'recognizers', 'enhancers', 'evaluate', 'quality')
 
-def stage_records(run)->dict:
+def stage_records(run, # a study's folder
+                 )->dict:
     "The records of a run's finished stages (stages/<stage>.json), in the study's order"
     d = Path(run)/'stages'
     if not d.exists(): return {}
     order = lambda f: STAGES.index(f.stem) if f.stem in STAGES else len(STAGES)
     return {f.stem: json.loads(f.read_text()) for f in sorted(d.glob('*.json'), key=order)}
 
-def ladder_line(cfg:dict)->list[str]:
+# %% ../nbs/07_analysis.ipynb #578b1e8c
+def ladder_line(cfg:dict, # the study's settings, as study.json records them
+               )->list[str]:
     "The report's line on a study's codec and bitrate ladder, when they are not the paper's (x265 over CRFs)"
     if not cfg.get('codec') and not cfg.get('bitrates'): return []
-    ladder = f"{' '.join(f'{b}k' for b in sorted(cfg['bitrates'], reverse=True))} kb/s targets" if cfg.get('bitrates') else 'CRF ladder'
-    return [f"- codec and ladder: {cfg.get('codec') or 'libx265'}, {ladder}{' (two-pass)' if cfg.get('two_pass') else ''}"]
+    targets = ' '.join(f'{b}k' for b in sorted(cfg.get('bitrates') or (), reverse=True))
+    ladder = f"{targets} kb/s targets" if cfg.get('bitrates') else 'CRF ladder'
+    return [f"- codec and ladder: {cfg.get('codec') or 'libx265'}, "
+            f"{ladder}{' (two-pass)' if cfg.get('two_pass') else ''}"]
 
+# %% ../nbs/07_analysis.ipynb #f7ebb531
 def report_head(study:dict, # study.json of a run
                 stages:dict, # from `stage_records`
                )->list[str]:
     "The report's title and run facts, its stage times and what did not run"
     parts = [f"# Study report: `{study.get('preset', '?')}`", '',
-             f"- preset: `{study.get('preset', '?')}`, seed {study.get('seed', '?')}", *ladder_line(study.get('config', {})), f"- versions: {_versions()}",
+             f"- preset: `{study.get('preset', '?')}`, seed {study.get('seed', '?')}",
+             *ladder_line(study.get('config', {})), f"- versions: {_versions()}",
              f"- written {time.strftime('%Y-%m-%d %H:%M:%S')}", '']
     if stages:
-        parts += section('Stages', md_table(pd.DataFrame([{'stage': k, 'seconds': v.get('seconds', np.nan)} for k, v in stages.items()]).set_index('stage'), '{:.0f}'))
-    if study.get('weights'): parts += section('Pretrained weights', *[f"- {k}: {v}" for k, v in study['weights'].items()])
-    if study.get('unavailable'): parts += section('Not run', *[f"- `{k}`: {v}" for k, v in study['unavailable'].items()])
+        parts += section('Stages',
+                         md_table(pd.DataFrame([{'stage': k, 'seconds': v.get('seconds', np.nan)} for k,
+                                                v in stages.items()]).set_index('stage'), '{:.0f}'))
+    if study.get('weights'):
+        parts += section('Pretrained weights', *[f"- {k}: {v}" for k, v in study['weights'].items()])
+    if study.get('unavailable'):
+        parts += section('Not run', *[f"- `{k}`: {v}" for k, v in study['unavailable'].items()])
     return parts
 
-# %% ../nbs/07_analysis.ipynb #fb451f6b
+# %% ../nbs/07_analysis.ipynb #17859779
 def ablation_table(raw:pd.DataFrame, # quality.csv of a run: one row per (video, version)
                    gflops:dict, # GFLOPs per frame of each architecture ('recurrent', 'frame', 'multi')
                   )->pd.DataFrame|None:
-    "Mean PSNR-Y and TC of the ablation's networks and of ℓpixel recurrent on the ablation's videos; None without an ablation"
+    """Mean PSNR-Y and TC of the ablation's networks and of ℓpixel recurrent on the ablation's videos; None without an
+    ablation"""
     abl = raw.method.str.contains(':')
     on = set(raw[abl].video)
     if not on: return None
-    ab = raw[raw.video.isin(on) & (abl | (raw.method == 'pixel'))].groupby(['method', 'rate'], as_index=False)[['psnr_y', 'tc']].mean()
+    ab = raw[raw.video.isin(on) & (abl | (raw.method == 'pixel'))]
+    ab = ab.groupby(['method', 'rate'], as_index=False)[['psnr_y', 'tc']].mean()
     ab = ab[ab.rate.isin(set(ab[ab.method.str.contains(':')].rate))]
-    ab = ab.assign(gflops_per_frame=ab.method.map(lambda m: gflops.get(m.split(':')[0] if ':' in m else 'recurrent', np.nan)))
+    arch = lambda m: m.split(':')[0] if ':' in m else 'recurrent'
+    ab = ab.assign(gflops_per_frame=ab.method.map(lambda m: gflops.get(arch(m), np.nan)))
     ab = ab[['method', 'rate', 'psnr_y', 'tc', 'gflops_per_frame']]
-    ab = ab.iloc[sorted(range(len(ab)), key=lambda i: (ab.method.iloc[i], rate_order(ab.rate.iloc[i])))].reset_index(drop=True)
+    ab = ab.iloc[sorted(range(len(ab)),
+                        key=lambda i: (ab.method.iloc[i], rate_order(ab.rate.iloc[i])))].reset_index(drop=True)
     ab.attrs['videos'] = len(on)
     return ab
 
+# %% ../nbs/07_analysis.ipynb #ebd5136e
 def gain_table(raw:pd.DataFrame, # per-clip quality: quality.csv of a run, or heldout.csv
                value:str='psnr_y', # the metric
               )->pd.DataFrame:
-    "Each enhancer's gain in `value` over the compressed input at its rung, clip by clip: mean, bootstrap 95 % interval, p, and × the linear filter's"
+    """Each enhancer's gain in `value` over the compressed input at its rung, clip by clip: mean, bootstrap 95 %
+    interval, p, and × the linear filter's"""
     rows = []
     for (m, c), g in raw[raw.method != 'compressed'].groupby(['method', 'rate']):
         d = paired_diff(raw, value, ('compressed', c), (m, c))
@@ -679,6 +864,7 @@ def gain_table(raw:pd.DataFrame, # per-clip quality: quality.csv of a run, or he
     order = lambda r: (METHODS.index(r.method) if r.method in METHODS else len(METHODS), r.method, rate_order(r.rate))
     return t.iloc[sorted(range(len(t)), key=lambda i: order(t.iloc[i]))].reset_index(drop=True)
 
+# %% ../nbs/07_analysis.ipynb #dab158c6
 def quality_sections(run, # a study run folder with quality.csv
                      q:pd.DataFrame, # from `load_quality`
                      rep:Path, # the report folder: table2.csv and ablation.csv go there
@@ -690,39 +876,51 @@ def quality_sections(run, # a study run folder with quality.csv
     raw = read_quality(Path(run)/'quality.csv')
     g = gain_table(raw); g.to_csv(rep/'gains.csv', index=False)
     parts += section('PSNR-Y gain over the compressed input (dB), clip by clip',
-                     'Mean gain, bootstrap 95 % interval over clips, p, and the gain as a multiple of the linear filter\'s at that rung.', '',
+                     'Mean gain, bootstrap 95 % interval over clips, p, and the gain as a multiple of the linear '
+                     'filter\'s at that rung.', '',
                      md_table(g.set_index('method'), '{:.3f}'))
     if (Path(run)/'heldout.csv').exists():
         h = gain_table(read_quality(Path(run)/'heldout.csv')); h.to_csv(rep/'heldout.csv', index=False)
         parts += section('Held-out footage: PSNR-Y gain on the enhancement corpus\'s test clips (dB)',
-                         'Clips no network was trained on, real (carphone) and photographs under camera moves; the ℓpixel networks are the ones '
-                         'fine-tuned on the action set, the linear filter the one fit for that rung.', '', md_table(h.set_index('method'), '{:.3f}'))
+                         'Clips no network was trained on, real (carphone) and photographs under camera moves; the '
+                         'ℓpixel networks are the ones '
+                         'fine-tuned on the action set, the linear filter the one fit for that rung.', '',
+                         md_table(h.set_index('method'), '{:.3f}'))
     ab = ablation_table(raw, gflops)
     if ab is None: return parts
     ab.to_csv(rep/'ablation.csv', index=False)
-    return parts + section('Ablation (§2.1): the recurrent network against the other architectures and the linear filter, ℓpixel', f"On {ab.attrs['videos']} test videos.", '',
+    return parts + section('Ablation (§2.1): the recurrent network against the other architectures and the linear '
+                           'filter, ℓpixel', f"On {ab.attrs['videos']} test videos.", '',
                            md_table(ab.set_index('method'), '{:.3f}'))
 
-# %% ../nbs/07_analysis.ipynb #24b8423e
+# %% ../nbs/07_analysis.ipynb #bbf65039
 def figure_section(rep:Path, # the report folder
-                   name:str, title:str, # the PNG's name (no suffix) and the section's title
-                   fig, # a matplotlib figure, closed once saved
+                   name:str, # the figure's file name, without .png
+                   title:str, # the section's title
+                   fig, # a matplotlib figure (closed once saved)
                   )->list[str]:
     "Save `fig` as rep/<name>.png and return the report section showing it"
     fig.savefig(rep/f'{name}.png', dpi=110); plt.close(fig)
     return section(title, f'![]({name}.png)')
 
-def figure_sections(run, acc:pd.DataFrame, rep:Path,
-                    extra_figs:dict|None=None, # {name: (title, figure)} made from the data (Figs. 6-7)
+# %% ../nbs/07_analysis.ipynb #a7a91ffc
+def figure_sections(run, # the study's folder
+                    acc:pd.DataFrame, # accuracy per model, method and rate
+                    rep:Path, # the report folder
+                    extra_figs:dict|None=None, # {name: (title, figure)} shown after Figs. 5 and 4
                    )->list[str]:
     "Figs. 5 and 4 from the results, then `extra_figs`, saved under `rep`, as report sections"
-    parts = figure_section(rep, 'fig5_rate_accuracy', 'Fig. 5: accuracy and log loss vs bitrate', fig_rate_accuracy(acc))
+    parts = figure_section(rep, 'fig5_rate_accuracy', 'Fig. 5: accuracy and log loss vs bitrate',
+                           fig_rate_accuracy(acc))
     if (Path(run)/'eval-2d'/'predictions.csv').exists():
         df, _, _ = read_predictions(Path(run)/'eval-2d')
-        parts += figure_section(rep, 'fig4_per_class', 'Fig. 4: ResNet-S per-class accuracy, uncompressed vs the lowest bitrate', fig_per_class(df)[0])
+        parts += figure_section(rep, 'fig4_per_class',
+                                'Fig. 4: ResNet-S per-class accuracy, uncompressed vs the lowest bitrate',
+                                fig_per_class(df)[0])
     for name, (title, fig) in (extra_figs or {}).items(): parts += figure_section(rep, name, title, fig)
     return parts
 
+# %% ../nbs/07_analysis.ipynb #943e520e
 def write_report(run, # a study run folder
                  extra_figs:dict|None=None, # {name: (title, matplotlib figure)} made from the data (Figs. 6-7)
                 )->Path:
@@ -733,26 +931,36 @@ def write_report(run, # a study run folder
     q = load_quality(run) if (run/'quality.csv').exists() else None
     t1 = table1(acc); t1.to_csv(rep/'table1.csv')
     n = acc.groupby(acc.version == 'enhanced').videos.max()
-    note = [f"Enhanced rows on {n[True]} test clips, the others on {n[False]}; the findings below compare versions on the clips both have.", ''] if len(n) > 1 and n.nunique() > 1 else []
-    parts = report_head(study, stage_records(run)) + section('Table 1: top-1 accuracy (%) by bitrate', *note, md_table(t1, '{:.1f}'))
+    note = [f"Enhanced rows on {n[True]} test clips, the others on {n[False]}; the findings below compare versions on "
+            "the clips both have.", ''] if len(n) > 1 and n.nunique() > 1 else []
+    parts = report_head(study, stage_records(run)) + section('Table 1: top-1 accuracy (%) by bitrate', *note,
+                                                             md_table(t1, '{:.1f}'))
     bd = bd_rate_paired(load_predictions(run))
     bd.to_csv(rep/'bd_rate.csv', index=False)
     parts += section('The bitrate each enhancer saves: BD-rate at equal top-1',
-                     'Negative: less bitrate for the same top-1, averaged over the top-1 range [low, high] that both curves reach '
-                     '(NaN where they share none), every curve on the clips the enhanced versions were evaluated on.', '', md_table(bd.drop(columns=['points', 'videos']).set_index(['model', 'method']), '{:+.3f}'))
+                     'Negative: less bitrate for the same top-1, averaged over the top-1 range [low, high] that both '
+                     'curves reach '
+                     '(NaN where they share none), every curve on the clips the enhanced versions were evaluated on.',
+                     '', md_table(bd.drop(columns=['points', 'videos']).set_index(['model', 'method']), '{:+.3f}'))
     if q is not None: parts += quality_sections(run, q, rep, study.get('gflops', {}))
     parts += figure_sections(run, acc, rep, extra_figs)
     raw = read_quality(run/'quality.csv') if q is not None else None
     fd = findings(load_predictions(run), raw, acc.attrs['chance']); fd.to_csv(rep/'findings.csv', index=False)
-    shown = fd.assign(interval=[f"[{l:+.3f}, {h:+.3f}]" if l == l else '' for l, h in zip(fd.low, fd.high)])[['finding', 'effect', 'interval', 'p', 'verdict', 'test', 'note']]
+    intervals = [f"[{l:+.3f}, {h:+.3f}]" if l == l else '' for l, h in zip(fd.low, fd.high)]
+    shown = fd.assign(interval=intervals)[['finding', 'effect', 'interval', 'p', 'verdict', 'test', 'note']]
     parts += section("The paper's findings in this run, decided by tests",
-                     'Each row: the effect, its bootstrap 95 % interval over clips, the p of the stated test, and the verdict at p < 0.05.', '',
+                     'Each row: the effect, its bootstrap 95 % interval over clips, the p of the stated test, and the '
+                     'verdict at p < 0.05.', '',
                      md_table(shown.set_index('finding'), '{:.3g}'))
     return write_atomic(rep/'report.md', '\n'.join(parts))
 
-# %% ../nbs/07_analysis.ipynb #aebfb240
-def fig_frames(ds:PreparedDataset, video:str, versions:dict, # {title: version}
-               t:int=16, path=None):
+# %% ../nbs/07_analysis.ipynb #22e9dae5
+def fig_frames(ds:PreparedDataset, # the prepared action set
+               video:str, # a test video's id
+               versions:dict, # {title: version}, 'gt' first
+               t:int=16, # the frame shown
+               path=None, # save the figure there (None: only return it)
+              ):
     "Fig. 6: the same frame of one video in several versions, side by side"
     fig, axs = plt.subplots(1, len(versions), figsize=(2.6 * len(versions), 2.9))
     gt = ds.planes(video, 'gt', [t]).y
@@ -763,8 +971,13 @@ def fig_frames(ds:PreparedDataset, video:str, versions:dict, # {title: version}
     if path: fig.savefig(path, dpi=110)
     return fig
 
-def fig_gradcam(ds:PreparedDataset, recognizer, video:str, versions:dict, # {title: version}
-                n:int=4):
+# %% ../nbs/07_analysis.ipynb #638947eb
+def fig_gradcam(ds:PreparedDataset, # the prepared action set
+                recognizer, # a 2D recognizer checkpoint
+                video:str, # a test video's id
+                versions:dict, # {title: version}
+                n:int=4, # frames per version
+               ):
     "Fig. 7: Grad-CAM of a recognizer on one test video in several versions, with the predicted class and confidence"
     m, c = load_recognizer(recognizer)
     fig, axs = plt.subplots(len(versions), n, figsize=(2.2 * n, 2.4 * len(versions)), squeeze=False)
@@ -782,15 +995,18 @@ def plan_bitrate(acc:pd.DataFrame, # rows with version, rate, enhancer, method, 
                  target:float, # the value of `metric` to reach
                  metric:str='top1', # top1 (against labels) or agreement (with the uncompressed answers)
                 )->pd.DataFrame:
-    "The lowest measured bitrate that reaches `target` without an enhancer and with each method, the bitrate saved, and the interpolated one"
+    """The lowest measured bitrate that reaches `target` without an enhancer and with each method, the bitrate saved,
+    and the interpolated one"""
     comp = acc[acc.version == 'compressed']
     def lowest(rows):
         ok = rows[rows[metric] >= target]
         return (np.nan, None) if ok.empty else (float(ok.kbps.min()), ok.loc[ok.kbps.idxmin()])
-    def between(rows):                                      # where the monotone fit of the curve reaches the target, between two rungs
+    # where the monotone fit of the curve reaches the target, between two rungs
+    def between(rows):
         fit = log_rate_fit(rows.kbps, rows[metric])
         return float(np.exp(fit(target))) if fit is not None and fit.x[0] <= target <= fit.x[-1] else np.nan
-    def row(m, k, r, saved, rows): return {'method': m, 'kbps': k, 'rate': None if r is None else r.rate, metric: None if r is None else float(r[metric]),
+    def row(m, k, r, saved, rows): return {'method': m, 'kbps': k, 'rate': None if r is None else r.rate,
+                                           metric: None if r is None else float(r[metric]),
                                            'saved_kbps': saved, 'kbps_interpolated': between(rows)}
     base, brow = lowest(comp)
     out = [row('none', base, brow, 0. if base == base else np.nan, comp)]
@@ -814,101 +1030,140 @@ def plan_report(p:pd.DataFrame, # from `plan_bitrate`
         if r.kbps != r.kbps: answer = "not reachable at any measured bitrate"
         else:
             answer = f"{r.kbps:.1f} kb/s ({rate_label(r.rate)}, {shown} {getattr(r, metric):.2f})"
-            if r.method != 'none' and r.saved_kbps == r.saved_kbps: answer += f", saves {r.saved_kbps:.1f} kb/s"
+            if r.method != 'none' and r.saved_kbps == r.saved_kbps: answer += (f", saves {r.saved_kbps:.1f} kb/s")
             ki = getattr(r, 'kbps_interpolated', np.nan)
             if ki == ki and abs(ki - r.kbps) > 0.05: answer += f" [≈{ki:.1f} kb/s interpolated]"
-        if r.method in bds: answer += f"; BD-rate {bds[r.method]:+.1%}" if bds[r.method] == bds[r.method] else "; BD-rate: no common range"
+        if r.method in bds:
+            bd = bds[r.method]
+            answer += f"; BD-rate {bd:+.1%}" if bd == bd else "; BD-rate: no common range"
         lines.append(f"  {r.method:>10}: {answer}")
     return '\n'.join(lines)
 
-# %% ../nbs/07_analysis.ipynb #3906fab0
-def enhancer_family(enhancer:str)->str:
-    "An enhancer's name without its rung and hash: the family whose checkpoints (<family>-crf40.pth, <family>-50k.pth) make one curve"
+# %% ../nbs/07_analysis.ipynb #0906feaa
+def enhancer_family(enhancer:str, # an enhancer's name
+                   )->str:
+    """An enhancer's name without its rung and hash: the family whose checkpoints (<family>-crf40.pth, <family>-50k.pth)
+    make one curve"""
     return re.sub(r'-(crf\d+|\d+k)-[0-9a-f]{8}$', '', enhancer)
 
+# %% ../nbs/07_analysis.ipynb #8cc3ec38
 def plan_evaluation(evaluation, # a vcr_evaluate folder: any recognizer, footage labelled or not
                     target:float, # the agreement with the uncompressed answers to reach, in [0, 1]
                    )->tuple[str, plt.Figure]:
-    "The planner on agreement: its answer, with each enhancer family's BD-rate at equal agreement, and the rate-agreement figure"
+    """The planner on agreement: its answer, with each enhancer family's BD-rate at equal agreement, and the
+    rate-agreement figure"""
     df, probs, _ = read_predictions(evaluation)
     ag = agreement_table(df, probs).reset_index()
-    ag['method'] = [v if v != 'enhanced' else enhancer_family(e) for v, e in zip(ag.version, ag.enhancer)]   # one curve per family
+    # one curve per family
+    ag['method'] = [v if v != 'enhanced' else enhancer_family(e) for v, e in zip(ag.version, ag.enhancer)]
     name = df.recognizer.iloc[0]
-    answer = plan_report(plan_bitrate(ag, target, 'agreement'), name, target, 'agreement', bd_rate_table(ag, 'agreement'))
+    answer = plan_report(plan_bitrate(ag, target, 'agreement'), name, target, 'agreement',
+                         bd_rate_table(ag, 'agreement'))
     return answer, fig_bd_rate(ag, 'agreement', f'{name}: agreement vs bitrate')
 
+# %% ../nbs/07_analysis.ipynb #4c3698f7
 @call_parse
 @report_errors
 def vcr_plan(run:str='runs/mini', # a study run folder: plans on top-1 against its labels
              target_accuracy:float=None, # with --run: the top-1 to reach, in [0, 1]
              model:Param("the recognizer (default: both)", str, choices=list(MODEL_NAMES.values()))=None,
-             evaluation:str=None, # instead of --run: a vcr_evaluate folder (your recognizer, your footage, labelled or not)
-             target_agreement:float=None, # with --evaluation: the agreement with the uncompressed answers to reach, in [0, 1]
+             # instead of --run: a vcr_evaluate folder (your recognizer, your footage, labelled or not)
+             evaluation:str=None,
+             # with --evaluation: the agreement with the uncompressed answers to reach, in [0, 1]
+             target_agreement:float=None,
             ):
-    "The lowest bitrate that meets a target, without and with each enhancer, the bitrate saved, and each enhancer's BD-rate"
+    """The lowest bitrate that meets a target, without and with each enhancer, the bitrate saved, and each enhancer's
+    BD-rate"""
     if evaluation:
-        if target_agreement is None or not 0 <= target_agreement <= 1: raise ValueError("--target_agreement A is required with --evaluation, 0 <= A <= 1")
+        if target_agreement is None or not 0 <= target_agreement <= 1:
+            raise ValueError("--target_agreement A is required with --evaluation, 0 <= A <= 1")
         answer, fig = plan_evaluation(evaluation, target_agreement)
         fig.savefig(Path(evaluation)/'rate_agreement.png', dpi=100); plt.close(fig)
         return print(f"{answer}\nplot -> {Path(evaluation)/'rate_agreement.png'}")
-    if target_accuracy is None or not 0 <= target_accuracy <= 1: raise ValueError("--target_accuracy A is required, with 0 <= A <= 1")
+    if target_accuracy is None or not 0 <= target_accuracy <= 1:
+        raise ValueError("--target_accuracy A is required, with 0 <= A <= 1")
     pa = paired_accuracy(load_predictions(run))                 # the compressed and enhanced curves on the same clips
     for m, g in pa.groupby('model', sort=True):
-        if model in (None, m): print(plan_report(plan_bitrate(g, target_accuracy), m, target_accuracy, bd=bd_rate_table(g).assign(model=m)))
+        if model in (None, m):
+            print(plan_report(plan_bitrate(g, target_accuracy), m, target_accuracy,
+                              bd=bd_rate_table(g).assign(model=m)))
 
-# %% ../nbs/07_analysis.ipynb #c3fe02af
-RELEASE_PARTS = ('resnet-2d', 'resnet-3d', 'pretrain-recurrent-crf40', 'pretrain-recurrent-crf45', 'pretrain-recurrent-crf50',
+# %% ../nbs/07_analysis.ipynb #3630f724
+RELEASE_PARTS = ('resnet-2d', 'resnet-3d', 'pretrain-recurrent-crf40', 'pretrain-recurrent-crf45',
+                 'pretrain-recurrent-crf50',
                  'pretrain-frame-crf50')
 
 def released_dir()->Path:
     "Where `mini`'s released weights ship: inside the installed package"
     return Path(str(importlib.resources.files('vcr_nb')))/'released'/'mini'
 
+# %% ../nbs/07_analysis.ipynb #11ad7861
 def mini_fingerprint(root, # a `mini` data folder
                      part:str, # 'action' (what recognizers train on) or 'enhance' (what ℓ2 pretraining trains on)
-                     ground_truth:bool=False, # only the ground-truth columns (videos, splits, labels, sizes): what a recognizer sees, whatever the codec
+                     # only the ground-truth columns (videos, splits, labels, sizes): what a recognizer sees, whatever
+                     # the codec
+                     ground_truth:bool=False,
                     )->str:
-    "The fingerprint of one part of `mini`'s data: the SHA-256 (16 hex digits) of its manifest, or of its ground-truth columns"
+    """The fingerprint of one part of `mini`'s data: the SHA-256 (16 hex digits) of its manifest, or of its ground-truth
+    columns"""
     f = Path(root)/part/'manifest.csv'
     if not f.exists(): raise VcrError(f, "no manifest: not a mini data folder (vcr_prepare --dataset mini)")
     if not ground_truth: return hashlib.sha256(f.read_bytes()).hexdigest()[:16]
     rows = [{k: r[k] for k in manifest_columns([])} for r in read_rows(f, manifest_columns([]), ('video',))]
     return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()[:16]
 
+# %% ../nbs/07_analysis.ipynb #b651ff7a
 def part_fingerprint(root, # a `mini` data folder
                      part:str, # one of RELEASE_PARTS
                     )->str:
-    "What a released part must match: a recognizer, the action set's ground truth (any codec, any ladder); ℓ2 pretraining, the whole corpus manifest"
+    """What a released part must match: a recognizer, the action set's ground truth (any codec, any ladder); ℓ2
+    pretraining, the whole corpus manifest"""
     return mini_fingerprint(root, trained_on(part), ground_truth=part.startswith('resnet'))
 
-def trained_on(part:str)->str:
+# %% ../nbs/07_analysis.ipynb #de0a5d73
+def trained_on(part:str, # one of RELEASE_PARTS
+              )->str:
     "The `mini` data part a released part is trained on"
     return 'action' if part.startswith('resnet') else 'enhance'
 
-def sha256_of(path)->str: return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+# %% ../nbs/07_analysis.ipynb #c062f798
+def sha256_of(path, # a file
+             )->str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
-def release_file(part:str)->str:
+# %% ../nbs/07_analysis.ipynb #5be65a4b
+def release_file(part:str, # one of RELEASE_PARTS
+                )->str:
     "The released file name of a part"
     return f'{part}.pth'
 
-def slim_checkpoint(src, dst)->Path:
+# %% ../nbs/07_analysis.ipynb #4308a6f3
+def slim_checkpoint(src, # a full training checkpoint
+                    dst, # the slim file to write
+                   )->Path:
     "What ships: a checkpoint's config, history and weights (floats in half precision), without optimiser state"
     ck = load_checkpoint(src)
     sd = {k: v.half() if v.is_floating_point() else v for k, v in ck['model'].items()}
-    buf = io.BytesIO(); torch.save({'config': ck['config'], 'epoch': ck['epoch'], 'history': ck['history'], 'model': sd}, buf)
+    buf = io.BytesIO()
+    torch.save({'config': ck['config'], 'epoch': ck['epoch'], 'history': ck['history'], 'model': sd}, buf)
     return write_atomic(dst, buf.getvalue())
 
-# %% ../nbs/07_analysis.ipynb #92e813c6
+# %% ../nbs/07_analysis.ipynb #0e125404
 def recognizer_metrics(ckpt, # a recognizer checkpoint
                        action, # the prepared action set
                       )->dict:
     "Top-1 of a recognizer on every uncompressed test clip"
     ds = PreparedDataset(action); m, c = load_recognizer(ckpt)
     vids, p = predict(m, c, ds, 'gt', 'test', progress=False)
-    return {'top1_uncompressed': float(np.mean([ds.classes[int(q.argmax())] == ds.by_id[v]['label'] for v, q in zip(vids, p)])), 'videos': len(vids)}
+    return {'top1_uncompressed': float(np.mean([ds.classes[int(q.argmax())] == ds.by_id[v]['label'] for v,
+                                                q in zip(vids, p)])), 'videos': len(vids)}
 
+# %% ../nbs/07_analysis.ipynb #d57beabc
 def enhancer_gain(model:nn.Module, # an enhancer
-                  ds:PreparedDataset, videos:list, rate)->np.ndarray:
+                  ds:PreparedDataset, # a prepared dataset
+                  videos:list, # the clips measured
+                  rate, # the rung enhanced
+                 )->np.ndarray:
     "Each clip's PSNR-Y gain (dB) of `model`'s output over the compressed input at `rate` (a CRF, or a bitrate '100k')"
     gains = []
     for v in videos:
@@ -916,23 +1171,28 @@ def enhancer_gain(model:nn.Module, # an enhancer
         gains.append(psnr(gt, enhance_clips(model, x[None])[0]) - psnr(gt, x))
     return np.array(gains)
 
+# %% ../nbs/07_analysis.ipynb #f4730b13
 def enhancer_metrics(ckpt, # an enhancer checkpoint
                      enhance, # the prepared enhancement corpus
                     )->dict:
-    "Mean PSNR-Y gain of a pretrained enhancer over the compressed input on the corpus's test clips, at each of its CRFs"
+    """Mean PSNR-Y gain of a pretrained enhancer over the compressed input on the corpus's test clips, at each of its
+    CRFs"""
     ds, (m, c) = PreparedDataset(enhance), load_enhancer(ckpt)
     vids = [r['video'] for r in ds.videos('test')]
-    return {f'psnr_y_gain_{rate_key(k)}': float(enhancer_gain(m, ds, vids, k).mean()) for k in (c.get('crfs') or [c['crf']])} | {'videos': len(vids)}
+    return {f'psnr_y_gain_{rate_key(k)}': float(enhancer_gain(m, ds, vids, k).mean())
+            for k in (c.get('crfs') or [c['crf']])} | {'videos': len(vids)}
 
-# %% ../nbs/07_analysis.ipynb #d9c7f6fc
+# %% ../nbs/07_analysis.ipynb #faacdbb2
 def train_part(part:str, # one of RELEASE_PARTS
-               data, # a `mini` data folder
-               work, # where the full (resumable) checkpoint is trained
-               progress:bool=True)->Path:
-    "Train one releasable part from scratch, with seed 0, as the study would; returns its full checkpoint (its training seconds, over resumes, beside it)"
+               data, # a mini data folder made with seed 0
+               work, # where full checkpoints are trained (resumed)
+               progress:bool=True, # progress bars
+              )->Path:
+    """Train one releasable part from scratch, with seed 0, as the study would; returns its full checkpoint (its
+    training seconds, over resumes, beside it)"""
     data, work, t = Path(data), Path(work), time.time()
     if part.startswith('resnet-'):
-        cfg = replace(RECOGNIZER_PRESETS[f'mini-{part[-2:]}'], data=str(data/'action'), seed=0)
+        cfg = replace(RECOGNIZER_PRESETS['mini'][part[-2:]], data=str(data/'action'), seed=0)
         train_recognizer(cfg, work/release_file(part), progress=progress)
     else:
         _, arch, crf = part.split('-')
@@ -942,21 +1202,28 @@ def train_part(part:str, # one of RELEASE_PARTS
     write_atomic(secs, str(time.time() - t + (float(secs.read_text()) if secs.exists() else 0)))
     return work/release_file(part)
 
+# %% ../nbs/07_analysis.ipynb #d6b4aaf7
 def git_version()->str:
-    "vcr_nb's version, and the git commit of the source tree when there is one (with '+changes' if it has uncommitted ones)"
+    """vcr_nb's version, and the git commit of the source tree when there is one (with '+changes' if it has uncommitted
+    ones)"""
     here = Path(__file__).parent if '__file__' in globals() else Path('.')
     try:
-        head = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=here, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=here, capture_output=True, text=True, timeout=10)
-        commit = f", git {head.stdout.strip()}{'+changes' if dirty.stdout.strip() else ''}" if head.returncode == 0 else ''
+        head = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=here, capture_output=True, text=True,
+                              timeout=10)
+        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=here, capture_output=True,
+                               text=True, timeout=10)
+        changes = '+changes' if dirty.stdout.strip() else ''
+        commit = f", git {head.stdout.strip()}{changes}" if head.returncode == 0 else ''
     except OSError: commit = ''
     return f"vcr_nb {version('vcr_nb')}{commit}"
 
-def release_mini(data, # a `mini` data folder made with seed 0 (vcr_prepare --dataset mini)
-                 out=None, # where the released files and released.json go (default: inside the package)
-                 parts:tuple=RELEASE_PARTS, # which parts to (re)train
-                 work='runs/release', # where the full checkpoints are trained (resumable)
-                 progress:bool=True)->dict:
+# %% ../nbs/07_analysis.ipynb #904ad6b2
+def release_mini(data, # a mini data folder made with seed 0
+                 out=None, # where the slim files and released.json go (default: the package)
+                 parts:tuple=RELEASE_PARTS, # which parts
+                 work='runs/release', # where full checkpoints are trained (resumed)
+                 progress:bool=True, # progress bars
+                )->dict:
     "Train each part, ship it slim with its provenance in released.json; returns the parts' records"
     data, out = Path(data), Path(out or released_dir())
     out.mkdir(parents=True, exist_ok=True)
@@ -965,24 +1232,29 @@ def release_mini(data, # a `mini` data folder made with seed 0 (vcr_prepare --da
         if part not in RELEASE_PARTS: raise ValueError(f"part must be one of {', '.join(RELEASE_PARTS)}, got {part!r}")
         full = train_part(part, data, work, progress); secs = float(Path(f'{full}.seconds').read_text())
         f = slim_checkpoint(full, out/release_file(part))
-        metrics = recognizer_metrics(f, data/'action') if part.startswith('resnet') else enhancer_metrics(f, data/'enhance')
-        records[part] = dict(file=f.name, command=f"vcr_release --data {data} --parts {part}", seed=0, code=git_version(),
-                             fingerprint=part_fingerprint(data, part), metrics=metrics, sha256=sha256_of(f), bytes=f.stat().st_size, train_seconds=round(secs))
+        if part.startswith('resnet'): metrics = recognizer_metrics(f, data/'action')
+        else: metrics = enhancer_metrics(f, data/'enhance')
+        records[part] = dict(file=f.name, command=f"vcr_release --data {data} --parts {part}", seed=0,
+                             code=git_version(),
+                             fingerprint=part_fingerprint(data, part), metrics=metrics, sha256=sha256_of(f),
+                             bytes=f.stat().st_size, train_seconds=round(secs))
     with output_lock(out/'released.json'):                 # parts trained side by side each add their record
         old = json.loads((out/'released.json').read_text()) if (out/'released.json').exists() else {}
         write_json(out/'released.json', {**old, **records})
     return records
 
+# %% ../nbs/07_analysis.ipynb #49a8ad8b
 @call_parse
 @report_errors
-def vcr_release(data:str='runs/mini/data', # a mini data folder made with seed 0 (vcr_prepare --dataset mini, or a study's data/)
+def vcr_release(data:str='runs/mini/data', # a mini data folder made with seed 0 (by vcr_prepare or a study)
                 parts:Param("parts to train and release (default: all)", str, nargs='*', choices=RELEASE_PARTS)=None,
                 out:str=None, # where to write them (default: inside the installed package, vcr_nb/released/mini)
                 work:str='runs/release', # where the full checkpoints are trained; a stopped run resumes
                ):
     "Train mini's long parts once (recognizers, l2 pretraining) and release them with their provenance"
     for part, r in release_mini(data, out, tuple(parts or RELEASE_PARTS), work).items():
-        print(f"{part}: {r['file']} ({r['bytes'] / 2**20:.2f} MiB, {r['train_seconds']} s), {r['metrics']}", file=sys.stderr)
+        print(f"{part}: {r['file']} ({r['bytes'] / 2**20:.2f} MiB, {r['train_seconds']} s), {r['metrics']}",
+              file=sys.stderr)
 
 # %% ../nbs/07_analysis.ipynb #cd28c858
 def released_weights(root, # the study's `mini` data folder
@@ -993,12 +1265,13 @@ def released_weights(root, # the study's `mini` data folder
     ok, why = {}, []
     for part, r in json.loads(f.read_text()).items():
         p, fp = released_dir()/r['file'], part_fingerprint(root, part)
-        if r['fingerprint'] != fp: why.append(f"{part} was trained on other data (fingerprint {r['fingerprint']}, this data {fp})")
+        if r['fingerprint'] != fp:
+            why.append(f"{part} was trained on other data (fingerprint {r['fingerprint']}, this data {fp})")
         elif not p.exists() or sha256_of(p) != r['sha256']: why.append(f"{p} is missing or does not match its SHA-256")
         else: ok[part] = p
     return ok, '; '.join(why) or None
 
-# %% ../nbs/07_analysis.ipynb #32d507a0
+# %% ../nbs/07_analysis.ipynb #033f44e0
 @dataclass
 class StudyConfig:
     "One study: what runs, on what data, at what size"
@@ -1006,102 +1279,141 @@ class StudyConfig:
     data:str='' # paper: the prepared action set (UCF-101); mini: built inside the run folder
     pretrain_data:str='' # paper: the prepared Kinetics-600 (enhancer pretraining)
     enh_crfs:tuple=(40, 45, 50) # CRFs with enhancers
-    codec:str='' # the codec: mini compresses its data with it ('': libx265, the paper's); paper: the prepared data's ('': whichever it is)
-    bitrates:tuple=() # mini: an average-bitrate ladder in kb/s (VBV-capped, as cameras stream) instead of the CRF ladder
+    # the codec: mini compresses its data with it ('': libx265, the paper's); paper: the prepared data's ('': whichever
+    # it is)
+    codec:str=''
+    # mini: an average-bitrate ladder in kb/s (VBV-capped, as cameras stream) instead of the CRF ladder
+    bitrates:tuple=()
     two_pass:bool=False # mini: encode the bitrate rungs in two passes (libx264, libx265)
     enh_bitrates:tuple=() # with a bitrate ladder: the rungs (kb/s) with enhancers (default: the three lowest)
     losses:tuple=('pixel', 'perc', 'gan', 'task') # enhancer objectives
-    ablation:tuple=('frame', 'multi', 'linear') # §2.1 baselines with ℓpixel at the highest enhancer CRF; 'linear': the least-squares filter, at every one
+    # §2.1 baselines with ℓpixel at the highest enhancer CRF; 'linear': the least-squares filter, at every one
+    ablation:tuple=('frame', 'multi', 'linear')
     enh_epochs:int|None=None # fine-tuning epochs (None: TRAIN_PRESETS)
     enh_pretrain_epochs:int|None=None # pretraining epochs (None: TRAIN_PRESETS)
     enh_samples:int|None=None # training sequences per epoch (None: TRAIN_PRESETS)
     enh_frames:int|None=None # unrolled frames (None: TRAIN_PRESETS)
     enh_valid_per_class:int|None=None # enhancers validate each epoch on the first N test videos per class (None: all)
     per_class:int|None=None # test videos per class evaluated (None: all)
-    enhanced_per_class:int|None=None # test videos per class the enhancers' outputs are evaluated on (None: as per_class)
+    # test videos per class the enhancers' outputs are evaluated on (None: as per_class)
+    enhanced_per_class:int|None=None
     ablation_per_class:int|None=None # test videos per class the ablation is measured on (None: as enhanced_per_class)
     task_layer:str='layer3' # ResNet-S layer used as ϕ by the task-aware loss
     seed:int=0 # seeds the data, the recognizers and the enhancers
     from_scratch:bool=False # mini: train every part in the run, ignoring the released weights
 
+# %% ../nbs/07_analysis.ipynb #dc4865b7
 STUDY_PRESETS = {
-    'mini':  StudyConfig(ablation=('frame', 'linear'), enh_epochs=1, enh_samples=64, enh_frames=5, enh_valid_per_class=1, enhanced_per_class=5),
+    'mini':  StudyConfig(ablation=('frame', 'linear'), enh_epochs=1, enh_samples=64, enh_frames=5,
+                         enh_valid_per_class=1, enhanced_per_class=5),
     'paper': StudyConfig(preset='paper'),
 }
 
-def enhancer_rates(cfg:StudyConfig)->list[str]:
-    "The rungs with enhancers, best quality first: `enh_crfs`, or with a bitrate ladder `enh_bitrates` (default: its three lowest)"
-    if cfg.bitrates or cfg.enh_bitrates: return sort_rates(f'{b}k' for b in (cfg.enh_bitrates or sorted(cfg.bitrates)[:3]))
+def enhancer_rates(cfg:StudyConfig, # the study
+                  )->list[str]:
+    """The rungs with enhancers, best quality first: `enh_crfs`, or with a bitrate ladder `enh_bitrates` (default: its
+    three lowest)"""
+    if cfg.bitrates or cfg.enh_bitrates:
+        return sort_rates(f'{b}k' for b in (cfg.enh_bitrates or sorted(cfg.bitrates)[:3]))
     return sort_rates(cfg.enh_crfs)
 
-def enhancer_jobs(cfg:StudyConfig)->list[tuple]:
-    "(arch, loss, rung) of every enhancer a study trains: the recurrent one per loss and rung, the ablation's at the lowest rung, the linear filter at each"
+# %% ../nbs/07_analysis.ipynb #de0bbc91
+def enhancer_jobs(cfg:StudyConfig, # the study
+                 )->list[tuple]:
+    """(arch, loss, rung) of every enhancer a study trains: the recurrent one per loss and rung, the ablation's at the
+    lowest rung, the linear filter at each"""
     rates = enhancer_rates(cfg)
-    return ([('recurrent', l, c) for c in rates for l in cfg.losses] + [(a, 'pixel', rates[-1]) for a in cfg.ablation if a != 'linear']
+    return ([('recurrent', l, c) for c in rates for l in cfg.losses]
+            + [(a, 'pixel', rates[-1]) for a in cfg.ablation if a != 'linear']
             + [('linear', 'pixel', c) for c in rates if 'linear' in cfg.ablation])
 
-def enhancer_sizes(cfg:StudyConfig)->dict:
+# %% ../nbs/07_analysis.ipynb #56101fc6
+def enhancer_sizes(cfg:StudyConfig, # the study
+                  )->dict:
     "The study's changes to TRAIN_PRESETS' training size (sequences per epoch, unrolled frames)"
-    return {k: v for k, v in dict(samples_per_epoch=cfg.enh_samples, n_frames=cfg.enh_frames, valid_per_class=cfg.enh_valid_per_class).items() if v}
+    return {k: v for k,
+            v in dict(samples_per_epoch=cfg.enh_samples, n_frames=cfg.enh_frames,
+                      valid_per_class=cfg.enh_valid_per_class).items() if v}
 
-def recognizer_config(cfg:StudyConfig, kind:str, # '2d' or '3d'
-                      data)->RecognizerConfig:
+# %% ../nbs/07_analysis.ipynb #babaef61
+def recognizer_config(cfg:StudyConfig, # the study
+                      kind:str, # '2d' or '3d'
+                      data, # the prepared action set
+                     )->RecognizerConfig:
     "The preset's recognizer of `kind`, on the study's action set, with the study's seed"
-    return replace(RECOGNIZER_PRESETS[f'{cfg.preset}-{kind}'], data=str(data), seed=cfg.seed)
+    return replace(RECOGNIZER_PRESETS[cfg.preset][kind], data=str(data), seed=cfg.seed)
 
 # %% ../nbs/07_analysis.ipynb #aec5e12b
 def _hash(obj)->str: return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
-DISTRIBUTED_STAGES = ('evaluate', 'quality')   # the stages a `torchrun` / `accelerate launch` of vcr_study spreads over processes
+# the stages a `torchrun` / `accelerate launch` of vcr_study spreads over processes
+DISTRIBUTED_STAGES = ('evaluate', 'quality')
 
 class Study:
     "A study run folder: its config, its paths, its stages, their caching and log"
-    def __init__(self, out, cfg:StudyConfig, progress:bool=True,
-                 stages:list|None=None): # run only these stages (the others must have run)
+    def __init__(self, out, # the study's folder (resumed if it exists)
+                 cfg:StudyConfig, # the study
+                 progress:bool=True, # progress bars and the log on stderr
+                 stages:list|None=None, # run only these stages (None: all)
+                ):
         self.out, self.cfg, self.progress = Path(out), cfg, progress
         self.only = set(stages) if stages else None
         self.out.mkdir(parents=True, exist_ok=True)
         self.hashes, self.unavailable = {}, {}
         self.mini = cfg.preset == 'mini'
-        self.root = self.out/'data' if self.mini else Path(cfg.data)        # mini: built in the run; paper: the prepared UCF-101
+        # mini: built in the run; paper: the prepared UCF-101
+        self.root = self.out/'data' if self.mini else Path(cfg.data)
         self.act = self.root/'action' if self.mini else self.root            # the action set
         self.rec = {k: self.out/'recognizers'/f'resnet-{k}.pth' for k in ('2d', '3d')}
         self.enh_dir, self.top = self.out/'enhancers', enhancer_rates(cfg)[-1]      # the lowest rung with enhancers
         self.released = {}                            # the released parts this run uses
 
     def use_released(self)->dict:
-        "The released parts this run uses, {part: path}: none for `paper`, with `from_scratch`, or when they do not fit the data (logged)"
+        """The released parts this run uses, {part: path}: none for `paper`, with `from_scratch`, or when they do not
+        fit the data (logged)"""
         self.released, why = ({}, None) if not self.mini or self.cfg.from_scratch else released_weights(self.root)
         if why: self.log(f"released weights not used: {why}")
         return self.released
 
     def record_source(self, what:str, # a trained part, e.g. 'ResNet-S'
-                      source:str):
+                      source:str, # where it came from: a released file, or this run
+                     ):
         "Record where a part of the run came from, in sources.json (rank 0)"
-        if not ranks()[0]: write_json(self.out/'sources.json', {**(json.loads((self.out/'sources.json').read_text()) if (self.out/'sources.json').exists() else {}), what: source})
+        if not ranks()[0]:
+            known = self.out/'sources.json'
+            write_json(known, {**(json.loads(known.read_text()) if known.exists() else {}), what: source})
 
-    def enhancers(self, ablation:bool=False)->list[Path]:
+    def enhancers(self, ablation:bool=False, # the ablation's networks instead of the recurrent ones
+                 )->list[Path]:
         "The enhancer checkpoints trained so far: the recurrent ones, or the ablation's"
         fs = [self.enh_dir/f'{a}-{l}-{c}.pth' for a, l, c in enhancer_jobs(self.cfg) if (a != 'recurrent') == ablation]
         return [f for f in fs if f.exists()]
 
-    def log(self, msg:str):
+    def log(self, msg:str, # one line
+           ):
         if ranks()[0]: return                                          # in a launch, rank 0 keeps the log
         line = f"{time.strftime('%H:%M:%S')} {msg}"
         with open(self.out/'log.txt', 'a') as f: f.write(line + '\n')
         if self.progress: print(line, file=sys.stderr, flush=True)
 
-    def stage(self, name:str, key:dict, fn, outputs:list):
-        "Run `fn` unless the stage's recorded hash matches `key` (plus the earlier stages'); clean `outputs` on a config change"
+    def stage(self, name:str, # the stage
+              key:dict, # everything its outputs depend on
+              fn, # runs the stage
+              outputs:list, # files and folders it writes, removed when the key changes
+             ):
+        """Run `fn` unless the stage's recorded hash matches `key` (plus the earlier stages'); clean `outputs` on a
+        config change"""
         h = _hash({'key': key, 'after': self.hashes})
         f = self.out/'stages'/f'{name}.json'
         old = from_rank0(lambda: json.loads(f.read_text()) if f.exists() else None)   # one view for every rank
         self.hashes[name] = h
         if self.only is not None and name not in self.only:
-            if not (old and old.get('done')): raise VcrError(f, f"stage {name} has not run; run it first (or drop --stages)")
+            if not (old and old.get('done')):
+                raise VcrError(f, f"stage {name} has not run; run it first (or drop --stages)")
             self.hashes[name] = old['hash']; self.unavailable.update(old.get('unavailable', {})); return
         if old and old['hash'] == h and old.get('done'):
-            self.log(f"{name}: cached ({old['seconds']:.0f}s when run)"); self.unavailable.update(old.get('unavailable', {})); return
+            self.log(f"{name}: cached ({old['seconds']:.0f}s when run)")
+            self.unavailable.update(old.get('unavailable', {})); return
         if ranks()[1] > 1 and name not in DISTRIBUTED_STAGES:
             raise VcrError(f, f"stage {name} runs in one process; run it without the launcher first "
                               f"(a launch runs the {' and '.join(DISTRIBUTED_STAGES)} stages)")
@@ -1118,30 +1430,47 @@ class Study:
         if not ranks()[0]: write_json(f, rec)
         self.log(f"{name}: done in {rec['seconds']:.0f}s")
 
-# %% ../nbs/07_analysis.ipynb #c19009fb
-def study_prepare(st:Study):
-    "Stage 1: build the mini data in the run folder (in the study's codec and ladder), or check the paper's prepared action set"
+# %% ../nbs/07_analysis.ipynb #9e8ecad4
+def study_prepare(st:Study, # the study
+                 ):
+    """Stage 1: build the mini data in the run folder (in the study's codec and ladder), or check the paper's prepared
+    action set"""
     cfg = st.cfg
-    if st.mini: prepare_mini(st.root, cfg.seed, workers=2, progress=st.progress, codec=cfg.codec or None, bitrates=cfg.bitrates or None, two_pass=cfg.two_pass)
+    if st.mini:
+        prepare_mini(st.root, cfg.seed, workers=2, progress=st.progress, codec=cfg.codec or None,
+                     bitrates=cfg.bitrates or None, two_pass=cfg.two_pass)
     else:
         ds = PreparedDataset(st.act)
-        if cfg.codec and cfg.codec != ds.codec: raise VcrError(ds.path, f"was compressed with {ds.codec}, not {cfg.codec}; prepare it with vcr_prepare --codec {cfg.codec}")
+        if cfg.codec and cfg.codec != ds.codec:
+            raise VcrError(ds.path,
+                           f"was compressed with {ds.codec}, not {cfg.codec}; prepare it with vcr_prepare --codec "
+                           f"{cfg.codec}")
         if missing := [r for r in enhancer_rates(cfg) if r not in ds.rates]:
-            raise VcrError(ds.path, f"has no {rate_label(missing[0])} version for the enhancers (its ladder: {' '.join(ds.rates)})")
+            raise VcrError(ds.path,
+                           f"has no {rate_label(missing[0])} version for the enhancers (its ladder: "
+                           f"{' '.join(ds.rates)})")
 
-def released_source(path)->str:
+# %% ../nbs/07_analysis.ipynb #1c6484b2
+def released_source(path, # a released file
+                   )->str:
     "How the report names a released file"
     return f"released weights {Path(path).name} (sha256 {sha256_of(path)[:12]})"
 
-def study_recognizers(st:Study):
+# %% ../nbs/07_analysis.ipynb #20c91713
+def study_recognizers(st:Study, # the study
+                     ):
     "Stage 2: ResNet-S and ResNet-ST: the released ones where they fit the data, else trained on uncompressed frames"
     for k, f in st.rec.items():
         if rel := st.released.get(f'resnet-{k}'):
-            f.parent.mkdir(parents=True, exist_ok=True); shutil.copyfile(rel, f); st.record_source(MODEL_NAMES[k], released_source(rel))
+            f.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(rel, f); st.record_source(MODEL_NAMES[k], released_source(rel))
         else:
-            train_recognizer(recognizer_config(st.cfg, k, st.act), f, progress=st.progress); st.record_source(MODEL_NAMES[k], 'trained in this run')
+            train_recognizer(recognizer_config(st.cfg, k, st.act), f, progress=st.progress)
+            st.record_source(MODEL_NAMES[k], 'trained in this run')
 
-def study_enhancers(st:Study):
+# %% ../nbs/07_analysis.ipynb #1978271b
+def study_enhancers(st:Study, # the study
+                   ):
     "Stage 3: train every enhancer of `enhancer_jobs`, recording a loss whose pretrained network is missing as not run"
     cfg, phi = st.cfg, None
     for arch, loss, rate in enhancer_jobs(cfg):
@@ -1149,36 +1478,53 @@ def study_enhancers(st:Study):
         st.log(f"enhancer {arch}/{loss} at {rate_label(rate)}")
         init = st.released.get(f'pretrain-{arch}-{rate}')
         if arch != 'linear':
-            st.record_source(f'ℓ2 pretraining of {arch} for {rate_label(rate)}', released_source(init) if init else 'trained in this run')
+            st.record_source(f'ℓ2 pretraining of {arch} for {rate_label(rate)}',
+                             released_source(init) if init else 'trained in this run')
         try:
             if loss == 'task' and phi is None: phi = LayerFeatures(load_recognizer(st.rec['2d'])[0].net, cfg.task_layer)
-            train_recipe(arch, loss, rate, cfg.preset, st.root, st.enh_dir, cfg.pretrain_data or None, cfg.enh_epochs, cfg.enh_pretrain_epochs,
-                         phi if loss == 'task' else None, st.progress, {**enhancer_sizes(cfg), 'seed': cfg.seed}, init, {'seed': cfg.seed})
+            train_recipe(arch, loss, rate, cfg.preset, st.root, st.enh_dir, cfg.pretrain_data or None, cfg.enh_epochs,
+                         cfg.enh_pretrain_epochs,
+                         phi if loss == 'task' else None, st.progress, {**enhancer_sizes(cfg), 'seed': cfg.seed}, init,
+                         {'seed': cfg.seed})
         except WeightsUnavailable as e: st.unavailable[loss] = str(e); st.log(f"{loss}: not run: {e}")
 
-def study_evaluate(st:Study):
+# %% ../nbs/07_analysis.ipynb #f3dcaf9b
+def study_evaluate(st:Study, # the study
+                  ):
     "Stage 4: both recognizers on every compressed version and the recurrent enhancers' outputs"
-    for k, f in st.rec.items(): evaluate(st.act, f, st.out/f'eval-{k}', st.enhancers(), None, 'test', 8, st.progress, per_class=st.cfg.per_class,
+    for k, f in st.rec.items():
+        evaluate(st.act, f, st.out/f'eval-{k}', st.enhancers(), None, 'test', 8, st.progress,
+                 per_class=st.cfg.per_class,
                                          enhanced_per_class=st.cfg.enhanced_per_class)
 
-# %% ../nbs/07_analysis.ipynb #a3cb41f5
-def enhanced_versions(ds:PreparedDataset, enhancers:list, # enhancer checkpoints
-                      videos:list[str], progress:bool=True)->list[tuple]:
+# %% ../nbs/07_analysis.ipynb #de0e7e90
+def enhanced_versions(ds:PreparedDataset, # the prepared action set
+                      enhancers:list, # enhancer checkpoints
+                      videos:list[str], # the clips enhanced
+                      progress:bool=True, # progress bars
+                     )->list[tuple]:
     "(method, rate, enhancer, version) of each enhancer's output on `videos`, enhanced (and cached in `ds`) first"
     return [(method_of('enhanced', enhancer_name(e)), rate_key(load_checkpoint(e)['config']['crf']), enhancer_name(e),
              enhance_cached(ds, e, videos, progress)) for e in enhancers]
 
-def heldout_quality(st:Study)->pd.DataFrame|None:
-    "`mini`: PSNR-Y per clip of the ℓpixel networks and the linear filters on the enhancement corpus's test clips, and of their compressed input"
+# %% ../nbs/07_analysis.ipynb #8db24f4c
+def heldout_quality(st:Study, # the study
+                   )->pd.DataFrame|None:
+    """`mini`: PSNR-Y per clip of the ℓpixel networks and the linear filters on the enhancement corpus's test clips, and
+    of their compressed input"""
     if not st.mini: return None
     ds = PreparedDataset(st.root/'enhance')
     videos = [r['video'] for r in ds.videos('test')]
-    es = [e for e in st.enhancers() + st.enhancers(ablation=True) if e.name.startswith(('recurrent-pixel-', 'linear-pixel-'))]
+    es = [e for e in st.enhancers() + st.enhancers(ablation=True)
+          if e.name.startswith(('recurrent-pixel-', 'linear-pixel-'))]
     versions = [('compressed', r, '', r) for r in enhancer_rates(st.cfg)] + enhanced_versions(ds, es, videos, False)
-    rows = [dict(video=v, method=m, rate=c, enhancer=e, psnr_y=psnr_y(ds.planes(v, ver).y, ds.planes(v, 'gt').y)) for m, c, e, ver in versions for v in videos]
+    rows = [dict(video=v, method=m, rate=c, enhancer=e, psnr_y=psnr_y(ds.planes(v, ver).y, ds.planes(v, 'gt').y)) for m,
+            c, e, ver in versions for v in videos]
     return pd.DataFrame(rows)
 
-def study_quality(st:Study):
+# %% ../nbs/07_analysis.ipynb #1023cb5b
+def study_quality(st:Study, # the study
+                 ):
     "Stage 5: quality.csv, the quality metrics of every compressed and enhanced version measured; heldout.csv on `mini`"
     cfg, ds = st.cfg, PreparedDataset(st.act)
     enh = cfg.per_class if cfg.enhanced_per_class is None else cfg.enhanced_per_class
@@ -1186,90 +1532,132 @@ def study_quality(st:Study):
     abl_videos = split_videos(ds, 'test', cfg.ablation_per_class or enh)
     lp, why = lpips_or_reason()
     if why: st.unavailable['lpips'] = why; st.log(f"LPIPS: not measured: {why}")
-    if not ranks()[0]: write_json(st.out/'weights.json', {'LPIPS (AlexNet layers)': lp.source if lp else 'not measured'})
-    q = quality_table(ds, [('compressed', r, '', r) for r in ds.rates], enh_videos, lp, st.progress)   # paired with the enhanced
+    if not ranks()[0]:
+        write_json(st.out/'weights.json', {'LPIPS (AlexNet layers)': lp.source if lp else 'not measured'})
+    # paired with the enhanced
+    q = quality_table(ds, [('compressed', r, '', r) for r in ds.rates], enh_videos, lp, st.progress)
     if es := st.enhancers():
-        q = pd.concat([q, quality_table(ds, enhanced_versions(ds, es, enh_videos, st.progress), enh_videos, lp, st.progress)], ignore_index=True)
+        q = pd.concat([q,
+                       quality_table(ds, enhanced_versions(ds, es, enh_videos, st.progress), enh_videos, lp,
+                                     st.progress)], ignore_index=True)
     if abl := st.enhancers(ablation=True):        # the ablation's networks on their own (smaller) set of videos
-        q = pd.concat([q, quality_table(ds, enhanced_versions(ds, abl, abl_videos, st.progress), abl_videos, lp, st.progress)], ignore_index=True)
+        q = pd.concat([q,
+                       quality_table(ds, enhanced_versions(ds, abl, abl_videos, st.progress), abl_videos, lp,
+                                     st.progress)], ignore_index=True)
     if not ranks()[0]: write_atomic(st.out/'quality.csv', q.to_csv(index=False))
-    if not ranks()[0] and (h := heldout_quality(st)) is not None: write_atomic(st.out/'heldout.csv', h.to_csv(index=False))
+    if not ranks()[0] and (h := heldout_quality(st)) is not None:
+        write_atomic(st.out/'heldout.csv', h.to_csv(index=False))
 
-# %% ../nbs/07_analysis.ipynb #0c5044a1
-def enhancer_gflops(cfg:StudyConfig, ds:PreparedDataset)->dict:
-    "GFLOPs per frame of the recurrent enhancer and the ablation's networks, at the study's size and the data's frame size"
-    size, H, W = TRAIN_PRESETS[cfg.preset].size, int(ds.rows[0]['height']), int(ds.rows[0]['width'])
-    return {a: step_gflops(build_enhancer(matched_config(ENHANCER_PRESETS[size], a)), H, W) for a in ('recurrent', *cfg.ablation)}
+# %% ../nbs/07_analysis.ipynb #37f1c462
+def enhancer_gflops(cfg:StudyConfig, # the study
+                    ds:PreparedDataset, # the prepared action set (its frame size)
+                   )->dict:
+    """GFLOPs per frame of the recurrent enhancer and the ablation's networks, at the study's size and the data's frame
+    size"""
+    size, H, W = TRAIN_PRESETS[cfg.preset].model_size, int(ds.rows[0]['height']), int(ds.rows[0]['width'])
+    return {a: step_gflops(build_enhancer(matched_config(ENHANCER_PRESETS[size], a)), H, W)
+            for a in ('recurrent', *cfg.ablation)}
 
-def study_figures(st:Study, ds:PreparedDataset)->dict:
+# %% ../nbs/07_analysis.ipynb #4bd8a2a4
+def study_figures(st:Study, # the study
+                  ds:PreparedDataset, # the prepared action set
+                 )->dict:
     "Figs. 6-7 on the first test video at the lowest rung with enhancers: {name: (title, figure)}"
     top, video = st.top, split_videos(ds, 'test', 1)[0]
-    at_top = {method_of('enhanced', enhancer_name(e)): f"enh/{enhancer_name(e)}/{top}" for e in st.enhancers() if e.stem.endswith(f'-{top}')}
+    at_top = {method_of('enhanced', enhancer_name(e)): f"enh/{enhancer_name(e)}/{top}"
+              for e in st.enhancers() if e.stem.endswith(f'-{top}')}
     return {'fig6_frames': (f'Fig. 6: one frame at {rate_label(top)}, uncompressed, compressed and enhanced (PSNR-Y)',
                             fig_frames(ds, video, {'uncompressed': 'gt', rate_label(top): top, **at_top})),
             'fig7_gradcam': (f'Fig. 7: ResNet-S Grad-CAM at {rate_label(top)}, compressed and enhanced',
                              fig_gradcam(ds, st.rec['2d'], video, {'compressed': top, **at_top}))}
 
-def weights_used(st:Study)->dict:
-    "Where each pretrained network of the run came from: the released or trained recognizers and ℓ2 pretraining, LPIPS's AlexNet layers, each enhancer's ϕ"
+# %% ../nbs/07_analysis.ipynb #dc2fd439
+def weights_used(st:Study, # the study
+                )->dict:
+    """Where each pretrained network of the run came from: the released or trained recognizers and ℓ2 pretraining,
+    LPIPS's AlexNet layers, each enhancer's ϕ"""
     w = json.loads((st.out/'weights.json').read_text()) if (st.out/'weights.json').exists() else {}
     if (st.out/'sources.json').exists(): w.update(json.loads((st.out/'sources.json').read_text()))
     for e in st.enhancers():
         if phi := load_checkpoint(e)['config'].get('phi'): w[f"ϕ of {e.stem}"] = phi
     return w
 
-def study_report(st:Study)->Path:
-    "The last stage, always rewritten: study.json's costs and what did not run, then the report; returns report.md's path"
+# %% ../nbs/07_analysis.ipynb #7cf6b962
+def study_report(st:Study, # the study
+                )->Path:
+    """The last stage, always rewritten: study.json's costs and what did not run, then the report; returns report.md's
+    path"""
     t, ds = time.time(), PreparedDataset(st.act)
     s = json.loads((st.out/'study.json').read_text())
-    write_json(st.out/'study.json', {**s, 'unavailable': st.unavailable, 'gflops': enhancer_gflops(st.cfg, ds), 'weights': weights_used(st)})
+    write_json(st.out/'study.json',
+               {**s, 'unavailable': st.unavailable, 'gflops': enhancer_gflops(st.cfg, ds), 'weights': weights_used(st)})
     path = write_report(st.out, study_figures(st, ds))
     st.log(f"report: written in {time.time() - t:.0f}s -> {path}")
     return path
 
-# %% ../nbs/07_analysis.ipynb #34372c2e
+# %% ../nbs/07_analysis.ipynb #b4b975e2
 def run_study(cfg:StudyConfig, # the study
-              out, # the run folder
-              stages:list|None=None, # run only these stages (the others must have run)
-              progress:bool=True)->Path:
+              out, # its folder (resumed if it exists)
+              stages:list|None=None, # run only these stages (None: all)
+              progress:bool=True, # progress bars and the log on stderr
+             )->Path:
     "Run (or resume) a whole study and write its report; returns the report's path"
     with process_group(): return _run_study(cfg, out, stages, progress)
 
+# %% ../nbs/07_analysis.ipynb #ac6c88da
 def _run_study(cfg:StudyConfig, out, stages:list|None, progress:bool)->Path:
     st = Study(out, cfg, progress and not ranks()[0], stages)
-    if not st.mini and not cfg.data: raise VcrError('--data', "the paper preset needs the prepared UCF-101 folder (vcr_prepare --dataset ucf101)")
+    if not st.mini and not cfg.data:
+        raise VcrError('--data', "the paper preset needs the prepared UCF-101 folder (vcr_prepare --dataset ucf101)")
     if not ranks()[0]: write_json(st.out/'study.json', {'preset': cfg.preset, 'seed': cfg.seed, 'config': asdict(cfg)})
-    ladder = {k: v for k, v in dict(codec=cfg.codec, bitrates=cfg.bitrates, two_pass=cfg.two_pass).items() if v}   # a default run's key reads as before
-    st.stage('prepare', {'preset': cfg.preset, 'data': cfg.data, 'seed': cfg.seed, **ladder}, partial(study_prepare, st), ['data'] if st.mini else [])
+    # a default run's key reads as before
+    ladder = {k: v for k, v in dict(codec=cfg.codec, bitrates=cfg.bitrates, two_pass=cfg.two_pass).items() if v}
+    st.stage('prepare', {'preset': cfg.preset, 'data': cfg.data, 'seed': cfg.seed, **ladder},
+             partial(study_prepare, st), ['data'] if st.mini else [])
     rel = {p: sha256_of(f) for p, f in st.use_released().items()}            # the released parts used, by content
-    st.stage('recognizers', {**{k: asdict(RECOGNIZER_PRESETS[f'{cfg.preset}-{k}']) for k in st.rec}, 'released': {p: h for p, h in rel.items() if p.startswith('resnet')}},
+    st.stage('recognizers',
+             {**{k: asdict(RECOGNIZER_PRESETS[cfg.preset][k]) for k in st.rec},
+              'released': {p: h for p, h in rel.items() if p.startswith('resnet')}},
              partial(study_recognizers, st), ['recognizers'])
-    st.stage('enhancers', {'train': asdict(TRAIN_PRESETS[cfg.preset]), 'over': enhancer_sizes(cfg), 'crfs': enhancer_rates(cfg), 'losses': cfg.losses,
-                           'ablation': cfg.ablation, 'epochs': [cfg.enh_epochs, cfg.enh_pretrain_epochs], 'layer': cfg.task_layer,
-                           'pretrain': asdict(TRAIN_PRESETS['mini-pretrain']) if st.mini else None, 'released': {p: h for p, h in rel.items() if p.startswith('pretrain')}},
+    st.stage('enhancers',
+             {'train': asdict(TRAIN_PRESETS[cfg.preset]), 'over': enhancer_sizes(cfg), 'crfs': enhancer_rates(cfg),
+              'losses': cfg.losses,
+                           'ablation': cfg.ablation, 'epochs': [cfg.enh_epochs, cfg.enh_pretrain_epochs],
+              'layer': cfg.task_layer,
+                           'pretrain': asdict(PRETRAIN_PRESETS['mini']) if st.mini else None,
+              'released': {p: h for p, h in rel.items() if p.startswith('pretrain')}},
              partial(study_enhancers, st), ['enhancers'])
-    st.stage('evaluate', {'per_class': cfg.per_class, 'enhanced_per_class': cfg.enhanced_per_class}, partial(study_evaluate, st), ['eval-2d', 'eval-3d'])
-    st.stage('quality', {'per_class': cfg.per_class, 'enhanced_per_class': cfg.enhanced_per_class, 'ablation_per_class': cfg.ablation_per_class},
+    st.stage('evaluate', {'per_class': cfg.per_class, 'enhanced_per_class': cfg.enhanced_per_class},
+             partial(study_evaluate, st), ['eval-2d', 'eval-3d'])
+    st.stage('quality',
+             {'per_class': cfg.per_class, 'enhanced_per_class': cfg.enhanced_per_class,
+              'ablation_per_class': cfg.ablation_per_class},
              partial(study_quality, st), [])
     return from_rank0(study_report, st)                # written once, by rank 0
 
 @call_parse
 @report_errors
-def vcr_study(preset:Param("'mini' (offline, 2-core CPU) or 'paper' (the paper's data and recipes, GPUs)", str, choices=list(STUDY_PRESETS))='mini',
+def vcr_study(preset:Param("'mini' (offline, 2-core CPU) or 'paper' (the paper's data and recipes, GPUs)", str,
+                           choices=list(STUDY_PRESETS))='mini',
               out:str=None, # run folder (default runs/<preset>)
               stages:Param("run only these stages; default: all", str, nargs='*', choices=STAGES)=None,
               data:str=None, # paper: the prepared UCF-101 folder
               pretrain_data:str=None, # paper: the prepared Kinetics-600 folder
               seed:int=0, # seeds the data, the recognizers and the enhancers
-              from_scratch:bool=False, # mini: train every part in the run instead of using the released weights (much longer)
-              codec:Param("mini: compress with this codec (default libx265; libx264 as most cameras stream); paper: the prepared data's", str,
+              # mini: train every part in the run instead of using the released weights (much longer)
+              from_scratch:bool=False,
+              codec:Param("mini: compress with this codec (default libx265; libx264 as most cameras stream); paper: "
+                          "the prepared data's", str,
                           choices=list(CODECS))=None,
-              bitrate:Param("mini: an average-bitrate ladder instead of CRFs, e.g. 4k 6k 8k 12k 20k 32k 50k", str, nargs='*')=None,
+              bitrate:Param("mini: an average-bitrate ladder instead of CRFs, e.g. 4k 6k 8k 12k 20k 32k 50k", str,
+                            nargs='*')=None,
               two_pass:Param("mini: encode the bitrate rungs in two passes (libx264, libx265)", store_true)=False,
-              enh_bitrate:Param("the bitrate rungs with enhancers (default: the three lowest of --bitrate; paper: required with a bitrate ladder)", str, nargs='*')=None,
+              enh_bitrate:Param("the bitrate rungs with enhancers (default: the three lowest of --bitrate; paper: "
+                                "required with a bitrate ladder)", str, nargs='*')=None,
              ):
     "Run the whole study: prepare, train recognizers and enhancers, evaluate, measure, report"
-    cfg = replace(STUDY_PRESETS[preset], data=data or '', pretrain_data=pretrain_data or '', seed=seed, from_scratch=from_scratch,
+    cfg = replace(STUDY_PRESETS[preset], data=data or '', pretrain_data=pretrain_data or '', seed=seed,
+                  from_scratch=from_scratch,
                   codec=codec or '', bitrates=bitrate_kbps_of(bitrate) or (), two_pass=two_pass,
                   enh_bitrates=bitrate_kbps_of(enh_bitrate) or ())
     if two_pass and not bitrate: raise ValueError("--two_pass needs a --bitrate ladder")

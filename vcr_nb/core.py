@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #94831d00
 from __future__ import annotations
-import csv, errno, io, json, multiprocessing, os, queue, shutil, signal, socket, sys, threading, time, warnings
+import csv, ctypes, errno, io, json, multiprocessing, os, queue, shutil, signal, socket, sys, threading, time, warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import ExitStack, contextmanager
 from functools import wraps
@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import pandas as pd, torch, torch.nn as nn
-warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)   # fastai's import
 from filelock import FileLock, Timeout
-from fastai.callback.core import Callback, CancelFitException
-import fastai.callback.progress                                # fastai's progress bar (and Learner.no_bar)
-from fastai.learner import Learner
-from fastai.torch_core import num_distrib, rank_distrib
+with warnings.catch_warnings():  # fastai's import calls torch.jit.script, which torch deprecates
+    warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
+    from fastai.callback.core import Callback, CancelFitException
+    import fastai.callback.progress  # fastai's progress bar (and Learner.no_bar)
+    from fastai.learner import Learner
+    from fastai.torch_core import num_distrib, rank_distrib
 from fastcore.foundation import L
 from fastprogress.fastprogress import progress_bar, IN_NOTEBOOK
 
@@ -40,18 +41,19 @@ class VcrError(Exception):
     def __str__(self): return f"{self.path}: {self.reason}"          # one line, even after fastai prefixes its args
     def __reduce__(self): return type(self), (self.path, self.reason)   # pickles whole: across worker processes
 
-# %% ../nbs/00_core.ipynb #68056d60
+# %% ../nbs/00_core.ipynb #ad8aa926
 DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 
 class DiskFull(VcrError): "The disk or quota under an output filled up; what finished is kept and a re-run resumes"
 
+# %% ../nbs/00_core.ipynb #0f9a6223
 def is_disk_full(e:BaseException, # any exception: an OSError, or an FFmpeg or torch error that wraps one
                 )->bool:
     "Whether `e` says the disk, or the user's quota, is full"
     if isinstance(e, DiskFull) or getattr(e, 'errno', None) in DISK_FULL_ERRNOS: return True
     return any(s in str(e) for s in (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT)))
 
-# %% ../nbs/00_core.ipynb #2d884092
+# %% ../nbs/00_core.ipynb #38691b63
 def free_space(path, # a file or folder; its nearest existing parent is measured
               )->str:
     "The free space of the filesystem holding `path`, in words (e.g. '12 kB')"
@@ -62,6 +64,7 @@ def free_space(path, # a file or folder; its nearest existing parent is measured
         if n < 1000 or unit == 'GB': return f"{n:.0f} {unit}" if unit == 'bytes' else f"{n:.1f} {unit}"
         n /= 1000
 
+# %% ../nbs/00_core.ipynb #1ac76073
 def disk_full(path, # the file whose write failed
               done:str='', # what finished and what is left, in words
              )->DiskFull:
@@ -70,7 +73,8 @@ def disk_full(path, # the file whose write failed
                           "free some space and re-run the same command to resume")
 
 # %% ../nbs/00_core.ipynb #f01b841f
-def report_errors(f):
+def report_errors(f, # a command-line entry point
+                 ):
     "Run a CLI body, turning a `VcrError`, a bad value or a full disk into one line on stderr and exit status 1"
     @wraps(f)
     def _inner(*args, **kwargs):
@@ -83,17 +87,21 @@ def report_errors(f):
         sys.exit(1)
     return _inner
 
-# %% ../nbs/00_core.ipynb #391d4c36
-def atomic_path(dst:Path)->Path:
+# %% ../nbs/00_core.ipynb #7ac790ae
+def atomic_path(dst:Path, # the file to be written
+               )->Path:
     "The temporary name a file is written under before it is renamed to `dst`"
     return Path(dst).with_name(Path(dst).name + '.partial')
 
-def fsync_path(path):
+# %% ../nbs/00_core.ipynb #97ba4c74
+def fsync_path(path, # a written file
+              ):
     "Flush a written file's data to the disk"
     fd = os.open(path, os.O_RDONLY)
     try: os.fsync(fd)
     finally: os.close(fd)
 
+# %% ../nbs/00_core.ipynb #7befb56e
 @contextmanager
 def atomic_output(dst, # the file to write
                  )->Iterator[Path]:
@@ -108,6 +116,7 @@ def atomic_output(dst, # the file to write
         raise
     finally: tmp.unlink(missing_ok=True)
 
+# %% ../nbs/00_core.ipynb #528f2cfb
 def write_atomic(dst, # the file to write
                  data:str|bytes, # its whole content
                 )->Path:
@@ -116,11 +125,14 @@ def write_atomic(dst, # the file to write
         tmp.write_bytes(data if isinstance(data, bytes) else data.encode('utf-8'))
     return Path(dst)
 
-def write_json(dst, obj)->Path:
+# %% ../nbs/00_core.ipynb #7cfb3176
+def write_json(dst, # the file to write
+               obj, # anything JSON can hold
+              )->Path:
     "Write `obj` as indented JSON to `dst` atomically"
     return write_atomic(dst, json.dumps(obj, indent=1, default=str))
 
-# %% ../nbs/00_core.ipynb #1c67349d
+# %% ../nbs/00_core.ipynb #3f20f996
 ROW_STATUSES = ('ok', 'skipped', 'error')
 
 def read_rows(path, # a CSV journal, possibly cut short by a kill
@@ -136,6 +148,7 @@ def read_rows(path, # a CSV journal, possibly cut short by a kill
             rows[tuple(r[k] for k in key)] = r
     return list(rows.values())
 
+# %% ../nbs/00_core.ipynb #b0fcc88e
 def write_rows(path, # the CSV to write (atomically)
                rows:list[dict], # its rows
                columns:list, # its columns, in order
@@ -147,24 +160,31 @@ def write_rows(path, # the CSV to write (atomically)
     w.writerows(sorted(rows, key=sort) if sort else rows)
     write_atomic(path, buf.getvalue())
 
+# %% ../nbs/00_core.ipynb #711086ad
 class Journal:
     "Append rows to a CSV as they complete, each flushed to disk, so a killed run loses at most the line being written"
-    def __init__(self, path, columns:list): self.path, self.columns = Path(path), columns
+    def __init__(self, path, # the manifest CSV appended to (it must exist, with its header)
+                 columns:list, # its columns, in order
+                ):
+        self.path, self.columns = Path(path), columns
     def __enter__(self): self.f = open(self.path, 'a', newline='', encoding='utf-8'); return self
     def __exit__(self, *exc):
         try: self.f.close()
         except OSError as e:
             if exc[0] is None: raise disk_full(self.path) if is_disk_full(e) else e
-    def append(self, row:dict):
+    def append(self, row:dict, # one manifest row
+              ):
         try:
-            csv.DictWriter(self.f, self.columns, extrasaction='ignore').writerow(row); self.f.flush(); os.fsync(self.f.fileno())
+            csv.DictWriter(self.f, self.columns, extrasaction='ignore').writerow(row)
+            self.f.flush(); os.fsync(self.f.fileno())
         except OSError as e:
             if is_disk_full(e): raise disk_full(self.path) from None
             raise
 
-# %% ../nbs/00_core.ipynb #f38719c3
+# %% ../nbs/00_core.ipynb #56544751
 class OutputInUse(VcrError): "Another run is writing the same output"
 
+# %% ../nbs/00_core.ipynb #dee14c50
 LOCK_NAME = '.vcr.lock'
 _HELD = {}    # lock file -> FileLock, held by this process
 
@@ -174,32 +194,41 @@ def lock_file(out, # an output folder, or a file (a checkpoint)
     out = Path(out).absolute()
     return out/LOCK_NAME if out.is_dir() or not out.suffix else out.with_name(f'.{out.name}.lock')
 
-def lock_holder(lock:Path)->str:
+# %% ../nbs/00_core.ipynb #f7c92a67
+def lock_holder(lock:Path, # an output's lock file
+               )->str:
     "Who holds `lock`, in words, from the description its holder wrote"
     try: h = json.loads(Path(f'{lock}.json').read_text())
     except (OSError, ValueError): return "holder unknown"
     return f"pid {h['pid']} on {h['host']}, `{h['command']}`, started {h['started']}"
 
+# %% ../nbs/00_core.ipynb #3ed23723
 @contextmanager
 def output_lock(out, # the output folder (or file) a run writes
                )->Iterator[Path]:
-    "Hold `out` for this run: a second run at the same output stops at once naming the holder; a killed holder's lock is free"
+    """Hold `out` for this run: a second run at the same output stops at once naming the holder; a killed holder's lock
+    is free"""
     lock = lock_file(out)
     if lock in _HELD or rank_distrib() > 0: yield Path(out); return
     lock.parent.mkdir(parents=True, exist_ok=True)
     fl = FileLock(lock, timeout=0)
     try: fl.acquire()
-    except Timeout: raise OutputInUse(out, f"in use by another run ({lock_holder(lock)}); wait for it to end or use another output") from None
+    except Timeout:
+        raise OutputInUse(out,
+                          f"in use by another run ({lock_holder(lock)}); wait for it to end or use another "
+                          "output") from None
     desc = Path(f'{lock}.json')
     try:
         _HELD[lock] = fl
-        write_json(desc, dict(pid=os.getpid(), host=socket.gethostname(), command=' '.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        write_json(desc,
+                   dict(pid=os.getpid(), host=socket.gethostname(),
+                        command=' '.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
                               started=time.strftime('%Y-%m-%d %H:%M:%S')))
         yield Path(out)
     finally:
         _HELD.pop(lock, None); desc.unlink(missing_ok=True); fl.release()
 
-# %% ../nbs/00_core.ipynb #1a968049
+# %% ../nbs/00_core.ipynb #73776968
 RESUMABLE = ('epochs', 'per_class')   # settings a resumed run may change: training for more epochs continues
 # the same run; preparing more videos per class (or all) extends the same prepared set
 
@@ -210,13 +239,17 @@ def settings_diff(old:dict, # the settings a run recorded
     return [f"{k} {old.get(k)!r}->{new.get(k)!r}" for k in sorted({*old, *new}, key=str)
             if k not in RESUMABLE and old.get(k) != new.get(k)]
 
-def check_resume(path, # the folder or file being resumed
-                 old:dict, new:dict, # its recorded settings, and the resuming run's
+# %% ../nbs/00_core.ipynb #01942f47
+def check_resume(path, # what is resumed (for the message)
+                 old:dict, # the settings it was made with
+                 new:dict, # this run's settings
                  what:str='holds files made', # how the refusal describes `path`
                 ):
     "Refuse, with one line, to resume `path` with settings that may not change"
-    if diff := settings_diff(old, new): raise VcrError(path, f"{what} with other settings ({', '.join(diff)}); use another output")
+    if diff := settings_diff(old, new):
+        raise VcrError(path, f"{what} with other settings ({', '.join(diff)}); use another output")
 
+# %% ../nbs/00_core.ipynb #49a2da3f
 def guard_settings(folder, # an output folder
                    settings:dict, # the settings that decide what its files are
                    what:str='holds files made', # how the refusal describes the folder
@@ -230,7 +263,6 @@ def guard_settings(folder, # an output folder
 def _worker_init(parent:int|None=None):
     "A forked worker dies with its parent, and its torch runs one thread (the pool it inherits mid-state would hang)"
     if parent is not None and sys.platform == 'linux':        # a killed batch must leave no orphan writing its files
-        import ctypes
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: SIGKILL when the parent dies
         if os.getppid() != parent: os._exit(1)                 # it died before the line above
     torch.set_num_threads(1)                                   # what torch's own DataLoader workers do
@@ -249,30 +281,39 @@ def run_tasks(fn, # a picklable function
             finally: client.cancel(futs)
         return
     if workers <= 1: yield from (fn(*a) for a in arglist); return
-    ex = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('fork'), initializer=_worker_init, initargs=(os.getpid(),))
+    ex = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('fork'), initializer=_worker_init,
+                             initargs=(os.getpid(),))
     try: yield from (f.result() for f in as_completed([ex.submit(fn, *a) for a in arglist]))
     finally: ex.shutdown(wait=True, cancel_futures=True)
 
-# %% ../nbs/00_core.ipynb #0dc31d49
-def status_counts(rows:list[dict])->dict:
+# %% ../nbs/00_core.ipynb #6e402102
+def status_counts(rows:list[dict], # manifest rows
+                 )->dict:
     "How many rows are ok, skipped and error"
     return {s: sum(r['status'] == s for r in rows) for s in ROW_STATUSES}
 
+# %% ../nbs/00_core.ipynb #44f7eb3b
 def batch_summary(what:str, # what the batch is, e.g. '12 videos'
                   n_now:int, # tasks run in this call
                   rows:list[dict], # every row of the manifest
                   seconds:float, # time taken
-                  manifest:Path)->str:
+                  manifest:Path, # the manifest the rows are in
+                 )->str:
     "The one-line summary a batch prints at its end"
     c = status_counts(rows)
-    return f"{what}: {n_now} done now, {c['ok']} ok, {c['skipped']} skipped, {c['error']} errors in {seconds:.1f}s -> {manifest}"
+    return (f"{what}: {n_now} done now, {c['ok']} ok, {c['skipped']} skipped, {c['error']} errors in {seconds:.1f}s "
+            f"-> {manifest}")
 
-def remove_partials(out):
+# %% ../nbs/00_core.ipynb #e415aa02
+def remove_partials(out, # an output folder
+                   ):
     "Delete the temporary files (`*.partial`) a stopped batch may have left under `out`"
     for p in Path(out).rglob('*.partial'): p.unlink(missing_ok=True)
 
+# %% ../nbs/00_core.ipynb #a9c9f40e
 def run_batch(out, # the output folder, locked for the run; the manifest lives in it
-              tasks:dict, # {key: argument tuple} of every task in the batch; a key is the tuple of the row's `key` values
+              # {key: argument tuple} of every task in the batch; a key is the tuple of the row's `key` values
+              tasks:dict,
               fn:Callable, # the task: fn(*args) -> a manifest row; it raises only `DiskFull`
               columns:list, # the manifest's columns
               key:tuple, # the columns that identify a row
@@ -340,7 +381,7 @@ def prefetch(items:Iterable, # any iterable, e.g. a generator of decoded frames
             yield x
     finally: stop.set(); t.join()
 
-# %% ../nbs/00_core.ipynb #a5abe2bf
+# %% ../nbs/00_core.ipynb #fcecd1df
 def save_checkpoint(path, # the .pth to write (atomically)
                     learn:Learner, # the learner
                     config:dict, # the run's config
@@ -357,7 +398,9 @@ def save_checkpoint(path, # the .pth to write (atomically)
     buf = io.BytesIO(); torch.save(ck, buf)          # in memory first: a full disk then fails in one plain write
     write_atomic(path, buf.getvalue())
 
-def load_checkpoint(path)->dict:
+# %% ../nbs/00_core.ipynb #59bac3a0
+def load_checkpoint(path, # a checkpoint file
+                   )->dict:
     "A checkpoint's contents, read with weights_only=True; a clear error if it is missing or unreadable"
     path = Path(path)
     if not path.is_file(): raise VcrError(path, "no such checkpoint")
@@ -375,7 +418,8 @@ def misfit(model:nn.Module, # the network a config describes
            sd:dict, # the state dict that did not load into it
            ignore:Callable=lambda k: False, # keys of `model` that `sd` may lack
           )->str:
-    "Why `sd` does not load into `model` ('' if it does): its first missing, unexpected or misshapen entry, and the counts"
+    """Why `sd` does not load into `model` ('' if it does): its first missing, unexpected or misshapen entry, and the
+    counts"""
     own = model.state_dict()
     missing, unexpected = [k for k in own if k not in sd and not ignore(k)], [k for k in sd if k not in own]
     shape = lambda v: tuple(getattr(v, 'shape', ()))
@@ -385,7 +429,7 @@ def misfit(model:nn.Module, # the network a config describes
              f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}")
     return f"{first}; {len(missing)} missing, {len(unexpected)} unexpected, {len(other)} of another shape"
 
-# %% ../nbs/00_core.ipynb #34b7d98e
+# %% ../nbs/00_core.ipynb #3c9a5dfa
 def optimizer_to_params(opt, # a fastai `Optimizer` or a torch optimizer
                        ):
     "Move an optimiser's state tensors to their parameters' device and floating dtype (step counters stay put)"
@@ -394,6 +438,7 @@ def optimizer_to_params(opt, # a fastai `Optimizer` or a torch optimizer
             if torch.is_tensor(v) and k != 'step':
                 st[k] = v.to(p.device, dtype=p.dtype if v.is_floating_point() else v.dtype)
 
+# %% ../nbs/00_core.ipynb #b6964536
 def restore(learn:Learner, # a learner built like the checkpoint's
             ck:dict, # a checkpoint from `load_checkpoint`
            ):
@@ -402,31 +447,43 @@ def restore(learn:Learner, # a learner built like the checkpoint's
     learn.opt.load_state_dict({'state': ck['opt']['state'], 'hypers': L(ck['opt']['hypers'])})
     optimizer_to_params(learn.opt)
 
-# %% ../nbs/00_core.ipynb #b9182c4b
+# %% ../nbs/00_core.ipynb #596bb532
 class NonFiniteLoss(VcrError): "Training stopped on a NaN or infinite loss"
 
-def all_ranks(ok:bool, device='cpu')->bool:
+# %% ../nbs/00_core.ipynb #09f0aaea
+def all_ranks(ok:bool, # this process's answer
+              device='cpu', # where the collective runs (the process group's backend needs it)
+             )->bool:
     "True when `ok` holds on every process of a distributed run (just `ok` otherwise)"
     if num_distrib() <= 1: return ok
     t = torch.tensor([float(ok)], device=device); torch.distributed.all_reduce(t, torch.distributed.ReduceOp.MIN)
     return bool(t.item())
 
+# %% ../nbs/00_core.ipynb #350c87d2
 class NonFiniteGuard(Callback):
     "Stop training when the loss is NaN or infinite, before it reaches the weights"
     order = -5
     def after_loss(self):
-        if not all_ranks(bool(torch.isfinite(self.loss_grad).all()), self.loss_grad.device):   # every rank stops together
-            self.learn.nonfinite = f"loss is {self.loss_grad.item()} at epoch {self.learn.epoch_offset + self.epoch}, batch {self.iter}"
+        # every rank stops together
+        if not all_ranks(bool(torch.isfinite(self.loss_grad).all()), self.loss_grad.device):
+            self.learn.nonfinite = (f"loss is {self.loss_grad.item()} at epoch "
+                                    f"{self.learn.epoch_offset + self.epoch}, batch {self.iter}")
             raise CancelFitException()
 
+# %% ../nbs/00_core.ipynb #af5a8101
 class Checkpoint(Callback):
     "Save a resumable checkpoint after every completed epoch (epochs count on from `learn.epoch_offset`)"
     order = 60                                       # after the recorder has the epoch's numbers
-    def __init__(self, path, config:dict, history:list=()): self.path, self.config, self.history = Path(path), config, list(history)
+    def __init__(self, path, # the checkpoint file, rewritten after every epoch
+                 config:dict, # the run's settings, stored with it
+                 history:list=(), # per-epoch rows of the epochs before this run (a resumed one)
+                ):
+        self.path, self.config, self.history = Path(path), config, list(history)
     def after_epoch(self):
         if rank_distrib(): return                      # in a distributed run, rank 0 writes
         hist = self.history + [[float(v) for v in vals] for vals in self.recorder.values]
-        save_checkpoint(self.path, self.learn, self.config, self.learn.epoch_offset + self.epoch, hist, getattr(self.learn, 'gan', None))
+        save_checkpoint(self.path, self.learn, self.config, self.learn.epoch_offset + self.epoch, hist,
+                        getattr(self.learn, 'gan', None))
 
 # %% ../nbs/00_core.ipynb #ca2ebb90
 def _broadcast_on_backend(self, t, rank):
@@ -449,43 +506,54 @@ def fit_from(learn:Learner, # a learner with a `Checkpoint` callback writing `ou
         with ExitStack() as ctx:
             if num_distrib() > 1:                                     # Learner.distrib_ctx (needs accelerate)
                 import fastai.distributed                             # only a distributed run needs it
-                fastai.distributed.DistributedDL._broadcast = _broadcast_on_backend   # so that CPU processes (gloo) work too
+                # so that CPU processes (gloo) work too
+                fastai.distributed.DistributedDL._broadcast = _broadcast_on_backend
                 ctx.enter_context(learn.distrib_ctx(sync_bn=torch.cuda.is_available()))   # SyncBatchNorm is GPU-only
             if not progress: ctx.enter_context(learn.no_bar()); ctx.enter_context(learn.no_logging())
             learn.fit(epochs - start, lr)
             if num_distrib() > 1: torch.distributed.barrier()      # rank 0's last checkpoint is on disk for everyone
     if learn.nonfinite:
-        raise NonFiniteLoss(out, f"training stopped: {learn.nonfinite}; the last good checkpoint is kept" + ("" if out.exists() else " (none was written)"))
+        kept = "" if out.exists() else " (none was written)"
+        raise NonFiniteLoss(out, f"training stopped: {learn.nonfinite}; the last good checkpoint is kept{kept}")
     return pd.DataFrame(load_checkpoint(out)['history'] if out.exists() else [], columns=columns).rename_axis('epoch')
 
-# %% ../nbs/00_core.ipynb #92a1e299
+# %% ../nbs/00_core.ipynb #9a627558
 @contextmanager
 def process_group():
-    "Under `torchrun` / `accelerate launch` (WORLD_SIZE > 1) a torch.distributed group for the block: NCCL on GPUs, gloo on CPUs"
+    """Under `torchrun` / `accelerate launch` (WORLD_SIZE > 1) a torch.distributed group for the block: NCCL on GPUs,
+    gloo on CPUs"""
     if num_distrib() <= 1 or torch.distributed.is_initialized(): yield; return
     if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
     torch.distributed.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
     try: yield
     finally: torch.distributed.destroy_process_group()
 
+# %% ../nbs/00_core.ipynb #537cff51
 def ranks()->tuple[int, int]:
     "(this process's rank, the number of processes) in the torch.distributed group; (0, 1) outside one"
     d = torch.distributed
     return (d.get_rank(), d.get_world_size()) if d.is_available() and d.is_initialized() else (0, 1)
 
+# %% ../nbs/00_core.ipynb #50798c96
 def shard(items:Iterable, # what to deal out
          )->list:
     "This rank's share of `items`, dealt round-robin (all of them outside a group)"
     r, n = ranks()
     return list(items)[r::n]
 
-def gather_all(obj)->list:
+# %% ../nbs/00_core.ipynb #8810bfe2
+def gather_all(obj, # this process's part (picklable)
+              )->list:
     "Every rank's `obj`, in rank order, on every rank (`[obj]` outside a group)"
     if ranks()[1] == 1: return [obj]
     out = [None] * ranks()[1]; torch.distributed.all_gather_object(out, obj)
     return out
 
-def from_rank0(fn:Callable, *args, **kwargs):
+# %% ../nbs/00_core.ipynb #edff5d1c
+def from_rank0(fn:Callable, # the function rank 0 runs
+               *args, # its positional arguments
+               **kwargs, # its keyword arguments
+              ):
     "fn(*args, **kwargs) run on rank 0 alone, its result (or its error) shared with every rank"
     if ranks()[1] == 1: return fn(*args, **kwargs)
     box = [None]
@@ -497,6 +565,7 @@ def from_rank0(fn:Callable, *args, **kwargs):
     if not ok: raise value
     return value
 
+# %% ../nbs/00_core.ipynb #24b689cb
 def barrier():
     "Wait until every rank is here (nothing outside a group)"
     if ranks()[1] > 1: torch.distributed.barrier()

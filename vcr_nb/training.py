@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_training.ipynb #38ebd7dd
 from __future__ import annotations
-import importlib.resources, io, math, sys
+import warnings, importlib.resources, io, math, sys
 import numpy as np
 from collections import deque
 from dataclasses import dataclass, asdict, replace
@@ -12,27 +12,31 @@ from functools import partial
 from pathlib import Path
 
 import pandas as pd, torch, torch.nn as nn
-from .core import (VcrError, Checkpoint, NonFiniteGuard, check_resume, fit_from, load_checkpoint, output_lock, report_errors,
-                         restore, write_atomic)
-from fastai.callback.core import Callback
-import fastai.callback.progress                                # fastai's progress bar (and Learner.no_bar)
-from fastai.learner import Learner, Metric
-from fastai.optimizer import Adam
-from fastai.torch_core import num_distrib, set_seed
+from .core import VcrError, Checkpoint, NonFiniteGuard, check_resume, fit_from, load_checkpoint, output_lock
+from .core import report_errors, restore, write_atomic
+with warnings.catch_warnings():  # fastai's import calls torch.jit.script, which torch deprecates
+    warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
+    from fastai.callback.core import Callback
+    import fastai.callback.progress  # fastai's progress bar (and Learner.no_bar)
+    from fastai.learner import Learner, Metric
+    from fastai.optimizer import Adam
+    from fastai.torch_core import num_distrib, set_seed
 from fastcore.basics import store_attr
 from fastcore.script import call_parse, Param
 from fastprogress.fastprogress import progress_bar
 
-from .compression import YCbCr, check_frame_size, encode_planes, iter_frames, ladder_of, probe_video, rate_key, rate_label
+from .compression import YCbCr, check_frame_size, encode_planes, iter_frames, ladder_of, probe_video
+from .compression import rate_key, rate_label
 from .datasets import PreparedDataset, enhancement_dls
-from .models import ENHANCER_PRESETS, Discriminator, build_enhancer, enhance_stream, load_enhancer, matched_config, window_at
+from .models import ENHANCER_PRESETS, Discriminator, build_enhancer, enhance_stream, load_enhancer
+from .models import matched_config, window_at
 from .losses import LOSSES, LayerFeatures, PerceptualLoss, RaGANLoss, VGGFeatures, pixel_loss, ragan_d_loss
 from .recognition import RunSchedule, load_recognizer
 
 # %% auto #0
-__all__ = ['TRAIN_PRESETS', 'UnrollCallback', 'GANCallback', 'SeqPSNR', 'SeqMSE', 'TrainConfig', 'resume_critic', 'make_loss',
-           'train_enhancer', 'enhance_video', 'vcr_enhance', 'fit_linear_filter', 'recipe_data', 'pretrain_config',
-           'train_recipe', 'checkpoint_path', 'vcr_train_enhancer']
+__all__ = ['TRAIN_PRESETS', 'PRETRAIN_PRESETS', 'UnrollCallback', 'GANCallback', 'SeqPSNR', 'SeqMSE', 'TrainConfig',
+           'resume_critic', 'make_loss', 'train_enhancer', 'enhance_video', 'vcr_enhance', 'fit_linear_filter',
+           'recipe_data', 'pretrain_config', 'train_recipe', 'checkpoint_path', 'vcr_train_enhancer']
 
 # %% ../nbs/06_training.ipynb #70f547e5
 class UnrollCallback(Callback):
@@ -53,11 +57,15 @@ class UnrollCallback(Callback):
 class GANCallback(Callback):
     "Alternate enhancer and critic every training batch, reusing the enhancer's fakes for the critic step"
     order = 10
-    def __init__(self, critic:nn.Module, lr:float=1e-4): store_attr(); self.d_loss = float('nan')
+    def __init__(self, critic:nn.Module, # the ESRGAN discriminator
+                 lr:float=1e-4, # the critic's Adam learning rate
+                ):
+        store_attr(); self.d_loss = float('nan')
     def before_fit(self):
         self.critic.to(self.dls.device or 'cpu')
         # its own optimiser; `self.opt` would be the learner's (callbacks forward unknown attributes to the learner)
-        if 'critic_opt' not in self.__dict__: self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=self.lr, betas=(0.9, 0.999))
+        if 'critic_opt' not in self.__dict__:
+            self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=self.lr, betas=(0.9, 0.999))
     def _trainable(self, on:bool):
         for p in self.critic.parameters(): p.requires_grad_(on)
     def before_batch(self): self._trainable(False)           # generator step: the critic is fixed
@@ -66,19 +74,23 @@ class GANCallback(Callback):
         fake, real = self.pred.detach(), self.yb[0]
         loss = ragan_d_loss(self.critic(real), self.critic(fake))
         self.critic_opt.zero_grad(); loss.backward()
-        if num_distrib() > 1:                           # the critic is not wrapped in DDP: average its gradients by hand
+        # the critic is not wrapped in DDP: average its gradients by hand
+        if num_distrib() > 1:
             for q in self.critic.parameters():
                 if q.grad is not None: torch.distributed.all_reduce(q.grad); q.grad /= num_distrib()
         self.critic_opt.step()
         self.d_loss = loss.item()
         self._trainable(False)
 
-# %% ../nbs/06_training.ipynb #d24283ee
+# %% ../nbs/06_training.ipynb #bd5910c2
 class SeqPSNR(Metric):
     "Mean per-frame PSNR-Y (dB) over the validation set: of the output, or of the compressed input"
-    def __init__(self, of:str='pred'): self.of = of
+    def __init__(self, of:str='pred', # 'pred' (the enhanced frames) or 'input' (the compressed ones)
+                ):
+        self.of = of
     def reset(self): self.total, self.n = 0., 0
-    def accumulate(self, learn):
+    def accumulate(self, learn, # the learner, after a validation batch
+                  ):
         x = learn.pred if self.of == 'pred' else learn.unroll.seq
         mse = ((x.detach().float() - learn.yb[0].float()) ** 2).flatten(2).mean(-1).clamp_min(1e-10)
         self.total += (-10 * torch.log10(mse)).sum().item(); self.n += mse.numel()
@@ -87,22 +99,24 @@ class SeqPSNR(Metric):
     @property
     def name(self): return 'psnr_y' if self.of == 'pred' else 'psnr_y_in'
 
+# %% ../nbs/06_training.ipynb #0fc7f805
 class SeqMSE(Metric):
     "Validation ℓ2 (mean squared error), whatever the training loss"
     def reset(self): self.total, self.n = 0., 0
-    def accumulate(self, learn):
+    def accumulate(self, learn, # the learner, after a validation batch
+                  ):
         self.total += ((learn.pred.detach() - learn.yb[0]) ** 2).sum().item(); self.n += learn.yb[0].numel()
     @property
     def value(self): return self.total / max(self.n, 1)
     @property
     def name(self): return 'mse'
 
-# %% ../nbs/06_training.ipynb #51c0689d
+# %% ../nbs/06_training.ipynb #a2dfe333
 @dataclass
 class TrainConfig:
     "One enhancer training run"
     arch:str='recurrent' # 'recurrent', 'frame' or 'multi'
-    size:str='paper' # model size: a key of ENHANCER_PRESETS
+    model_size:str='paper' # the enhancer's size: a key of ENHANCER_PRESETS
     loss:str='pixel' # 'pixel', 'perc', 'gan' or 'task'
     crf:int|str=40 # the rung this network enhances: a CRF, or an average bitrate such as '100k' (`rate_key`)
     crfs:tuple=() # several rungs, each training sample drawn from one of them: one network for all (empty: `crf` only)
@@ -110,23 +124,31 @@ class TrainConfig:
     epochs:int=150 # epochs (§4.3: 150 of ℓ2 pretraining on Kinetics)
     lr:float=1e-4 # Adam learning rate (§4.3)
     schedule:str='constant' # 'constant' or 'one_cycle' (warm-up and cosine annealing over the whole run)
-    eps:float=1e-8 # Adam's ε (fastai's default, 1e-5, is above the ℓ2 loss's gradients and stalls training); β = (0.9, 0.999)
+    # Adam's ε (fastai's default, 1e-5, is above the ℓ2 loss's gradients and stalls training); β = (0.9, 0.999)
+    eps:float=1e-8
     wd:float=0. # decoupled weight decay
     bs:int=16 # batch size (§4.3)
     n_frames:int=10 # unrolled steps (§2.1)
     patch:int=96 # patch side (§4.3)
-    samples_per_epoch:int=0 # training samples per epoch: evenly over the clips, a random subset of them when fewer; 0: one per clip
+    # training samples per epoch: evenly over the clips, a random subset of them when fewer; 0: one per clip
+    samples_per_epoch:int=0
     critic_base:int=64 # discriminator width (ESRGAN: 64)
     init:str='' # checkpoint whose enhancer weights start the run (the pretrained network)
-    valid_per_class:int|None=None # validate each epoch on the first N videos per class only (None: all); training is unchanged
+    # validate each epoch on the first N videos per class only (None: all); training is unchanged
+    valid_per_class:int|None=None
     seed:int=0
 
-TRAIN_PRESETS = {
+# %% ../nbs/06_training.ipynb #712b8635
+TRAIN_PRESETS = {                                                  # fine-tuning runs
     'paper': TrainConfig(),
-    'mini':  TrainConfig(size='mini', epochs=4, lr=3e-4, schedule='one_cycle', bs=8, patch=64, samples_per_epoch=256, critic_base=16),
-    # the long ℓ2 pretraining of `mini`, done once per CRF and released with the package (07_analysis)
-    'mini-pretrain': TrainConfig(size='mini', epochs=2, lr=1e-3, schedule='one_cycle', bs=8, n_frames=5, patch=64,
-                                 samples_per_epoch=800, critic_base=16, valid_per_class=3),
+    'mini':  TrainConfig(model_size='mini', epochs=4, lr=3e-4, schedule='one_cycle', bs=8, patch=64,
+                         samples_per_epoch=256, critic_base=16),
+}
+PRETRAIN_PRESETS = {                                               # the ℓ2 pretraining that fine-tuning starts from
+    'paper': TrainConfig(),                                        # §4.3: 150 epochs on Kinetics
+    # done once per CRF and released with the package (07_analysis)
+    'mini':  TrainConfig(model_size='mini', epochs=2, lr=1e-3, schedule='one_cycle', bs=8, n_frames=5, patch=64,
+                         samples_per_epoch=800, critic_base=16, valid_per_class=3),
 }
 
 def resume_critic(gan:GANCallback, # the run's GAN callback
@@ -138,6 +160,7 @@ def resume_critic(gan:GANCallback, # the run's GAN callback
     gan.critic_opt = torch.optim.Adam(gan.critic.parameters(), lr=gan.lr, betas=(0.9, 0.999))
     gan.critic_opt.load_state_dict(ck['critic_opt'])             # torch puts the state on each parameter's device
 
+# %% ../nbs/06_training.ipynb #2ecca12d
 def make_loss(name:str, # one of LOSSES
               critic:nn.Module=None, # the discriminator ('gan')
               phi:nn.Module=None, # the feature network ϕ ('perc', 'gan': default VGG; 'task': required)
@@ -145,10 +168,12 @@ def make_loss(name:str, # one of LOSSES
     "The training loss: 'pixel' (Eq. 2), 'perc' (Eq. 3), 'gan' (Eq. 5), 'task' (Eq. 3 with the recognizer's ϕ)"
     if name not in LOSSES: raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {name!r}")
     if name == 'pixel': return pixel_loss
-    if name == 'task' and phi is None: raise VcrError('--loss task', "needs the frozen recognizer's features as ϕ (give phi)")
+    if name == 'task' and phi is None:
+        raise VcrError('--loss task', "needs the frozen recognizer's features as ϕ (give phi)")
     perc = PerceptualLoss(phi if phi is not None else VGGFeatures())
     return perc if name in ('perc', 'task') else RaGANLoss(perc, critic)
 
+# %% ../nbs/06_training.ipynb #a95218c5
 def train_enhancer(cfg:TrainConfig, # the run
                    out, # its checkpoint (.pth): written every epoch, resumed from if present
                    phi:nn.Module=None, # ϕ for 'perc'/'gan' (default: `VGGFeatures()`) and 'task' (required)
@@ -157,18 +182,25 @@ def train_enhancer(cfg:TrainConfig, # the run
                   )->tuple[Learner, pd.DataFrame]:
     "Train (or resume) one enhancer; returns the learner and its per-epoch history"
     out = Path(out)
-    if cfg.loss in ('perc', 'gan') and phi is None: phi = VGGFeatures()      # ImageNet VGG layers, wherever they are (04_losses)
-    config = {**asdict(cfg), **({'phi': phi.what} if cfg.loss != 'pixel' and phi is not None else {})}   # which ϕ, recorded
+    # ImageNet VGG layers, wherever they are (04_losses)
+    if cfg.loss in ('perc', 'gan') and phi is None: phi = VGGFeatures()
+    # which ϕ, recorded
+    config = {**asdict(cfg), **({'phi': phi.what} if cfg.loss != 'pixel' and phi is not None else {})}
     with output_lock(out):                                   # one run per checkpoint
-        set_seed(cfg.seed, reproducible=True)                # Python's random too: fastai's shuffling and the windows draw from it
+        # Python's random too: fastai's shuffling and the windows draw from it
+        set_seed(cfg.seed, reproducible=True)
         ds = PreparedDataset(cfg.data)
-        config['codec'] = ds.codec                           # whose artifacts it learns: `enhance_cached` refuses other codecs
+        # whose artifacts it learns: `enhance_cached` refuses other codecs
+        config['codec'] = ds.codec
         spc = max(1, math.ceil(cfg.samples_per_epoch / max(1, len(ds.videos('train')))))
-        dls = enhancement_dls(ds, tuple(cfg.crfs) or cfg.crf, cfg.bs, cfg.n_frames, cfg.patch, spc, samples_per_epoch=cfg.samples_per_epoch,
+        dls = enhancement_dls(ds, tuple(cfg.crfs) or cfg.crf, cfg.bs, cfg.n_frames, cfg.patch, spc,
+                              samples_per_epoch=cfg.samples_per_epoch,
                               valid_per_class=cfg.valid_per_class)
         if progress and (skipped := {**dls.train.dataset.skipped, **dls.valid.dataset.skipped}):
-            print(f"{len(skipped)} clips too small to train on, left out (e.g. {next(iter(skipped))}: {next(iter(skipped.values()))})", file=sys.stderr)
-        model = build_enhancer(matched_config(ENHANCER_PRESETS[cfg.size], cfg.arch)).to(memory_format=torch.channels_last)  # faster convs (below)
+            print(f"{len(skipped)} clips too small to train on, left out (e.g. {next(iter(skipped))}: "
+                  f"{next(iter(skipped.values()))})", file=sys.stderr)
+        model = build_enhancer(matched_config(ENHANCER_PRESETS[cfg.model_size],
+                                              cfg.arch)).to(memory_format=torch.channels_last)  # faster convs (below)
         critic = Discriminator(cfg.critic_base, cfg.patch) if cfg.loss == 'gan' else None
         start, history, ck = 0, [], None
         if out.exists():
@@ -178,23 +210,25 @@ def train_enhancer(cfg:TrainConfig, # the run
         cbs = [UnrollCallback(), NonFiniteGuard(), Checkpoint(out, config, history), *extra_cbs]
         if cfg.schedule == 'one_cycle': cbs.append(RunSchedule(cfg.epochs, cfg.lr))
         if critic is not None: cbs.append(GANCallback(critic, cfg.lr))
-        learn = Learner(dls, model, loss_func=make_loss(cfg.loss, critic, phi), opt_func=partial(Adam, eps=cfg.eps, sqr_mom=0.999, wd=cfg.wd), lr=cfg.lr, wd=cfg.wd,
+        learn = Learner(dls, model, loss_func=make_loss(cfg.loss, critic, phi),
+                        opt_func=partial(Adam, eps=cfg.eps, sqr_mom=0.999, wd=cfg.wd), lr=cfg.lr, wd=cfg.wd,
                         metrics=[SeqMSE(), SeqPSNR('pred'), SeqPSNR('input')], cbs=cbs)
         if ck:                                                # resume: weights, optimisers, and the epoch count
             restore(learn, ck)
             if critic is not None: resume_critic(learn.gan, ck, learn.dls.device)
         elif cfg.init: model.load_state_dict(load_checkpoint(cfg.init)['model'])
-        return learn, fit_from(learn, out, start, cfg.epochs, cfg.lr, progress, ['train_loss', 'valid_loss', 'mse', 'psnr_y', 'psnr_y_in'])
+        return learn, fit_from(learn, out, start, cfg.epochs, cfg.lr, progress,
+                               ['train_loss', 'valid_loss', 'mse', 'psnr_y', 'psnr_y_in'])
 
-
-# %% ../nbs/06_training.ipynb #9545c987
+# %% ../nbs/06_training.ipynb #33f147ed
 def enhance_video(src, # a (compressed) video
                   dst, # output .mp4, lossless x265
                   model:nn.Module, # an enhancer
                   progress:bool=True, # progress bar
                  )->dict:
     "Enhance the luma of `src` frame by frame, keep its chroma, write `dst` losslessly; returns frames and size"
-    if Path(dst).resolve() == Path(src).resolve(): raise VcrError(dst, "output would overwrite its source; choose another OUT")
+    if Path(dst).resolve() == Path(src).resolve():
+        raise VcrError(dst, "output would overwrite its source; choose another OUT")
     info = probe_video(src)
     check_frame_size(src, info, even='the enhanced output keeps the size, so resize the input first')
     chroma = deque()
@@ -206,6 +240,7 @@ def enhance_video(src, # a (compressed) video
     y_out = encode_planes(planes, dst, info.fps or 25, codec='libx265', lossless=True)
     return dict(frames=len(y_out), width=info.width, height=info.height)
 
+# %% ../nbs/06_training.ipynb #73484895
 @call_parse
 @report_errors
 def vcr_enhance(src:str, # the compressed video to enhance
@@ -216,7 +251,8 @@ def vcr_enhance(src:str, # the compressed video to enhance
     if model is None: raise ValueError("--model CKPT is required (a checkpoint from vcr_train_enhancer)")
     m, cfg = load_enhancer(model)
     r = enhance_video(src, out, m)
-    print(f"{r['frames']} frames {r['width']}x{r['height']} enhanced with {cfg['arch']}/{cfg['loss']} ({rate_label(cfg['crf'])}) -> {out}", file=sys.stderr)
+    print(f"{r['frames']} frames {r['width']}x{r['height']} enhanced with {cfg['arch']}/{cfg['loss']} "
+          f"({rate_label(cfg['crf'])}) -> {out}", file=sys.stderr)
 
 # %% ../nbs/06_training.ipynb #ded7cd5c
 def fit_linear_filter(cfg:TrainConfig, # arch 'linear', its rung (`crf`) and seed (cfg.data is recorded)
@@ -224,8 +260,9 @@ def fit_linear_filter(cfg:TrainConfig, # arch 'linear', its rung (`crf`) and see
                       data:list, # prepared datasets whose training clips it is fit to
                       pixels:int=400_000, # random pixels drawn, evenly over the training clips
                      )->Path:
-    "Fit `LinearFilter`'s kernel and bias to (compressed, ground-truth) luma by least squares; save it as an enhancer checkpoint"
-    model = build_enhancer(matched_config(ENHANCER_PRESETS[cfg.size], 'linear')); k = model.cfg.linear_k
+    """Fit `LinearFilter`'s kernel and bias to (compressed, ground-truth) luma by least squares; save it as an enhancer
+    checkpoint"""
+    model = build_enhancer(matched_config(ENHANCER_PRESETS[cfg.model_size], 'linear')); k = model.cfg.linear_k
     rng, A, b = np.random.default_rng(cfg.seed), [], []
     clips = [(d, r['video']) for d in map(PreparedDataset, data) for r in d.videos('train')]
     if not clips: raise VcrError(data[0], "no training clips to fit the linear filter to")
@@ -233,41 +270,50 @@ def fit_linear_filter(cfg:TrainConfig, # arch 'linear', its rung (`crf`) and see
     for d, v in clips:
         x = d.planes(v, rate_key(cfg.crf)).y.astype(np.float32) / 255
         y = d.planes(v, 'gt').y.astype(np.float32) / 255
-        win = np.lib.stride_tricks.sliding_window_view(np.pad(x, ((0, 0), (k // 2,) * 2, (k // 2,) * 2), mode='edge'), (k, k), axis=(1, 2))
+        win = np.lib.stride_tricks.sliding_window_view(np.pad(x, ((0, 0), (k // 2,) * 2, (k // 2,) * 2), mode='edge'),
+                                                       (k, k), axis=(1, 2))
         t, i, j = (rng.integers(0, n, per_clip) for n in x.shape)
         A.append(win[t, i, j].reshape(-1, k * k)); b.append(y[t, i, j])
     A = np.c_[np.concatenate(A).astype(np.float64), np.ones(sum(map(len, b)))]
     w = np.linalg.lstsq(A, np.concatenate(b).astype(np.float64), rcond=None)[0]
-    with torch.no_grad(): model.conv.weight.copy_(torch.from_numpy(w[:-1]).view(1, 1, k, k)); model.conv.bias.fill_(float(w[-1]))
-    config = {**asdict(cfg), 'arch': 'linear', 'loss': 'pixel', 'epochs': 0, 'codec': clips[0][0].codec, 'fit': f'least squares on {len(A):,} pixels of {", ".join(map(str, data))}'}
+    with torch.no_grad():
+        model.conv.weight.copy_(torch.from_numpy(w[:-1]).view(1, 1, k, k)); model.conv.bias.fill_(float(w[-1]))
+    config = {**asdict(cfg), 'arch': 'linear', 'loss': 'pixel', 'epochs': 0, 'codec': clips[0][0].codec,
+              'fit': f'least squares on {len(A):,} pixels of {", ".join(map(str, data))}'}
     buf = io.BytesIO(); torch.save({'config': config, 'epoch': 0, 'history': [], 'model': model.state_dict()}, buf)
     return write_atomic(out, buf.getvalue())
 
-# %% ../nbs/06_training.ipynb #8fbdbcd5
+# %% ../nbs/06_training.ipynb #eab359a6
 def recipe_data(preset:str, # 'mini' or 'paper'
                 data, # a mini folder, the prepared action set, or any prepared folder
                 pretrain_data=None, # paper: the prepared Kinetics; a prepared folder: another to pretrain on
                )->tuple[Path, Path]:
-    "(pretraining data, fine-tuning data): `mini`'s two parts, the paper's Kinetics and action set, or one prepared folder (your footage) for both"
+    """(pretraining data, fine-tuning data): `mini`'s two parts, the paper's Kinetics and action set, or one prepared
+    folder (your footage) for both"""
     data = Path(data)
     if (data/'manifest.csv').exists(): return Path(pretrain_data or data), data
     if preset.startswith('mini'): return data/'enhance', data/'action'
-    if pretrain_data is None: raise VcrError('--pretrain_data', "the paper preset pretrains on Kinetics: give its prepared folder")
+    if pretrain_data is None:
+        raise VcrError('--pretrain_data', "the paper preset pretrains on Kinetics: give its prepared folder")
     return Path(pretrain_data), data
 
+# %% ../nbs/06_training.ipynb #36e86bdc
 def pretrain_config(arch:str, # 'recurrent', 'frame' or 'multi'
                     crf, # the rung the fine-tuned network is for: a CRF, or a bitrate such as '50k'
-                    preset:str, # 'mini' (its 'mini-pretrain' run) or 'paper'
+                    preset:str, # 'mini' or 'paper' (PRETRAIN_PRESETS)
                     pre_data, # the prepared corpus pretrained on
                     epochs:int=None, # pretraining epochs (default: the preset's)
                     overrides:dict|None=None, # other changes to the preset's run (e.g. the seed)
                    )->tuple[TrainConfig, str]:
-    "The ℓ2 pretraining run that a network for rung `crf` starts from, and its checkpoint's name (pretrain-recurrent-crf50.pth)"
-    base = replace(TRAIN_PRESETS['mini-pretrain' if preset == 'mini' else preset], **(overrides or {}))
+    """The ℓ2 pretraining run that a network for rung `crf` starts from, and its checkpoint's name
+    (pretrain-recurrent-crf50.pth)"""
+    base = replace(PRETRAIN_PRESETS[preset], **(overrides or {}))
     crfs = tuple(base.crfs) if crf in base.crfs else (crf,)
-    cfg = replace(base, arch=arch, loss='pixel', crf=crfs[0], crfs=crfs if len(crfs) > 1 else (), data=str(pre_data), epochs=epochs or base.epochs)
+    cfg = replace(base, arch=arch, loss='pixel', crf=crfs[0], crfs=crfs if len(crfs) > 1 else (), data=str(pre_data),
+                  epochs=epochs or base.epochs)
     return cfg, f"pretrain-{arch}-{'-'.join(map(rate_key, crfs))}.pth"
 
+# %% ../nbs/06_training.ipynb #5df29682
 def train_recipe(arch:str, # 'recurrent', 'frame', 'multi' or 'linear' (the least-squares filter)
                  loss:str, # the fine-tuning loss, one of LOSSES ('pixel' for 'linear')
                  crf, # the rung to enhance: a CRF, or a bitrate such as '50k'
@@ -283,58 +329,76 @@ def train_recipe(arch:str, # 'recurrent', 'frame', 'multi' or 'linear' (the leas
                  init=None, # a pretrained checkpoint to fine-tune (e.g. `mini`'s released one): no pretraining then
                  pretrain_overrides:dict|None=None, # changes to the pretraining run (default: `overrides`)
                 )->Path:
-    "§4.3: ℓ2 pretraining on the enhancement corpus, then fine-tuning with `loss`; the linear baseline is fit instead; returns the final checkpoint"
+    """§4.3: ℓ2 pretraining on the enhancement corpus, then fine-tuning with `loss`; the linear baseline is fit instead;
+    returns the final checkpoint"""
     out = Path(out); pre_data, fine_data = recipe_data(preset, data, pretrain_data)
     base = replace(TRAIN_PRESETS[preset], **(overrides or {}))     # e.g. the study's shorter runs
     if arch == 'linear':
-        if loss != 'pixel': raise ValueError(f"the linear baseline is fit by least squares, that is to ℓpixel, not {loss!r}")
-        return fit_linear_filter(replace(base, arch='linear', crf=crf, data=str(fine_data)), out/f'linear-pixel-{rate_key(crf)}.pth',
+        if loss != 'pixel':
+            raise ValueError(f"the linear baseline is fit by least squares, that is to ℓpixel, not {loss!r}")
+        return fit_linear_filter(replace(base, arch='linear', crf=crf, data=str(fine_data)),
+                                 out/f'linear-pixel-{rate_key(crf)}.pth',
                                  list(dict.fromkeys([pre_data, fine_data])))
     if init is None:
-        pre, name = pretrain_config(arch, crf, preset, pre_data, pretrain_epochs, overrides if pretrain_overrides is None else pretrain_overrides)
+        pre, name = pretrain_config(arch, crf, preset, pre_data, pretrain_epochs,
+                                    overrides if pretrain_overrides is None else pretrain_overrides)
         init = out/name
-        if progress: print(f"pretraining {arch} with l2 on {pre_data} at {', '.join(map(rate_label, pre.crfs or (pre.crf,)))}", file=sys.stderr)
+        if progress:
+            print(f"pretraining {arch} with l2 on {pre_data} at {', '.join(map(rate_label, pre.crfs or (pre.crf,)))}",
+                  file=sys.stderr)
         train_enhancer(pre, init, progress=progress)
-    fine = replace(base, arch=arch, loss=loss, crf=crf, data=str(fine_data), epochs=epochs or base.epochs, init=str(init))
+    fine = replace(base, arch=arch, loss=loss, crf=crf, data=str(fine_data), epochs=epochs or base.epochs,
+                   init=str(init))
     final = out/f'{arch}-{loss}-{rate_key(crf)}.pth'
     if progress: print(f"fine-tuning with {loss} on {fine_data}", file=sys.stderr)
     train_enhancer(fine, final, phi=phi, progress=progress)
     return final
 
-def checkpoint_path(name:str, # a checkpoint's path, or 'released:NAME' for one of mini's released files (released:pretrain-recurrent-crf50)
+# %% ../nbs/06_training.ipynb #e5e95f02
+def checkpoint_path(name:str, # a checkpoint's path, or 'released:NAME' for a released mini file
                    )->Path:
     "The checkpoint a command line names; one line naming it if it is not there"
-    f = (Path(str(importlib.resources.files('vcr_nb')))/'released'/'mini'/f"{name[9:].removesuffix('.pth')}.pth" if name.startswith('released:')
-         else Path(name))
+    released = Path(str(importlib.resources.files('vcr_nb')))/'released'/'mini'
+    f = released/f"{name[9:].removesuffix('.pth')}.pth" if name.startswith('released:') else Path(name)
     if not f.is_file(): raise VcrError(f, "no such checkpoint")
     return f
 
+# %% ../nbs/06_training.ipynb #f52ef84c
 @call_parse
 @report_errors
-def vcr_train_enhancer(arch:Param("recurrent, frame or multi", str, choices=['recurrent', 'frame', 'multi'])='recurrent',
+def vcr_train_enhancer(arch:Param("recurrent, frame or multi", str,
+                                  choices=['recurrent', 'frame', 'multi'])='recurrent',
                        loss:Param("pixel, perc, gan or task", str, choices=list(LOSSES))='pixel',
                        crf:int=40, # the CRF this network enhances
-                       bitrate:str=None, # instead of --crf: the bitrate rung it enhances, e.g. 50k (a ladder made with --bitrate)
+                       # instead of --crf: the bitrate rung it enhances, e.g. 50k (a ladder made with --bitrate)
+                       bitrate:str=None,
                        preset:Param("mini or paper", str, choices=list(TRAIN_PRESETS))='mini',
-                       data:str='data/mini', # mini: a vcr_prepare --dataset mini folder; paper: the prepared action set; or any prepared folder
-                       init:str=None, # fine-tune this checkpoint (e.g. a released mini pretraining) instead of pretraining first
+                       # mini: a vcr_prepare --dataset mini folder; paper: the prepared action set; or any prepared
+                       # folder
+                       data:str='data/mini',
+                       # fine-tune this checkpoint (e.g. a released mini pretraining) instead of pretraining first
+                       init:str=None,
                        out:str='runs/enhancers', # where checkpoints go
                        pretrain_data:str=None, # paper: the prepared Kinetics folder
                        epochs:int=None, # fine-tuning epochs (default: the preset's)
                        pretrain_epochs:int=None, # pretraining epochs (default: the preset's)
                        samples_per_epoch:int=None, # training samples per epoch (default: the preset's; mini: 256)
-                       recognizer:str=None, # --loss task: a 2D recognizer from vcr_train_recognizer, whose `layer3` is ϕ
+                       # --loss task: a 2D recognizer from vcr_train_recognizer, whose `layer3` is ϕ
+                       recognizer:str=None,
                        seed:int=0, # seeds Python, NumPy and torch: the same seed repeats the run
                       ):
     "Train one enhancer for one rung: l2 pretraining (or --init), then fine-tuning with the chosen loss"
     phi = None
     if loss == 'task':
-        if recognizer is None: raise ValueError("--loss task needs --recognizer CKPT (a 2D recognizer from vcr_train_recognizer)")
+        if recognizer is None:
+            raise ValueError("--loss task needs --recognizer CKPT (a 2D recognizer from vcr_train_recognizer)")
         m, c = load_recognizer(recognizer)
-        if c.kind != '2d': raise VcrError(recognizer, "the task-aware loss uses a 2D recognizer's features; this one is 3D")
+        if c.kind != '2d':
+            raise VcrError(recognizer, "the task-aware loss uses a 2D recognizer's features; this one is 3D")
         phi = LayerFeatures(m.net, 'layer3')
     over = {'seed': seed, **({'samples_per_epoch': samples_per_epoch} if samples_per_epoch else {})}
     rate = ladder_of(None, [bitrate], default=None)[0] if bitrate else crf
-    final = train_recipe(arch, loss, rate, preset, data, out, pretrain_data, epochs, pretrain_epochs, phi, overrides=over,
+    final = train_recipe(arch, loss, rate, preset, data, out, pretrain_data, epochs, pretrain_epochs, phi,
+                         overrides=over,
                          init=checkpoint_path(init) if init else None)
     print(f"enhancer -> {final}", file=sys.stderr)
