@@ -53,7 +53,7 @@ __all__ = ['PSNR_CAP', 'TC_BORDER', 'FARNEBACK', 'QUALITY_COLUMNS', 'METHODS', '
            'study_enhancers', 'study_evaluate', 'enhanced_versions', 'heldout_quality', 'study_quality',
            'enhancer_gflops', 'study_figures', 'weights_used', 'study_report', 'run_study', 'vcr_study']
 
-# %% ../nbs/07_analysis.ipynb #4e6bf22e
+# %% ../nbs/07_analysis.ipynb #965eff3e
 PSNR_CAP, TC_BORDER = 100., 8
 FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
 
@@ -63,21 +63,21 @@ def psnr_y(out:np.ndarray, # luma of the version (T,H,W), uint8
     "PSNR-Y: mean over frames of each frame's PSNR on 8-bit luma (T,H,W), capped at 100 dB"
     return psnr(gt, out)
 
-# %% ../nbs/07_analysis.ipynb #a2ccc97e
+# %% ../nbs/07_analysis.ipynb #a03a03da
 def psnr_rgb(out:YCbCr, # planes of the version
              gt:YCbCr, # uncompressed planes
             )->float:
     "PSNR on the RGB frames of two 4:2:0 videos, all channels, mean over frames, capped at 100 dB"
     return psnr(ycbcr_to_rgb(gt), ycbcr_to_rgb(out))
 
-# %% ../nbs/07_analysis.ipynb #b2ecc9e0
+# %% ../nbs/07_analysis.ipynb #b278d991
 def backward_flow(gt_t:np.ndarray, # uncompressed luma of frame t
                   gt_prev:np.ndarray, # of frame t-1
                  )->np.ndarray:
     "Farneback flow (H,W,2) from frame t to frame t-1 of the uncompressed luma: gt_t(p) ≈ gt_prev(p + flow(p))"
     return cv2.calcOpticalFlowFarneback(gt_t, gt_prev, None, **FARNEBACK)
 
-# %% ../nbs/07_analysis.ipynb #fee5153a
+# %% ../nbs/07_analysis.ipynb #d4735839
 def warp_back(img:np.ndarray, # frame t-1 (H,W)
               flow:np.ndarray, # backward flow (H,W,2) from `backward_flow`
              )->np.ndarray:
@@ -87,13 +87,13 @@ def warp_back(img:np.ndarray, # frame t-1 (H,W)
     return cv2.remap(img.astype(np.float32), gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REPLICATE)
 
-# %% ../nbs/07_analysis.ipynb #0fc73fc9
+# %% ../nbs/07_analysis.ipynb #7be8fef0
 def gt_flows(gt:np.ndarray, # uncompressed luma (T,H,W)
             )->list:
     "The backward flows of an uncompressed luma clip, t = 1..T-1 (computed once, shared by every version)"
     return [backward_flow(gt[t], gt[t - 1]) for t in range(1, len(gt))]
 
-# %% ../nbs/07_analysis.ipynb #dad8ad63
+# %% ../nbs/07_analysis.ipynb #b23619ef
 def temporal_consistency(out:np.ndarray, # output luma (T,H,W) uint8: compressed or enhanced
                          gt:np.ndarray, # uncompressed luma (T,H,W) uint8: where the flow comes from
                          border:int=TC_BORDER, # pixels left out at each edge, where the flow is least reliable
@@ -107,7 +107,7 @@ def temporal_consistency(out:np.ndarray, # output luma (T,H,W) uint8: compressed
     warped = np.stack([warp_back(out[t - 1], flows[t - 1]) for t in range(1, len(out))])
     return psnr(out[1:, b, b].astype(np.float32), warped[:, b, b], cap=PSNR_CAP, per_frame=per_frame)
 
-# %% ../nbs/07_analysis.ipynb #c163cbcc
+# %% ../nbs/07_analysis.ipynb #bb526b10
 class LPIPS:
     """LPIPS v0.1 (AlexNet), the `lpips` package's network and linear heads, on ImageNet AlexNet layers that are never
     random"""
@@ -137,13 +137,13 @@ class LPIPS:
         d = torch.cat([self.net(f(out[i:i + bs]), f(gt[i:i + bs])).flatten() for i in range(0, len(out), bs)]).numpy()
         return d if per_frame else float(d.mean())
 
-# %% ../nbs/07_analysis.ipynb #9c6022f1
+# %% ../nbs/07_analysis.ipynb #3e7b772f
 def lpips_or_reason()->tuple:
     "(LPIPS, None) when its weights are available, else (None, the one-line reason)"
     try: return LPIPS.load(), None
     except WeightsUnavailable as e: return None, str(e)
 
-# %% ../nbs/07_analysis.ipynb #68f12425
+# %% ../nbs/07_analysis.ipynb #3ae58d6e
 QUALITY_COLUMNS = ['psnr_y', 'psnr_rgb', 'tc', 'lpips']
 
 def frame_quality(out:YCbCr, # the compressed or enhanced frames
@@ -166,7 +166,7 @@ def frame_quality(out:YCbCr, # the compressed or enhanced frames
                                       lpips=lp(ro, rg, per_frame=True) if lp is not None else np.nan)))
     return pd.concat(rows, ignore_index=True)
 
-# %% ../nbs/07_analysis.ipynb #87a9dba6
+# %% ../nbs/07_analysis.ipynb #27934329
 def video_quality(ds, # the prepared dataset
                   video:str, # a video's id
                   version:str, # a rung ('crf40', '100k') or an enhanced version
@@ -180,7 +180,7 @@ def video_quality(ds, # the prepared dataset
                              flows)[QUALITY_COLUMNS].mean().to_dict()
     except ValueError as e: raise VcrError(ds.cache_path(video, version), str(e)) from None
 
-# %% ../nbs/07_analysis.ipynb #02b3bfd9
+# %% ../nbs/07_analysis.ipynb #63a8ec81
 def compare_videos(ref, # the original (uncompressed) video
                    dist, # the compressed or enhanced video: same size and frame count
                    lp:LPIPS|None=None, # an LPIPS model, or None (unavailable)
@@ -193,7 +193,7 @@ def compare_videos(ref, # the original (uncompressed) video
     if T != t: raise VcrError(dist, f"has {t} frames, {ref} has {T}; compare videos of one length")
     return frame_quality(d, r, lp, progress=progress)
 
-# %% ../nbs/07_analysis.ipynb #74889fbd
+# %% ../nbs/07_analysis.ipynb #29034ae1
 @call_parse
 @report_errors
 def vcr_quality(ref:str, # the original (uncompressed) video
@@ -211,7 +211,7 @@ def vcr_quality(ref:str, # the original (uncompressed) video
           f"{m.lpips:.4f}"
           + (f" (AlexNet: {lp.source})" if lp else ''))
 
-# %% ../nbs/07_analysis.ipynb #b60e69fa
+# %% ../nbs/07_analysis.ipynb #713fee3f
 _ENH = re.compile(r'^(?P<arch>[a-z]+)-(?P<loss>[a-z]+)-(?P<rate>crf\d+|\d+k)-[0-9a-f]{8}$')
 METHODS = ('compressed', 'pixel', 'gan', 'perc', 'task')       # the paper's order in Tables 1-2, then ours
 MODEL_NAMES = {'2d': 'ResNet-S', '3d': 'ResNet-ST'}            # the paper's names of the two recognizers
@@ -225,13 +225,13 @@ def method_of(version:str, # 'gt', a rung or an enhanced version
     if not m: return enhancer
     return m['loss'] if m['arch'] == 'recurrent' else f"{m['arch']}:{m['loss']}"
 
-# %% ../nbs/07_analysis.ipynb #b9197457
+# %% ../nbs/07_analysis.ipynb #7723c32c
 def method_order(methods, # method names
                 )->list:
     "`methods` in the paper's order (METHODS), then the others (the ablation's) alphabetically"
     return [m for m in METHODS if m in methods] + sorted(m for m in set(methods) if m not in METHODS)
 
-# %% ../nbs/07_analysis.ipynb #0389e7ce
+# %% ../nbs/07_analysis.ipynb #be5fb826
 def load_accuracy(run, # a study's folder
                  )->pd.DataFrame:
     "Top-1, log loss and kb/s per (model, method, rate) of a study run"
@@ -248,7 +248,7 @@ def load_accuracy(run, # a study's folder
     acc = pd.concat(out, ignore_index=True); acc.attrs['chance'] = 1 / len(classes)     # the top-1 of guessing
     return acc
 
-# %% ../nbs/07_analysis.ipynb #92d01128
+# %% ../nbs/07_analysis.ipynb #e6858e01
 def _by_rate(t:pd.DataFrame, value:str, cols:str='kbps')->pd.DataFrame:
     "Rows: methods (uncompressed first); columns: bitrate, highest first"
     unc = t[t.method == 'uncompressed']
@@ -267,14 +267,14 @@ def table1(acc:pd.DataFrame, # accuracy per model, method and rate (`load_accura
     "Table 1: top-1 (%) per bitrate and method, for each recognizer"
     return pd.concat({m: _by_rate(g, 'top1') * 100 for m, g in acc.groupby('model')}, names=['model', 'method'])
 
-# %% ../nbs/07_analysis.ipynb #fedb78a8
+# %% ../nbs/07_analysis.ipynb #9b89af36
 def table2(q:pd.DataFrame, # per-clip quality (`load_quality`)
           )->pd.DataFrame:
     "Table 2: PSNR-Y / TC / LPIPS per bitrate and method (recurrent enhancers)"
     q = q[~q.method.str.contains(':')]
     return pd.concat({k: _by_rate(q, k) for k in ('psnr_y', 'tc', 'lpips')}, names=['metric', 'method'])
 
-# %% ../nbs/07_analysis.ipynb #b87a7d4a
+# %% ../nbs/07_analysis.ipynb #a80e9cad
 def quality_table(ds:PreparedDataset, # the prepared action set
                   versions:list, # (method, rate, enhancer, version) tuples
                   videos:list[str], # the videos measured
@@ -292,7 +292,7 @@ def quality_table(ds:PreparedDataset, # the prepared action set
                                       **video_quality(ds, v, version, lp, flows))))
     return pd.DataFrame([r for _, r in sorted((r for part in gather_all(rows) for r in part), key=lambda r: r[0])])
 
-# %% ../nbs/07_analysis.ipynb #c3c5dfef
+# %% ../nbs/07_analysis.ipynb #8933c3b1
 def read_quality(path, # a quality.csv
                 )->pd.DataFrame:
     "A per-clip quality table (quality.csv, heldout.csv): one row per (video, version), its rung in `rate`"
@@ -301,7 +301,7 @@ def read_quality(path, # a quality.csv
         raise VcrError(path, "was written by an older vcr_nb (a 'crf' column, no 'rate'); delete it to measure again")
     return q.fillna({'enhancer': '', 'rate': ''})
 
-# %% ../nbs/07_analysis.ipynb #b807e753
+# %% ../nbs/07_analysis.ipynb #03121f97
 def load_quality(run, # a study's folder
                 )->pd.DataFrame:
     "Mean quality metrics per (method, rate) of a study run"
@@ -310,7 +310,7 @@ def load_quality(run, # a study's folder
     return read_quality(f).groupby(['method', 'rate'],
                                    as_index=False)[['kbps', 'psnr_y', 'psnr_rgb', 'tc', 'lpips']].mean()
 
-# %% ../nbs/07_analysis.ipynb #e348f729
+# %% ../nbs/07_analysis.ipynb #463b3609
 def fig_rate_accuracy(acc:pd.DataFrame, # accuracy per model, method and rate (`load_accuracy`)
                       path=None, # save the figure there (None: only return it)
                      ):
@@ -329,7 +329,7 @@ def fig_rate_accuracy(acc:pd.DataFrame, # accuracy per model, method and rate (`
     if path: fig.savefig(path, dpi=110)
     return fig
 
-# %% ../nbs/07_analysis.ipynb #a8f57279
+# %% ../nbs/07_analysis.ipynb #9a6158f9
 def fig_per_class(df:pd.DataFrame, # one model's predictions
                   n:int=15, # classes shown at each end
                   path=None, # save the figure there (None: only return it)
@@ -350,7 +350,7 @@ def fig_per_class(df:pd.DataFrame, # one model's predictions
     if path: fig.savefig(path, dpi=110)
     return fig, d
 
-# %% ../nbs/07_analysis.ipynb #dc6aa1cc
+# %% ../nbs/07_analysis.ipynb #1c545242
 def rate_envelope(kbps, # bitrates of a curve's points
                   metric, # the metric at each (accuracy, agreement, PSNR)
                  )->tuple[np.ndarray, np.ndarray]:
@@ -365,7 +365,7 @@ def rate_envelope(kbps, # bitrates of a curve's points
         if m[i] > best: out.append(i); best = m[i]
     return k[out], m[out]
 
-# %% ../nbs/07_analysis.ipynb #0c6578e9
+# %% ../nbs/07_analysis.ipynb #00682b8c
 def log_rate_fit(kbps, # bitrates of a curve's points
                  metric, # the metric at each
                 )->PchipInterpolator|None:
@@ -374,7 +374,7 @@ def log_rate_fit(kbps, # bitrates of a curve's points
     k, m = rate_envelope(kbps, metric)
     return PchipInterpolator(m, np.log(k)) if len(k) >= 2 else None
 
-# %% ../nbs/07_analysis.ipynb #b47a4932
+# %% ../nbs/07_analysis.ipynb #5a150b49
 def bd_rate(ref_kbps, # the reference curve's rates
             ref_metric, # its metric at those rates
             test_kbps, # the tested curve's rates
@@ -390,7 +390,7 @@ def bd_rate(ref_kbps, # the reference curve's rates
     area = [f.integrate(lo, hi) for f in fits]                    # the fits integrated over the common range
     return float(np.exp((area[1] - area[0]) / (hi - lo)) - 1)
 
-# %% ../nbs/07_analysis.ipynb #40fe9786
+# %% ../nbs/07_analysis.ipynb #eaf9166a
 def bd_rate_table(acc:pd.DataFrame, # rows with version, method, kbps and `metric` (one recognizer)
                   metric:str='top1', # the quality the curves are compared at: top1, agreement, ...
                  )->pd.DataFrame:
@@ -404,7 +404,7 @@ def bd_rate_table(acc:pd.DataFrame, # rows with version, method, kbps and `metri
                          points=len(e)))
     return pd.DataFrame(rows, columns=['method', 'bd_rate', 'low', 'high', 'points'])
 
-# %% ../nbs/07_analysis.ipynb #cd8cb680
+# %% ../nbs/07_analysis.ipynb #7733acf4
 def fig_bd_rate(acc:pd.DataFrame, # accuracy per model, method and rate (`load_accuracy`)
                 metric:str='top1', # the column compared
                 title:str='', # the title
@@ -426,7 +426,7 @@ def fig_bd_rate(acc:pd.DataFrame, # accuracy per model, method and rate (`load_a
     if path: fig.savefig(path, dpi=100)
     return fig
 
-# %% ../nbs/07_analysis.ipynb #25e2d847
+# %% ../nbs/07_analysis.ipynb #ca7de155
 def paired_accuracy(p:pd.DataFrame, # per-clip predictions (`load_predictions`): model, video, method, rate, correct
                    )->pd.DataFrame:
     "Top-1 and mean kb/s per (model, method, rate), every version on the clips the enhanced versions were evaluated on"
@@ -440,7 +440,7 @@ def paired_accuracy(p:pd.DataFrame, # per-clip predictions (`load_predictions`):
         out.append(a.reset_index().assign(model=m, version=kind))
     return pd.concat(out, ignore_index=True)
 
-# %% ../nbs/07_analysis.ipynb #e9bdfbe9
+# %% ../nbs/07_analysis.ipynb #ecd37699
 def bd_rate_paired(p:pd.DataFrame, # per-clip predictions of a study (`load_predictions`)
                   )->pd.DataFrame:
     "`bd_rate_table` per recognizer at equal top-1, on `paired_accuracy`"
@@ -448,7 +448,7 @@ def bd_rate_paired(p:pd.DataFrame, # per-clip predictions of a study (`load_pred
                       a in paired_accuracy(p).groupby('model', sort=False)],
                      ignore_index=True)
 
-# %% ../nbs/07_analysis.ipynb #fb50306c
+# %% ../nbs/07_analysis.ipynb #262f81b5
 ALPHA, N_BOOT = 0.05, 2000
 
 def above_chance_p(correct:int, # videos classified right
@@ -458,7 +458,7 @@ def above_chance_p(correct:int, # videos classified right
     "One-sided binomial p-value of getting `correct` or more of `n` right by guessing"
     return float(stats.binomtest(correct, n, chance, alternative='greater').pvalue) if n else 1.
 
-# %% ../nbs/07_analysis.ipynb #5ac7bfb6
+# %% ../nbs/07_analysis.ipynb #01016132
 def bootstrap_mean(diff, # per-unit differences, e.g. each clip's PSNR-Y with an enhancer minus without
                    groups=None, # each unit's clip: a clip's units are resampled together (default: every unit its own)
                    n:int=N_BOOT, # resamples
@@ -476,7 +476,7 @@ def bootstrap_mean(diff, # per-unit differences, e.g. each clip's PSNR-Y with an
     p = 1. if np.all(d == 0) else min(1., 2 * min((boot <= 0).mean(), (boot >= 0).mean()) + 1 / n)
     return float(d.mean()), float(lo), float(hi), float(p)
 
-# %% ../nbs/07_analysis.ipynb #b9ae6ede
+# %% ../nbs/07_analysis.ipynb #1a0570f6
 def mcnemar_p(a, # 0/1 outcomes of one version, clip by clip
               b, # of the other version, on the same clips
              )->float:
@@ -485,7 +485,7 @@ def mcnemar_p(a, # 0/1 outcomes of one version, clip by clip
     n01, n10 = int((~a & b).sum()), int((a & ~b).sum())
     return 1. if n01 + n10 == 0 else float(stats.binomtest(n01, n01 + n10, 0.5).pvalue)
 
-# %% ../nbs/07_analysis.ipynb #47bd8798
+# %% ../nbs/07_analysis.ipynb #20c500a8
 def page_trend_p(x:np.ndarray, # (clips, conditions) outcomes, the conditions in the predicted order
                 )->tuple[float, float]:
     """Page's L test (ties averaged, normal approximation): one-sided p of outcomes falling along the conditions, and of
@@ -495,7 +495,7 @@ def page_trend_p(x:np.ndarray, # (clips, conditions) outcomes, the conditions in
     page = lambda y: float(stats.page_trend_test(y, method='asymptotic').pvalue)
     return page(-x), page(x)
 
-# %% ../nbs/07_analysis.ipynb #af8fed41
+# %% ../nbs/07_analysis.ipynb #4356b985
 def verdict(effect:float, # the measured difference
             p:float, # its test's p-value
             expected:int, # the sign the paper's finding predicts: +1 or -1
@@ -504,7 +504,7 @@ def verdict(effect:float, # the measured difference
     if p != p or effect != effect or p >= ALPHA or effect == 0: return 'inconclusive'
     return 'reproduced' if np.sign(effect) == expected else 'contradicted'
 
-# %% ../nbs/07_analysis.ipynb #76aa49f4
+# %% ../nbs/07_analysis.ipynb #f77a06a6
 def load_predictions(run, # a study's folder
                     )->pd.DataFrame:
     "Per clip and version, both recognizers: model, video, method, rate, kbps, correct (0/1) and log loss"
@@ -520,7 +520,7 @@ def load_predictions(run, # a study's folder
     if not out: raise VcrError(run, "no evaluation results (eval-2d/ or eval-3d/ with predictions.csv)")
     return pd.concat(out, ignore_index=True)
 
-# %% ../nbs/07_analysis.ipynb #25774604
+# %% ../nbs/07_analysis.ipynb #3bafd3f9
 def per_clip(t:pd.DataFrame, # per-clip rows (predictions or quality)
              value:str, # the column
              method:str, # 'uncompressed', 'compressed' or a loss
@@ -530,7 +530,7 @@ def per_clip(t:pd.DataFrame, # per-clip rows (predictions or quality)
     rows = t[(t.method == method) & (t.rate == ('' if rate is None else rate_key(rate)))]
     return rows.set_index('video')[value]
 
-# %% ../nbs/07_analysis.ipynb #ff154847
+# %% ../nbs/07_analysis.ipynb #7561102e
 def paired_diff(t:pd.DataFrame, # per-clip rows (predictions or quality)
                 value:str, # the column compared
                 a:tuple, # (method, rate) of the first version
@@ -541,7 +541,7 @@ def paired_diff(t:pd.DataFrame, # per-clip rows (predictions or quality)
     d = pd.concat([per_clip(t, value, *a).rename('a'), per_clip(t, value, *b).rename('b')], axis=1, join='inner')
     return d.assign(diff=d.b - d.a)
 
-# %% ../nbs/07_analysis.ipynb #8be4ef5c
+# %% ../nbs/07_analysis.ipynb #0f0ac1df
 def finding_row(finding:str, # the paper's claim
                 test:str, # the test that decides it
                 effect:float, # the measured effect, in the direction the claim predicts when positive
@@ -556,14 +556,14 @@ def finding_row(finding:str, # the paper's claim
     return dict(finding=finding, test=test, effect=effect, low=lo, high=hi, p=p,
                 verdict=outcome or verdict(effect, p, expected), note=why)
 
-# %% ../nbs/07_analysis.ipynb #61f3174b
+# %% ../nbs/07_analysis.ipynb #28d9a78f
 def untested(finding:str, # the paper's claim
              why:str, # why it cannot be tested in this run
              outcome:str='not tested', # the verdict column
             )->dict:
     return finding_row(finding, '', np.nan, np.nan, np.nan, np.nan, 0, why, outcome)
 
-# %% ../nbs/07_analysis.ipynb #1015710b
+# %% ../nbs/07_analysis.ipynb #c9dbf3c8
 def weak_reason(p:pd.DataFrame, # per-clip predictions (`load_predictions`)
                 model:str, # the recognizer
                 chance:float, # top-1 of guessing (1 / classes)
@@ -575,13 +575,13 @@ def weak_reason(p:pd.DataFrame, # per-clip predictions (`load_predictions`)
     return (f"{model} gets {k} of {n} uncompressed videos right (chance {chance:.2f}, binomial p = {pv:.2f}): no "
             "better than guessing")
 
-# %% ../nbs/07_analysis.ipynb #0ffa44ce
+# %% ../nbs/07_analysis.ipynb #237a4463
 def compressed_rates(t:pd.DataFrame, # per-clip rows
                     )->list:
     "The compressed rungs of a table, the best quality (lowest CRF, highest bitrate) first"
     return sort_rates(set(t[t.method == 'compressed'].rate) - {''})
 
-# %% ../nbs/07_analysis.ipynb #755dd644
+# %% ../nbs/07_analysis.ipynb #67e05648
 def rates_text(rates, # rungs
               )->str:
     "Rungs in words: 'CRF 40, 45, 50', '100, 50 kb/s target'"
@@ -629,7 +629,7 @@ def finding_2d_vs_3d(p:pd.DataFrame, # per-clip predictions (`load_predictions`)
                        f"sign test on each clip's drop (ResNet-S minus ResNet-ST), {rate_label(low)}, {len(d)} clips",
                        effect, lo, hi, pv, 1)
 
-# %% ../nbs/07_analysis.ipynb #3882bca8
+# %% ../nbs/07_analysis.ipynb #32e52dc0
 def strongest(t:pd.DataFrame, # per-clip rows
               value:str, # the column compared
               methods:list, # the candidates
@@ -640,7 +640,7 @@ def strongest(t:pd.DataFrame, # per-clip rows
     means = {m: per_clip(t, value, m, rate).mean() for m in methods}
     return (min if low else max)(means, key=means.get)
 
-# %% ../nbs/07_analysis.ipynb #45c256a5
+# %% ../nbs/07_analysis.ipynb #9acd449e
 def versus(t:pd.DataFrame, # per-clip rows
            value:str, # the column compared
            method:str, # the method the claim is about
@@ -654,7 +654,7 @@ def versus(t:pd.DataFrame, # per-clip rows
                                   (method, c)).assign(rate=c)
                       for c in rates]).reset_index(names='video')
 
-# %% ../nbs/07_analysis.ipynb #566d039e
+# %% ../nbs/07_analysis.ipynb #f38bcd98
 def finding_pixel(p:pd.DataFrame, # per-clip predictions (`load_predictions`)
                   q:pd.DataFrame|None, # per-clip quality (None: not measured)
                   chance:float, # top-1 of guessing (1 / classes)
@@ -736,7 +736,7 @@ def finding_gan_tc(q:pd.DataFrame|None, # per-clip quality (None: not measured)
                        f"worse of {', '.join(others)} (dB)",
                        *bootstrap_mean(d['diff'], d.video), -1)
 
-# %% ../nbs/07_analysis.ipynb #36de6611
+# %% ../nbs/07_analysis.ipynb #3965604c
 def finding_task(p:pd.DataFrame, # per-clip predictions (`load_predictions`)
                  chance:float, # top-1 of guessing (1 / classes)
                 )->list[dict]:
@@ -753,7 +753,7 @@ def finding_task(p:pd.DataFrame, # per-clip predictions (`load_predictions`)
                                 mcnemar_p(d.a, d.b), 1))
     return rows
 
-# %% ../nbs/07_analysis.ipynb #30883648
+# %% ../nbs/07_analysis.ipynb #f159473b
 def findings(p:pd.DataFrame, # from `load_predictions`
              q:pd.DataFrame|None, # quality.csv of the run (per clip), or None
              chance:float, # top-1 of guessing (0 skips the check)
@@ -766,7 +766,7 @@ def findings(p:pd.DataFrame, # from `load_predictions`
     rows += [finding_gan_tc(q)] + finding_task(p, chance)
     return pd.DataFrame(rows)
 
-# %% ../nbs/07_analysis.ipynb #43a5d181
+# %% ../nbs/07_analysis.ipynb #ea8ee067
 def md_table(df:pd.DataFrame, # the table
              fmt:str='{:.2f}', # how floats are written
             )->str:
@@ -776,7 +776,7 @@ def md_table(df:pd.DataFrame, # the table
     lines = ['| ' + ' | '.join(map(str, d.columns)) + ' |', '|' + '---|' * len(d.columns)]
     return '\n'.join(lines + ['| ' + ' | '.join(cell(v) for v in row) + ' |' for row in d.itertuples(index=False)])
 
-# %% ../nbs/07_analysis.ipynb #3e4df80e
+# %% ../nbs/07_analysis.ipynb #08f1e439
 def section(title:str, # the section's title
             *body:str, # its lines
            )->list[str]:
@@ -787,7 +787,7 @@ def _versions()->str:
     return (f"vcr_nb {version('vcr_nb')}, torch {torch.__version__}, torchvision {torchvision.__version__}, fastai "
             f"{fastai.__version__}")
 
-# %% ../nbs/07_analysis.ipynb #0cb241b2
+# %% ../nbs/07_analysis.ipynb #9ac2fdb2
 STAGES = ('prepare', 'recognizers', 'enhancers', 'evaluate', 'quality')
 
 def stage_records(run, # a study's folder
@@ -798,7 +798,7 @@ def stage_records(run, # a study's folder
     order = lambda f: STAGES.index(f.stem) if f.stem in STAGES else len(STAGES)
     return {f.stem: json.loads(f.read_text()) for f in sorted(d.glob('*.json'), key=order)}
 
-# %% ../nbs/07_analysis.ipynb #578b1e8c
+# %% ../nbs/07_analysis.ipynb #d2892072
 def ladder_line(cfg:dict, # the study's settings, as study.json records them
                )->list[str]:
     "The report's line on a study's codec and bitrate ladder, when they are not the paper's (x265 over CRFs)"
@@ -808,7 +808,7 @@ def ladder_line(cfg:dict, # the study's settings, as study.json records them
     return [f"- codec and ladder: {cfg.get('codec') or 'libx265'}, "
             f"{ladder}{' (two-pass)' if cfg.get('two_pass') else ''}"]
 
-# %% ../nbs/07_analysis.ipynb #f7ebb531
+# %% ../nbs/07_analysis.ipynb #52e9d6c9
 def report_head(study:dict, # study.json of a run
                 stages:dict, # from `stage_records`
                )->list[str]:
@@ -827,7 +827,7 @@ def report_head(study:dict, # study.json of a run
         parts += section('Not run', *[f"- `{k}`: {v}" for k, v in study['unavailable'].items()])
     return parts
 
-# %% ../nbs/07_analysis.ipynb #17859779
+# %% ../nbs/07_analysis.ipynb #5d6f7d6d
 def ablation_table(raw:pd.DataFrame, # quality.csv of a run: one row per (video, version)
                    gflops:dict, # GFLOPs per frame of each architecture ('recurrent', 'frame', 'multi')
                   )->pd.DataFrame|None:
@@ -847,7 +847,7 @@ def ablation_table(raw:pd.DataFrame, # quality.csv of a run: one row per (video,
     ab.attrs['videos'] = len(on)
     return ab
 
-# %% ../nbs/07_analysis.ipynb #ebd5136e
+# %% ../nbs/07_analysis.ipynb #62a275f0
 def gain_table(raw:pd.DataFrame, # per-clip quality: quality.csv of a run, or heldout.csv
                value:str='psnr_y', # the metric
               )->pd.DataFrame:
@@ -864,7 +864,7 @@ def gain_table(raw:pd.DataFrame, # per-clip quality: quality.csv of a run, or he
     order = lambda r: (METHODS.index(r.method) if r.method in METHODS else len(METHODS), r.method, rate_order(r.rate))
     return t.iloc[sorted(range(len(t)), key=lambda i: order(t.iloc[i]))].reset_index(drop=True)
 
-# %% ../nbs/07_analysis.ipynb #dab158c6
+# %% ../nbs/07_analysis.ipynb #2b7f621a
 def quality_sections(run, # a study run folder with quality.csv
                      q:pd.DataFrame, # from `load_quality`
                      rep:Path, # the report folder: table2.csv and ablation.csv go there
@@ -893,7 +893,7 @@ def quality_sections(run, # a study run folder with quality.csv
                            'filter, ℓpixel', f"On {ab.attrs['videos']} test videos.", '',
                            md_table(ab.set_index('method'), '{:.3f}'))
 
-# %% ../nbs/07_analysis.ipynb #bbf65039
+# %% ../nbs/07_analysis.ipynb #88021c78
 def figure_section(rep:Path, # the report folder
                    name:str, # the figure's file name, without .png
                    title:str, # the section's title
@@ -903,7 +903,7 @@ def figure_section(rep:Path, # the report folder
     fig.savefig(rep/f'{name}.png', dpi=110); plt.close(fig)
     return section(title, f'![]({name}.png)')
 
-# %% ../nbs/07_analysis.ipynb #a7a91ffc
+# %% ../nbs/07_analysis.ipynb #e96ba597
 def figure_sections(run, # the study's folder
                     acc:pd.DataFrame, # accuracy per model, method and rate
                     rep:Path, # the report folder
@@ -920,7 +920,7 @@ def figure_sections(run, # the study's folder
     for name, (title, fig) in (extra_figs or {}).items(): parts += figure_section(rep, name, title, fig)
     return parts
 
-# %% ../nbs/07_analysis.ipynb #943e520e
+# %% ../nbs/07_analysis.ipynb #4d6e37e2
 def write_report(run, # a study run folder
                  extra_figs:dict|None=None, # {name: (title, matplotlib figure)} made from the data (Figs. 6-7)
                 )->Path:
@@ -954,7 +954,7 @@ def write_report(run, # a study run folder
                      md_table(shown.set_index('finding'), '{:.3g}'))
     return write_atomic(rep/'report.md', '\n'.join(parts))
 
-# %% ../nbs/07_analysis.ipynb #22e9dae5
+# %% ../nbs/07_analysis.ipynb #26a17cc1
 def fig_frames(ds:PreparedDataset, # the prepared action set
                video:str, # a test video's id
                versions:dict, # {title: version}, 'gt' first
@@ -971,7 +971,7 @@ def fig_frames(ds:PreparedDataset, # the prepared action set
     if path: fig.savefig(path, dpi=110)
     return fig
 
-# %% ../nbs/07_analysis.ipynb #638947eb
+# %% ../nbs/07_analysis.ipynb #49fbf682
 def fig_gradcam(ds:PreparedDataset, # the prepared action set
                 recognizer, # a 2D recognizer checkpoint
                 video:str, # a test video's id
@@ -1039,14 +1039,14 @@ def plan_report(p:pd.DataFrame, # from `plan_bitrate`
         lines.append(f"  {r.method:>10}: {answer}")
     return '\n'.join(lines)
 
-# %% ../nbs/07_analysis.ipynb #0906feaa
+# %% ../nbs/07_analysis.ipynb #3e0556ed
 def enhancer_family(enhancer:str, # an enhancer's name
                    )->str:
     """An enhancer's name without its rung and hash: the family whose checkpoints (<family>-crf40.pth, <family>-50k.pth)
     make one curve"""
     return re.sub(r'-(crf\d+|\d+k)-[0-9a-f]{8}$', '', enhancer)
 
-# %% ../nbs/07_analysis.ipynb #8cc3ec38
+# %% ../nbs/07_analysis.ipynb #ca0cf5cb
 def plan_evaluation(evaluation, # a vcr_evaluate folder: any recognizer, footage labelled or not
                     target:float, # the agreement with the uncompressed answers to reach, in [0, 1]
                    )->tuple[str, plt.Figure]:
@@ -1061,7 +1061,7 @@ def plan_evaluation(evaluation, # a vcr_evaluate folder: any recognizer, footage
                          bd_rate_table(ag, 'agreement'))
     return answer, fig_bd_rate(ag, 'agreement', f'{name}: agreement vs bitrate')
 
-# %% ../nbs/07_analysis.ipynb #4c3698f7
+# %% ../nbs/07_analysis.ipynb #1b7e0922
 @call_parse
 @report_errors
 def vcr_plan(run:str='runs/mini', # a study run folder: plans on top-1 against its labels
@@ -1088,7 +1088,7 @@ def vcr_plan(run:str='runs/mini', # a study run folder: plans on top-1 against i
             print(plan_report(plan_bitrate(g, target_accuracy), m, target_accuracy,
                               bd=bd_rate_table(g).assign(model=m)))
 
-# %% ../nbs/07_analysis.ipynb #3630f724
+# %% ../nbs/07_analysis.ipynb #60c7faae
 RELEASE_PARTS = ('resnet-2d', 'resnet-3d', 'pretrain-recurrent-crf40', 'pretrain-recurrent-crf45',
                  'pretrain-recurrent-crf50',
                  'pretrain-frame-crf50')
@@ -1097,7 +1097,7 @@ def released_dir()->Path:
     "Where `mini`'s released weights ship: inside the installed package"
     return Path(str(importlib.resources.files('vcr_nb')))/'released'/'mini'
 
-# %% ../nbs/07_analysis.ipynb #11ad7861
+# %% ../nbs/07_analysis.ipynb #ad21f3bb
 def mini_fingerprint(root, # a `mini` data folder
                      part:str, # 'action' (what recognizers train on) or 'enhance' (what ℓ2 pretraining trains on)
                      # only the ground-truth columns (videos, splits, labels, sizes): what a recognizer sees, whatever
@@ -1112,7 +1112,7 @@ def mini_fingerprint(root, # a `mini` data folder
     rows = [{k: r[k] for k in manifest_columns([])} for r in read_rows(f, manifest_columns([]), ('video',))]
     return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()[:16]
 
-# %% ../nbs/07_analysis.ipynb #b651ff7a
+# %% ../nbs/07_analysis.ipynb #df381dfd
 def part_fingerprint(root, # a `mini` data folder
                      part:str, # one of RELEASE_PARTS
                     )->str:
@@ -1120,24 +1120,24 @@ def part_fingerprint(root, # a `mini` data folder
     pretraining, the whole corpus manifest"""
     return mini_fingerprint(root, trained_on(part), ground_truth=part.startswith('resnet'))
 
-# %% ../nbs/07_analysis.ipynb #de0a5d73
+# %% ../nbs/07_analysis.ipynb #fde11d1f
 def trained_on(part:str, # one of RELEASE_PARTS
               )->str:
     "The `mini` data part a released part is trained on"
     return 'action' if part.startswith('resnet') else 'enhance'
 
-# %% ../nbs/07_analysis.ipynb #c062f798
+# %% ../nbs/07_analysis.ipynb #1b7b52fe
 def sha256_of(path, # a file
              )->str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
-# %% ../nbs/07_analysis.ipynb #5be65a4b
+# %% ../nbs/07_analysis.ipynb #6bb36925
 def release_file(part:str, # one of RELEASE_PARTS
                 )->str:
     "The released file name of a part"
     return f'{part}.pth'
 
-# %% ../nbs/07_analysis.ipynb #4308a6f3
+# %% ../nbs/07_analysis.ipynb #ed99758b
 def slim_checkpoint(src, # a full training checkpoint
                     dst, # the slim file to write
                    )->Path:
@@ -1148,7 +1148,7 @@ def slim_checkpoint(src, # a full training checkpoint
     torch.save({'config': ck['config'], 'epoch': ck['epoch'], 'history': ck['history'], 'model': sd}, buf)
     return write_atomic(dst, buf.getvalue())
 
-# %% ../nbs/07_analysis.ipynb #0e125404
+# %% ../nbs/07_analysis.ipynb #bae2a789
 def recognizer_metrics(ckpt, # a recognizer checkpoint
                        action, # the prepared action set
                       )->dict:
@@ -1158,7 +1158,7 @@ def recognizer_metrics(ckpt, # a recognizer checkpoint
     return {'top1_uncompressed': float(np.mean([ds.classes[int(q.argmax())] == ds.by_id[v]['label'] for v,
                                                 q in zip(vids, p)])), 'videos': len(vids)}
 
-# %% ../nbs/07_analysis.ipynb #d57beabc
+# %% ../nbs/07_analysis.ipynb #964905f4
 def enhancer_gain(model:nn.Module, # an enhancer
                   ds:PreparedDataset, # a prepared dataset
                   videos:list, # the clips measured
@@ -1171,7 +1171,7 @@ def enhancer_gain(model:nn.Module, # an enhancer
         gains.append(psnr(gt, enhance_clips(model, x[None])[0]) - psnr(gt, x))
     return np.array(gains)
 
-# %% ../nbs/07_analysis.ipynb #f4730b13
+# %% ../nbs/07_analysis.ipynb #a87f012c
 def enhancer_metrics(ckpt, # an enhancer checkpoint
                      enhance, # the prepared enhancement corpus
                     )->dict:
@@ -1182,7 +1182,7 @@ def enhancer_metrics(ckpt, # an enhancer checkpoint
     return {f'psnr_y_gain_{rate_key(k)}': float(enhancer_gain(m, ds, vids, k).mean())
             for k in (c.get('crfs') or [c['crf']])} | {'videos': len(vids)}
 
-# %% ../nbs/07_analysis.ipynb #faacdbb2
+# %% ../nbs/07_analysis.ipynb #586bd8a1
 def train_part(part:str, # one of RELEASE_PARTS
                data, # a mini data folder made with seed 0
                work, # where full checkpoints are trained (resumed)
@@ -1202,7 +1202,7 @@ def train_part(part:str, # one of RELEASE_PARTS
     write_atomic(secs, str(time.time() - t + (float(secs.read_text()) if secs.exists() else 0)))
     return work/release_file(part)
 
-# %% ../nbs/07_analysis.ipynb #d6b4aaf7
+# %% ../nbs/07_analysis.ipynb #c6b886ed
 def git_version()->str:
     """vcr_nb's version, and the git commit of the source tree when there is one (with '+changes' if it has uncommitted
     ones)"""
@@ -1217,7 +1217,7 @@ def git_version()->str:
     except OSError: commit = ''
     return f"vcr_nb {version('vcr_nb')}{commit}"
 
-# %% ../nbs/07_analysis.ipynb #904ad6b2
+# %% ../nbs/07_analysis.ipynb #b8b668a9
 def release_mini(data, # a mini data folder made with seed 0
                  out=None, # where the slim files and released.json go (default: the package)
                  parts:tuple=RELEASE_PARTS, # which parts
@@ -1243,7 +1243,7 @@ def release_mini(data, # a mini data folder made with seed 0
         write_json(out/'released.json', {**old, **records})
     return records
 
-# %% ../nbs/07_analysis.ipynb #49a8ad8b
+# %% ../nbs/07_analysis.ipynb #52caebbd
 @call_parse
 @report_errors
 def vcr_release(data:str='runs/mini/data', # a mini data folder made with seed 0 (by vcr_prepare or a study)
@@ -1271,7 +1271,7 @@ def released_weights(root, # the study's `mini` data folder
         else: ok[part] = p
     return ok, '; '.join(why) or None
 
-# %% ../nbs/07_analysis.ipynb #033f44e0
+# %% ../nbs/07_analysis.ipynb #39631e48
 @dataclass
 class StudyConfig:
     "One study: what runs, on what data, at what size"
@@ -1302,7 +1302,7 @@ class StudyConfig:
     seed:int=0 # seeds the data, the recognizers and the enhancers
     from_scratch:bool=False # mini: train every part in the run, ignoring the released weights
 
-# %% ../nbs/07_analysis.ipynb #dc4865b7
+# %% ../nbs/07_analysis.ipynb #33925976
 STUDY_PRESETS = {
     'mini':  StudyConfig(ablation=('frame', 'linear'), enh_epochs=1, enh_samples=64, enh_frames=5,
                          enh_valid_per_class=1, enhanced_per_class=5),
@@ -1317,7 +1317,7 @@ def enhancer_rates(cfg:StudyConfig, # the study
         return sort_rates(f'{b}k' for b in (cfg.enh_bitrates or sorted(cfg.bitrates)[:3]))
     return sort_rates(cfg.enh_crfs)
 
-# %% ../nbs/07_analysis.ipynb #de0bbc91
+# %% ../nbs/07_analysis.ipynb #9bee1701
 def enhancer_jobs(cfg:StudyConfig, # the study
                  )->list[tuple]:
     """(arch, loss, rung) of every enhancer a study trains: the recurrent one per loss and rung, the ablation's at the
@@ -1327,7 +1327,7 @@ def enhancer_jobs(cfg:StudyConfig, # the study
             + [(a, 'pixel', rates[-1]) for a in cfg.ablation if a != 'linear']
             + [('linear', 'pixel', c) for c in rates if 'linear' in cfg.ablation])
 
-# %% ../nbs/07_analysis.ipynb #56101fc6
+# %% ../nbs/07_analysis.ipynb #da5b9651
 def enhancer_sizes(cfg:StudyConfig, # the study
                   )->dict:
     "The study's changes to TRAIN_PRESETS' training size (sequences per epoch, unrolled frames)"
@@ -1335,7 +1335,7 @@ def enhancer_sizes(cfg:StudyConfig, # the study
             v in dict(samples_per_epoch=cfg.enh_samples, n_frames=cfg.enh_frames,
                       valid_per_class=cfg.enh_valid_per_class).items() if v}
 
-# %% ../nbs/07_analysis.ipynb #babaef61
+# %% ../nbs/07_analysis.ipynb #717798d3
 def recognizer_config(cfg:StudyConfig, # the study
                       kind:str, # '2d' or '3d'
                       data, # the prepared action set
@@ -1430,7 +1430,7 @@ class Study:
         if not ranks()[0]: write_json(f, rec)
         self.log(f"{name}: done in {rec['seconds']:.0f}s")
 
-# %% ../nbs/07_analysis.ipynb #9e8ecad4
+# %% ../nbs/07_analysis.ipynb #d4de10b5
 def study_prepare(st:Study, # the study
                  ):
     """Stage 1: build the mini data in the run folder (in the study's codec and ladder), or check the paper's prepared
@@ -1450,13 +1450,13 @@ def study_prepare(st:Study, # the study
                            f"has no {rate_label(missing[0])} version for the enhancers (its ladder: "
                            f"{' '.join(ds.rates)})")
 
-# %% ../nbs/07_analysis.ipynb #1c6484b2
+# %% ../nbs/07_analysis.ipynb #826351e9
 def released_source(path, # a released file
                    )->str:
     "How the report names a released file"
     return f"released weights {Path(path).name} (sha256 {sha256_of(path)[:12]})"
 
-# %% ../nbs/07_analysis.ipynb #20c91713
+# %% ../nbs/07_analysis.ipynb #4bfa01a2
 def study_recognizers(st:Study, # the study
                      ):
     "Stage 2: ResNet-S and ResNet-ST: the released ones where they fit the data, else trained on uncompressed frames"
@@ -1468,7 +1468,7 @@ def study_recognizers(st:Study, # the study
             train_recognizer(recognizer_config(st.cfg, k, st.act), f, progress=st.progress)
             st.record_source(MODEL_NAMES[k], 'trained in this run')
 
-# %% ../nbs/07_analysis.ipynb #1978271b
+# %% ../nbs/07_analysis.ipynb #3648b75f
 def study_enhancers(st:Study, # the study
                    ):
     "Stage 3: train every enhancer of `enhancer_jobs`, recording a loss whose pretrained network is missing as not run"
@@ -1488,7 +1488,7 @@ def study_enhancers(st:Study, # the study
                          {'seed': cfg.seed})
         except WeightsUnavailable as e: st.unavailable[loss] = str(e); st.log(f"{loss}: not run: {e}")
 
-# %% ../nbs/07_analysis.ipynb #f3dcaf9b
+# %% ../nbs/07_analysis.ipynb #3c71ef94
 def study_evaluate(st:Study, # the study
                   ):
     "Stage 4: both recognizers on every compressed version and the recurrent enhancers' outputs"
@@ -1497,7 +1497,7 @@ def study_evaluate(st:Study, # the study
                  per_class=st.cfg.per_class,
                                          enhanced_per_class=st.cfg.enhanced_per_class)
 
-# %% ../nbs/07_analysis.ipynb #de0e7e90
+# %% ../nbs/07_analysis.ipynb #cbeb0fab
 def enhanced_versions(ds:PreparedDataset, # the prepared action set
                       enhancers:list, # enhancer checkpoints
                       videos:list[str], # the clips enhanced
@@ -1507,7 +1507,7 @@ def enhanced_versions(ds:PreparedDataset, # the prepared action set
     return [(method_of('enhanced', enhancer_name(e)), rate_key(load_checkpoint(e)['config']['crf']), enhancer_name(e),
              enhance_cached(ds, e, videos, progress)) for e in enhancers]
 
-# %% ../nbs/07_analysis.ipynb #8db24f4c
+# %% ../nbs/07_analysis.ipynb #eab97167
 def heldout_quality(st:Study, # the study
                    )->pd.DataFrame|None:
     """`mini`: PSNR-Y per clip of the ℓpixel networks and the linear filters on the enhancement corpus's test clips, and
@@ -1522,7 +1522,7 @@ def heldout_quality(st:Study, # the study
             c, e, ver in versions for v in videos]
     return pd.DataFrame(rows)
 
-# %% ../nbs/07_analysis.ipynb #1023cb5b
+# %% ../nbs/07_analysis.ipynb #aa0d19d3
 def study_quality(st:Study, # the study
                  ):
     "Stage 5: quality.csv, the quality metrics of every compressed and enhanced version measured; heldout.csv on `mini`"
@@ -1548,7 +1548,7 @@ def study_quality(st:Study, # the study
     if not ranks()[0] and (h := heldout_quality(st)) is not None:
         write_atomic(st.out/'heldout.csv', h.to_csv(index=False))
 
-# %% ../nbs/07_analysis.ipynb #37f1c462
+# %% ../nbs/07_analysis.ipynb #6c6d7003
 def enhancer_gflops(cfg:StudyConfig, # the study
                     ds:PreparedDataset, # the prepared action set (its frame size)
                    )->dict:
@@ -1558,7 +1558,7 @@ def enhancer_gflops(cfg:StudyConfig, # the study
     return {a: step_gflops(build_enhancer(matched_config(ENHANCER_PRESETS[size], a)), H, W)
             for a in ('recurrent', *cfg.ablation)}
 
-# %% ../nbs/07_analysis.ipynb #4bd8a2a4
+# %% ../nbs/07_analysis.ipynb #2bbc948b
 def study_figures(st:Study, # the study
                   ds:PreparedDataset, # the prepared action set
                  )->dict:
@@ -1571,7 +1571,7 @@ def study_figures(st:Study, # the study
             'fig7_gradcam': (f'Fig. 7: ResNet-S Grad-CAM at {rate_label(top)}, compressed and enhanced',
                              fig_gradcam(ds, st.rec['2d'], video, {'compressed': top, **at_top}))}
 
-# %% ../nbs/07_analysis.ipynb #dc2fd439
+# %% ../nbs/07_analysis.ipynb #211d5804
 def weights_used(st:Study, # the study
                 )->dict:
     """Where each pretrained network of the run came from: the released or trained recognizers and ℓ2 pretraining,
@@ -1582,7 +1582,7 @@ def weights_used(st:Study, # the study
         if phi := load_checkpoint(e)['config'].get('phi'): w[f"ϕ of {e.stem}"] = phi
     return w
 
-# %% ../nbs/07_analysis.ipynb #7cf6b962
+# %% ../nbs/07_analysis.ipynb #9fe14fc4
 def study_report(st:Study, # the study
                 )->Path:
     """The last stage, always rewritten: study.json's costs and what did not run, then the report; returns report.md's
@@ -1595,7 +1595,7 @@ def study_report(st:Study, # the study
     st.log(f"report: written in {time.time() - t:.0f}s -> {path}")
     return path
 
-# %% ../nbs/07_analysis.ipynb #b4b975e2
+# %% ../nbs/07_analysis.ipynb #085dbeb5
 def run_study(cfg:StudyConfig, # the study
               out, # its folder (resumed if it exists)
               stages:list|None=None, # run only these stages (None: all)
@@ -1604,7 +1604,7 @@ def run_study(cfg:StudyConfig, # the study
     "Run (or resume) a whole study and write its report; returns the report's path"
     with process_group(): return _run_study(cfg, out, stages, progress)
 
-# %% ../nbs/07_analysis.ipynb #ac6c88da
+# %% ../nbs/07_analysis.ipynb #ff3f3ea7
 def _run_study(cfg:StudyConfig, out, stages:list|None, progress:bool)->Path:
     st = Study(out, cfg, progress and not ranks()[0], stages)
     if not st.mini and not cfg.data:

