@@ -214,9 +214,8 @@ def output_lock(out, # the output folder (or file) a run writes
     fl = FileLock(lock, timeout=0)
     try: fl.acquire()
     except Timeout:
-        raise OutputInUse(out,
-                          f"in use by another run ({lock_holder(lock)}); wait for it to end or use another "
-                          "output") from None
+        held = f"in use by another run ({lock_holder(lock)})"
+        raise OutputInUse(out, f"{held}; wait for it to end or use another output") from None
     desc = Path(f'{lock}.json')
     try:
         _HELD[lock] = fl
@@ -301,8 +300,8 @@ def batch_summary(what:str, # what the batch is, e.g. '12 videos'
                  )->str:
     "The one-line summary a batch prints at its end"
     c = status_counts(rows)
-    return (f"{what}: {n_now} done now, {c['ok']} ok, {c['skipped']} skipped, {c['error']} errors in {seconds:.1f}s "
-            f"-> {manifest}")
+    counts = f"{c['ok']} ok, {c['skipped']} skipped, {c['error']} errors"
+    return f"{what}: {n_now} done now, {counts} in {seconds:.1f}s -> {manifest}"
 
 # %% ../nbs/00_core.ipynb #3347bb39
 def remove_partials(out, # an output folder

@@ -821,8 +821,7 @@ def hmdb51_replica(root, # folder to create
         if missing and ci == 0: names.append(f"Gone_{c}_f_cm_np1_ri_med_9.avi")
         # each split: a different video is tested, one is unused
         for s in (1, 2, 3):
-            tag = lambda n: '2' if n % per_class == s % per_class else '0' if n % per_class == (s + 1) % per_class \
-                            else '1'
+            tag = lambda n: {(s + 1) % per_class: '0', s % per_class: '2'}.get(n % per_class, '1')
             tags = {name: tag(n) for n, name in enumerate(names)}
             if missing and ci == 0: tags[names[-1]] = '1'
             (ldir/f'{c}_test_split{s}.txt').write_text(''.join(f"{name} {t} \n" for name, t in tags.items()))

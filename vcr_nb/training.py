@@ -145,7 +145,7 @@ TRAIN_PRESETS = {                                                  # fine-tuning
                          samples_per_epoch=256, critic_base=16),
 }
 PRETRAIN_PRESETS = {                                               # the ℓ2 pretraining that fine-tuning starts from
-    'paper': TrainConfig(),                                        # §4.3: 150 epochs on Kinetics
+    'paper': TRAIN_PRESETS['paper'],                               # §4.3: 150 epochs on Kinetics
     # done once per CRF and released with the package (07_analysis)
     'mini':  TrainConfig(model_size='mini', epochs=2, lr=1e-3, schedule='one_cycle', bs=8, n_frames=5, patch=64,
                          samples_per_epoch=800, critic_base=16, valid_per_class=3),
