@@ -21,6 +21,7 @@ SUBS = [
     (re.compile(r'\[(\d+)/(\d+) [\d:]+<[\d:?]*(, [^\]]*)?\]'), r'[\1/\2]'),
     (re.compile(r'<td>\d\d:\d\d</td>'), '<td>…</td>'),
     (re.compile(r' at 0x[0-9a-f]+'), ''),
+    (re.compile(r'tcp://127\.0\.0\.1:\d+'), 'tcp://127.0.0.1:…'),
     (re.compile(r'\b\d{2}:\d{2}:\d{2} (?=[a-zA-Z])'), ''),
 ]
 

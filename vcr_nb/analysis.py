@@ -35,23 +35,25 @@ from scipy.interpolate import PchipInterpolator
 
 # %% auto #0
 __all__ = ['PSNR_CAP', 'TC_BORDER', 'FARNEBACK', 'QUALITY_COLUMNS', 'METHODS', 'MODEL_NAMES', 'ALPHA', 'N_BOOT', 'STAGES',
-           'RELEASE_PARTS', 'STUDY_PRESETS', 'DISTRIBUTED_STAGES', 'psnr_y', 'psnr_rgb', 'backward_flow', 'warp_back',
-           'gt_flows', 'temporal_consistency', 'LPIPS', 'lpips_or_reason', 'frame_quality', 'video_quality',
-           'compare_videos', 'vcr_quality', 'method_of', 'method_order', 'load_accuracy', 'table1', 'table2',
-           'quality_table', 'read_quality', 'load_quality', 'fig_rate_accuracy', 'fig_per_class', 'rate_envelope',
-           'log_rate_fit', 'bd_rate', 'bd_rate_table', 'fig_bd_rate', 'paired_accuracy', 'bd_rate_paired',
-           'above_chance_p', 'bootstrap_mean', 'mcnemar_p', 'page_trend_p', 'verdict', 'load_predictions', 'per_clip',
-           'paired_diff', 'finding_row', 'untested', 'weak_reason', 'compressed_rates', 'rates_text', 'finding_falls',
-           'finding_2d_vs_3d', 'strongest', 'versus', 'finding_pixel', 'finding_perceptual', 'finding_gan_tc',
-           'finding_task', 'findings', 'md_table', 'section', 'stage_records', 'ladder_line', 'report_head',
-           'ablation_table', 'gain_table', 'quality_sections', 'figure_section', 'figure_sections', 'write_report',
-           'fig_frames', 'fig_gradcam', 'plan_bitrate', 'plan_report', 'enhancer_family', 'plan_evaluation', 'vcr_plan',
-           'released_dir', 'mini_fingerprint', 'part_fingerprint', 'trained_on', 'sha256_of', 'release_file',
-           'slim_checkpoint', 'recognizer_metrics', 'enhancer_gain', 'enhancer_metrics', 'train_part', 'git_version',
-           'release_mini', 'vcr_release', 'released_weights', 'StudyConfig', 'enhancer_rates', 'enhancer_jobs',
-           'enhancer_sizes', 'recognizer_config', 'Study', 'study_prepare', 'released_source', 'study_recognizers',
-           'study_enhancers', 'study_evaluate', 'enhanced_versions', 'heldout_quality', 'study_quality',
-           'enhancer_gflops', 'study_figures', 'weights_used', 'study_report', 'run_study', 'vcr_study']
+           'RELEASE_PARTS', 'RELEASE_PRETRAINING', 'STUDY_PRESETS', 'DISTRIBUTED_STAGES', 'psnr_y', 'psnr_rgb',
+           'backward_flow', 'warp_back', 'gt_flows', 'temporal_consistency', 'LPIPS', 'lpips_or_reason',
+           'frame_quality', 'video_quality', 'compare_videos', 'vcr_quality', 'method_of', 'method_order',
+           'load_accuracy', 'table1', 'table2', 'quality_table', 'read_quality', 'load_quality', 'fig_rate_accuracy',
+           'fig_per_class', 'rate_envelope', 'log_rate_fit', 'bd_rate', 'bd_rate_table', 'fig_bd_rate',
+           'paired_accuracy', 'bd_rate_paired', 'above_chance_p', 'bootstrap_mean', 'mcnemar_p', 'page_trend_p',
+           'verdict', 'load_predictions', 'per_clip', 'paired_diff', 'finding_row', 'untested', 'weak_reason',
+           'compressed_rates', 'rates_text', 'finding_falls', 'finding_2d_vs_3d', 'strongest', 'versus',
+           'finding_pixel', 'finding_perceptual', 'finding_gan_tc', 'finding_task', 'findings', 'md_table', 'section',
+           'stage_records', 'ladder_line', 'report_head', 'ablation_table', 'gain_table', 'quality_sections',
+           'figure_section', 'figure_sections', 'write_report', 'fig_frames', 'fig_gradcam', 'plan_bitrate',
+           'plan_report', 'enhancer_family', 'plan_evaluation', 'vcr_plan', 'released_dir', 'mini_fingerprint',
+           'part_fingerprint', 'trained_on', 'sha256_of', 'release_file', 'slim_checkpoint', 'recognizer_metrics',
+           'enhancer_gain', 'enhancer_metrics', 'release_pretraining', 'train_part', 'git_version', 'release_mini',
+           'vcr_release', 'released_weights', 'StudyConfig', 'enhancer_rates', 'enhancer_jobs', 'enhancer_sizes',
+           'recognizer_config', 'Study', 'study_prepare', 'released_source', 'study_recognizers',
+           'released_pretraining', 'study_enhancers', 'study_evaluate', 'enhanced_versions', 'heldout_quality',
+           'study_quality', 'enhancer_gflops', 'study_figures', 'weights_used', 'study_report', 'run_study',
+           'vcr_study']
 
 # %% ../nbs/07_analysis.ipynb #965eff3e
 PSNR_CAP, TC_BORDER = 100., 8
@@ -1089,9 +1091,11 @@ def vcr_plan(run:str='runs/mini', # a study run folder: plans on top-1 against i
                               bd=bd_rate_table(g).assign(model=m)))
 
 # %% ../nbs/07_analysis.ipynb #60c7faae
-RELEASE_PARTS = ('resnet-2d', 'resnet-3d', 'pretrain-recurrent-crf40', 'pretrain-recurrent-crf45',
-                 'pretrain-recurrent-crf50',
-                 'pretrain-frame-crf50')
+# 'pretrain-<arch>-crf<N>': the preset's ℓ2 pretraining (PRETRAIN_PRESETS) for one CRF, on the enhancement corpus
+RELEASE_PARTS = ('resnet-2d', 'resnet-3d', 'pretrain-recurrent', 'pretrain-frame-crf50')
+# the released ℓ2 pretraining: one network for all of mini's enhancer CRFs, trained for these epochs on each corpus in
+# turn, each stage starting from the one before (the paper's long pretraining, §4.3, scaled to a CPU)
+RELEASE_PRETRAINING = dict(crfs=(40, 45, 50), stages=(('enhance', 3), ('action', 24)))
 
 def released_dir()->Path:
     "Where `mini`'s released weights ship: inside the installed package"
@@ -1117,14 +1121,17 @@ def part_fingerprint(root, # a `mini` data folder
                      part:str, # one of RELEASE_PARTS
                     )->str:
     """What a released part must match: a recognizer, the action set's ground truth (any codec, any ladder); ℓ2
-    pretraining, the whole corpus manifest"""
-    return mini_fingerprint(root, trained_on(part), ground_truth=part.startswith('resnet'))
+    pretraining, the whole manifest of the corpus it trained on (the codec's encodes), or a fingerprint of both"""
+    if part.startswith('resnet'): return mini_fingerprint(root, 'action', ground_truth=True)
+    if len(parts := trained_on(part)) == 1: return mini_fingerprint(root, parts[0])
+    return hashlib.sha256(' '.join(mini_fingerprint(root, p) for p in parts).encode()).hexdigest()[:16]
 
 # %% ../nbs/07_analysis.ipynb #fde11d1f
 def trained_on(part:str, # one of RELEASE_PARTS
-              )->str:
-    "The `mini` data part a released part is trained on"
-    return 'action' if part.startswith('resnet') else 'enhance'
+              )->tuple:
+    "The `mini` data parts a released part is trained on"
+    if part.startswith('resnet'): return ('action',)
+    return ('enhance',) if '-crf' in part else tuple(p for p, _ in RELEASE_PRETRAINING['stages'])
 
 # %% ../nbs/07_analysis.ipynb #1b7b52fe
 def sha256_of(path, # a file
@@ -1173,34 +1180,53 @@ def enhancer_gain(model:nn.Module, # an enhancer
 
 # %% ../nbs/07_analysis.ipynb #a87f012c
 def enhancer_metrics(ckpt, # an enhancer checkpoint
-                     enhance, # the prepared enhancement corpus
+                     data, # a mini data folder (its `enhance` and `action` parts)
                     )->dict:
-    """Mean PSNR-Y gain of a pretrained enhancer over the compressed input on the corpus's test clips, at each of its
-    CRFs"""
-    ds, (m, c) = PreparedDataset(enhance), load_enhancer(ckpt)
-    vids = [r['video'] for r in ds.videos('test')]
-    return {f'psnr_y_gain_{rate_key(k)}': float(enhancer_gain(m, ds, vids, k).mean())
-            for k in (c.get('crfs') or [c['crf']])} | {'videos': len(vids)}
+    """Mean PSNR-Y gain of a pretrained enhancer over the compressed input at each of its CRFs, on the test clips of the
+    enhancement corpus (held out) and of the action set"""
+    (m, c), out = load_enhancer(ckpt), {}
+    for part in ('enhance', 'action'):
+        ds = PreparedDataset(Path(data)/part); vids = [r['video'] for r in ds.videos('test')]
+        out |= {f'psnr_y_gain_{rate_key(k)}_{part}': float(enhancer_gain(m, ds, vids, k).mean())
+                for k in (c.get('crfs') or [c['crf']])} | {f'videos_{part}': len(vids)}
+    return out
 
 # %% ../nbs/07_analysis.ipynb #586bd8a1
+def release_pretraining(arch:str, # 'recurrent' or 'frame'
+                        data, # a mini data folder made with seed 0
+                        work, # where the full checkpoints are trained (resumed)
+                       )->list[tuple]:
+    "The runs of `arch`'s released ℓ2 pretraining, in order, as (config, checkpoint): each starts from the one before"
+    crfs, runs, init = RELEASE_PRETRAINING['crfs'], [], ''
+    base = replace(PRETRAIN_PRESETS['mini'], arch=arch, loss='pixel', crf=crfs[0], crfs=crfs, seed=0)
+    for k, (part, epochs) in enumerate(RELEASE_PRETRAINING['stages']):
+        f = Path(work)/f"pretrain-{arch}-{'-'.join(map(rate_key, crfs))}{f'-{part}' if k else ''}.pth"
+        runs.append((replace(base, data=str(Path(data)/part), epochs=epochs, init=init), f)); init = str(f)
+    return runs
+
+# %% ../nbs/07_analysis.ipynb #7e3dc945
 def train_part(part:str, # one of RELEASE_PARTS
                data, # a mini data folder made with seed 0
                work, # where full checkpoints are trained (resumed)
                progress:bool=True, # progress bars
               )->Path:
-    """Train one releasable part from scratch, with seed 0, as the study would; returns its full checkpoint (its
-    training seconds, over resumes, beside it)"""
+    """Train one releasable part from scratch, with seed 0; returns its full checkpoint (its training seconds, over
+    resumes, beside it)"""
     data, work, t = Path(data), Path(work), time.time()
     if part.startswith('resnet-'):
-        cfg = replace(RECOGNIZER_PRESETS['mini'][part[-2:]], data=str(data/'action'), seed=0)
-        train_recognizer(cfg, work/release_file(part), progress=progress)
-    else:
+        full = work/release_file(part)
+        train_recognizer(replace(RECOGNIZER_PRESETS['mini'][part[-2:]], data=str(data/'action'), seed=0), full,
+                         progress=progress)
+    elif '-crf' in part:
         _, arch, crf = part.split('-')
         cfg, name = pretrain_config(arch, int(crf[3:]), 'mini', data/'enhance', overrides={'seed': 0})
-        train_enhancer(cfg, work/name, progress=progress)
-    secs = work/f'{release_file(part)}.seconds'
+        train_enhancer(cfg, full := work/name, progress=progress)
+    else:
+        for cfg, full in release_pretraining(part.split('-', 1)[1], data, work):
+            train_enhancer(cfg, full, progress=progress)
+    secs = Path(f'{full}.seconds')
     write_atomic(secs, str(time.time() - t + (float(secs.read_text()) if secs.exists() else 0)))
-    return work/release_file(part)
+    return full
 
 # %% ../nbs/07_analysis.ipynb #c6b886ed
 def git_version()->str:
@@ -1233,7 +1259,7 @@ def release_mini(data, # a mini data folder made with seed 0
         full = train_part(part, data, work, progress); secs = float(Path(f'{full}.seconds').read_text())
         f = slim_checkpoint(full, out/release_file(part))
         if part.startswith('resnet'): metrics = recognizer_metrics(f, data/'action')
-        else: metrics = enhancer_metrics(f, data/'enhance')
+        else: metrics = enhancer_metrics(f, data)
         records[part] = dict(file=f.name, command=f"vcr_release --data {data} --parts {part}", seed=0,
                              code=git_version(),
                              fingerprint=part_fingerprint(data, part), metrics=metrics, sha256=sha256_of(f),
@@ -1468,6 +1494,16 @@ def study_recognizers(st:Study, # the study
             train_recognizer(recognizer_config(st.cfg, k, st.act), f, progress=st.progress)
             st.record_source(MODEL_NAMES[k], 'trained in this run')
 
+# %% ../nbs/07_analysis.ipynb #5f24b475
+def released_pretraining(released:dict, # the released parts a study uses ({part: path})
+                         arch:str, # the architecture
+                         rate, # the rung its network enhances
+                        )->Path|None:
+    "The released ℓ2 pretraining a study's `arch` network for `rate` starts from: one trained for that rung, or None"
+    p = released.get(f'pretrain-{arch}') or released.get(f'pretrain-{arch}-{rate_key(rate)}')
+    c = load_checkpoint(p)['config'] if p else {}
+    return p if p and rate_key(rate) in map(rate_key, c['crfs'] or [c['crf']]) else None
+
 # %% ../nbs/07_analysis.ipynb #3648b75f
 def study_enhancers(st:Study, # the study
                    ):
@@ -1476,7 +1512,7 @@ def study_enhancers(st:Study, # the study
     for arch, loss, rate in enhancer_jobs(cfg):
         if loss in st.unavailable: continue
         st.log(f"enhancer {arch}/{loss} at {rate_label(rate)}")
-        init = st.released.get(f'pretrain-{arch}-{rate}')
+        init = released_pretraining(st.released, arch, rate)
         if arch != 'linear':
             st.record_source(f'ℓ2 pretraining of {arch} for {rate_label(rate)}',
                              released_source(init) if init else 'trained in this run')
