@@ -1198,10 +1198,10 @@ def release_pretraining(arch:str, # 'recurrent' or 'frame'
                        )->list[tuple]:
     "The runs of `arch`'s released ℓ2 pretraining, in order, as (config, checkpoint): each starts from the one before"
     crfs, runs, init = RELEASE_PRETRAINING['crfs'], [], ''
-    base = replace(PRETRAIN_PRESETS['mini'], arch=arch, loss='pixel', crf=crfs[0], crfs=crfs, seed=0)
     for k, (part, epochs) in enumerate(RELEASE_PRETRAINING['stages']):
-        f = Path(work)/f"pretrain-{arch}-{'-'.join(map(rate_key, crfs))}{f'-{part}' if k else ''}.pth"
-        runs.append((replace(base, data=str(Path(data)/part), epochs=epochs, init=init), f)); init = str(f)
+        cfg, name = pretrain_config(arch, crfs[0], 'mini', Path(data)/part, epochs, {'crfs': crfs, 'seed': 0})
+        f = Path(work)/(f'{Path(name).stem}-{part}.pth' if k else name)
+        runs.append((replace(cfg, init=init), f)); init = str(f)
     return runs
 
 # %% ../nbs/07_analysis.ipynb #7e3dc945
