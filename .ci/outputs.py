@@ -23,6 +23,8 @@ SUBS = [
     (re.compile(r' at 0x[0-9a-f]+'), ''),
     (re.compile(r'tcp://127\.0\.0\.1:\d+'), 'tcp://127.0.0.1:…'),
     (re.compile(r'\b\d{2}:\d{2}:\d{2} (?=[a-zA-Z])'), ''),
+    # a checkpoint's name suffix hashes its config, which records its run's temporary data path
+    (re.compile(r'(?<=[a-z0-9])-[0-9a-f]{8}\b(?![.\w-])'), '-…'),
 ]
 
 def clean_text(s:str)->str:

@@ -32,7 +32,6 @@ from .training import PRETRAIN_PRESETS, TRAIN_PRESETS, pretrain_config, train_en
 from scipy import stats
 from scipy.interpolate import PchipInterpolator
 
-
 # %% auto #0
 __all__ = ['PSNR_CAP', 'TC_BORDER', 'FARNEBACK', 'QUALITY_COLUMNS', 'METHODS', 'MODEL_NAMES', 'ALPHA', 'N_BOOT', 'STAGES',
            'RELEASE_PARTS', 'RELEASE_PRETRAINING', 'STUDY_PRESETS', 'DISTRIBUTED_STAGES', 'psnr_y', 'psnr_rgb',
@@ -563,6 +562,7 @@ def untested(finding:str, # the paper's claim
              why:str, # why it cannot be tested in this run
              outcome:str='not tested', # the verdict column
             )->dict:
+    "A findings-table row for a claim this run cannot test, saying why"
     return finding_row(finding, '', np.nan, np.nan, np.nan, np.nan, 0, why, outcome)
 
 # %% ../nbs/07_analysis.ipynb #c9dbf3c8
@@ -1091,11 +1091,16 @@ def vcr_plan(run:str='runs/mini', # a study run folder: plans on top-1 against i
                               bd=bd_rate_table(g).assign(model=m)))
 
 # %% ../nbs/07_analysis.ipynb #60c7faae
-# 'pretrain-<arch>-crf<N>': the preset's ℓ2 pretraining (PRETRAIN_PRESETS) for one CRF, on the enhancement corpus
-RELEASE_PARTS = ('resnet-2d', 'resnet-3d', 'pretrain-recurrent', 'pretrain-frame-crf50')
-# the released ℓ2 pretraining: one network for all of mini's enhancer CRFs, trained for these epochs on each corpus in
-# turn, each stage starting from the one before (the paper's long pretraining, §4.3, scaled to a CPU)
-RELEASE_PRETRAINING = dict(crfs=(40, 45, 50), stages=(('enhance', 3), ('action', 24)))
+# 'pretrain-recurrent': RELEASE_PRETRAINING's shared stages, one network for all its CRFs (a start for other ladders
+# and codecs); 'pretrain-recurrent-crf<N>': that network fine-tuned for CRF N alone; 'pretrain-frame-crf<N>': the
+# preset's ℓ2 pretraining (PRETRAIN_PRESETS) for one CRF, on the enhancement corpus
+RELEASE_PARTS = ('resnet-2d', 'resnet-3d', 'pretrain-recurrent', 'pretrain-recurrent-crf40', 'pretrain-recurrent-crf45',
+                 'pretrain-recurrent-crf50', 'pretrain-frame-crf50')
+# the released ℓ2 pretraining of `arch`: one network for all of mini's enhancer CRFs, trained for `stages`' epochs on
+# each corpus in turn, then fine-tuned for each CRF alone (`per_crf`: corpus, epochs, learning rate), each stage
+# starting from the one before (the paper's long pretraining, §4.3, scaled to a CPU)
+RELEASE_PRETRAINING = dict(arch='recurrent', crfs=(40, 45, 50), stages=(('enhance', 3), ('action', 24)),
+                           per_crf=('action', 6, 3e-4))
 
 def released_dir()->Path:
     "Where `mini`'s released weights ship: inside the installed package"
@@ -1131,11 +1136,13 @@ def trained_on(part:str, # one of RELEASE_PARTS
               )->tuple:
     "The `mini` data parts a released part is trained on"
     if part.startswith('resnet'): return ('action',)
-    return ('enhance',) if '-crf' in part else tuple(p for p, _ in RELEASE_PRETRAINING['stages'])
+    if not part.startswith(f"pretrain-{RELEASE_PRETRAINING['arch']}"): return ('enhance',)
+    return tuple(dict.fromkeys([p for p, _ in RELEASE_PRETRAINING['stages']] + [RELEASE_PRETRAINING['per_crf'][0]]))
 
 # %% ../nbs/07_analysis.ipynb #1b7b52fe
 def sha256_of(path, # a file
              )->str:
+    "The SHA-256 of a file's bytes, as hex"
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 # %% ../nbs/07_analysis.ipynb #6bb36925
@@ -1162,7 +1169,7 @@ def recognizer_metrics(ckpt, # a recognizer checkpoint
     "Top-1 of a recognizer on every uncompressed test clip"
     ds = PreparedDataset(action); m, c = load_recognizer(ckpt)
     vids, p = predict(m, c, ds, 'gt', 'test', progress=False)
-    return {'top1_uncompressed': float(np.mean([ds.classes[int(q.argmax())] == ds.by_id[v]['label'] for v,
+    return {'top1_uncompressed': float(np.mean([c.classes[int(q.argmax())] == ds.by_id[v]['label'] for v,
                                                 q in zip(vids, p)])), 'videos': len(vids)}
 
 # %% ../nbs/07_analysis.ipynb #964905f4
@@ -1195,13 +1202,19 @@ def enhancer_metrics(ckpt, # an enhancer checkpoint
 def release_pretraining(arch:str, # 'recurrent' or 'frame'
                         data, # a mini data folder made with seed 0
                         work, # where the full checkpoints are trained (resumed)
+                        crf:int|None=None, # also the last stage, fine-tuning for this CRF alone (None: the shared ones)
                        )->list[tuple]:
-    "The runs of `arch`'s released ℓ2 pretraining, in order, as (config, checkpoint): each starts from the one before"
+    """The runs of `arch`'s released ℓ2 pretraining, in order, as (config, checkpoint): each starts from the one before;
+    the shared stages' checkpoints are the same whichever CRF follows them"""
     crfs, runs, init = RELEASE_PRETRAINING['crfs'], [], ''
     for k, (part, epochs) in enumerate(RELEASE_PRETRAINING['stages']):
         cfg, name = pretrain_config(arch, crfs[0], 'mini', Path(data)/part, epochs, {'crfs': crfs, 'seed': 0})
         f = Path(work)/(f'{Path(name).stem}-{part}.pth' if k else name)
         runs.append((replace(cfg, init=init), f)); init = str(f)
+    if crf is not None:
+        part, epochs, lr = RELEASE_PRETRAINING['per_crf']
+        cfg, _ = pretrain_config(arch, crf, 'mini', Path(data)/part, epochs, {'crfs': (), 'lr': lr, 'seed': 0})
+        runs.append((replace(cfg, init=init), Path(work)/f'{Path(init).stem}-{rate_key(crf)}.pth'))
     return runs
 
 # %% ../nbs/07_analysis.ipynb #7e3dc945
@@ -1209,24 +1222,22 @@ def train_part(part:str, # one of RELEASE_PARTS
                data, # a mini data folder made with seed 0
                work, # where full checkpoints are trained (resumed)
                progress:bool=True, # progress bars
-              )->Path:
-    """Train one releasable part from scratch, with seed 0; returns its full checkpoint (its training seconds, over
-    resumes, beside it)"""
-    data, work, t = Path(data), Path(work), time.time()
+              )->tuple[Path, float]:
+    """Train one releasable part from scratch, with seed 0; returns its full checkpoint and its training seconds (each
+    checkpoint's, over resumes, beside it; a part built on shared stages counts theirs too)"""
+    data, work, train = Path(data), Path(work), train_recognizer if part.startswith('resnet-') else train_enhancer
     if part.startswith('resnet-'):
-        full = work/release_file(part)
-        train_recognizer(replace(RECOGNIZER_PRESETS['mini'][part[-2:]], data=str(data/'action'), seed=0), full,
-                         progress=progress)
-    elif '-crf' in part:
-        _, arch, crf = part.split('-')
-        cfg, name = pretrain_config(arch, int(crf[3:]), 'mini', data/'enhance', overrides={'seed': 0})
-        train_enhancer(cfg, full := work/name, progress=progress)
+        cfg = replace(RECOGNIZER_PRESETS['mini'][part[-2:]], data=str(data/'action'), seed=0)
+        runs = [(cfg, work/release_file(part))]
+    elif (arch := part.split('-')[1]) == RELEASE_PRETRAINING['arch']:
+        runs = release_pretraining(arch, data, work, int(part.rsplit('-crf', 1)[1]) if '-crf' in part else None)
     else:
-        for cfg, full in release_pretraining(part.split('-', 1)[1], data, work):
-            train_enhancer(cfg, full, progress=progress)
-    secs = Path(f'{full}.seconds')
-    write_atomic(secs, str(time.time() - t + (float(secs.read_text()) if secs.exists() else 0)))
-    return full
+        cfg, name = pretrain_config(arch, int(part.rsplit('-crf', 1)[1]), 'mini', data/'enhance', overrides={'seed': 0})
+        runs = [(cfg, work/name)]
+    for cfg, f in runs:
+        t = time.time(); train(cfg, f, progress=progress); secs = Path(f'{f}.seconds')
+        write_atomic(secs, str(time.time() - t + (float(secs.read_text()) if secs.exists() else 0)))
+    return runs[-1][1], sum(float(Path(f'{f}.seconds').read_text()) for _, f in runs)
 
 # %% ../nbs/07_analysis.ipynb #c6b886ed
 def git_version()->str:
@@ -1256,7 +1267,7 @@ def release_mini(data, # a mini data folder made with seed 0
     records = {}
     for part in parts:
         if part not in RELEASE_PARTS: raise ValueError(f"part must be one of {', '.join(RELEASE_PARTS)}, got {part!r}")
-        full = train_part(part, data, work, progress); secs = float(Path(f'{full}.seconds').read_text())
+        full, secs = train_part(part, data, work, progress)
         f = slim_checkpoint(full, out/release_file(part))
         if part.startswith('resnet'): metrics = recognizer_metrics(f, data/'action')
         else: metrics = enhancer_metrics(f, data)
@@ -1266,6 +1277,7 @@ def release_mini(data, # a mini data folder made with seed 0
                              bytes=f.stat().st_size, train_seconds=round(secs))
     with output_lock(out/'released.json'):                 # parts trained side by side each add their record
         old = json.loads((out/'released.json').read_text()) if (out/'released.json').exists() else {}
+        old = {p: r for p, r in old.items() if p in RELEASE_PARTS}      # parts no longer released are dropped
         write_json(out/'released.json', {**old, **records})
     return records
 
@@ -1500,7 +1512,7 @@ def released_pretraining(released:dict, # the released parts a study uses ({part
                          rate, # the rung its network enhances
                         )->Path|None:
     "The released ℓ2 pretraining a study's `arch` network for `rate` starts from: one trained for that rung, or None"
-    p = released.get(f'pretrain-{arch}') or released.get(f'pretrain-{arch}-{rate_key(rate)}')
+    p = released.get(f'pretrain-{arch}-{rate_key(rate)}') or released.get(f'pretrain-{arch}')
     c = load_checkpoint(p)['config'] if p else {}
     return p if p and rate_key(rate) in map(rate_key, c['crfs'] or [c['crf']]) else None
 
@@ -1631,16 +1643,7 @@ def study_report(st:Study, # the study
     st.log(f"report: written in {time.time() - t:.0f}s -> {path}")
     return path
 
-# %% ../nbs/07_analysis.ipynb #085dbeb5
-def run_study(cfg:StudyConfig, # the study
-              out, # its folder (resumed if it exists)
-              stages:list|None=None, # run only these stages (None: all)
-              progress:bool=True, # progress bars and the log on stderr
-             )->Path:
-    "Run (or resume) a whole study and write its report; returns the report's path"
-    with process_group(): return _run_study(cfg, out, stages, progress)
-
-# %% ../nbs/07_analysis.ipynb #ff3f3ea7
+# %% ../nbs/07_analysis.ipynb #86544684
 def _run_study(cfg:StudyConfig, out, stages:list|None, progress:bool)->Path:
     st = Study(out, cfg, progress and not ranks()[0], stages)
     if not st.mini and not cfg.data:
@@ -1657,10 +1660,8 @@ def _run_study(cfg:StudyConfig, out, stages:list|None, progress:bool)->Path:
              partial(study_recognizers, st), ['recognizers'])
     st.stage('enhancers',
              {'train': asdict(TRAIN_PRESETS[cfg.preset]), 'over': enhancer_sizes(cfg), 'crfs': enhancer_rates(cfg),
-              'losses': cfg.losses,
-                           'ablation': cfg.ablation, 'epochs': [cfg.enh_epochs, cfg.enh_pretrain_epochs],
-              'layer': cfg.task_layer,
-                           'pretrain': asdict(PRETRAIN_PRESETS['mini']) if st.mini else None,
+              'losses': cfg.losses, 'ablation': cfg.ablation, 'epochs': [cfg.enh_epochs, cfg.enh_pretrain_epochs],
+              'layer': cfg.task_layer, 'pretrain': asdict(PRETRAIN_PRESETS['mini']) if st.mini else None,
               'released': {p: h for p, h in rel.items() if p.startswith('pretrain')}},
              partial(study_enhancers, st), ['enhancers'])
     st.stage('evaluate', {'per_class': cfg.per_class, 'enhanced_per_class': cfg.enhanced_per_class},
@@ -1671,6 +1672,16 @@ def _run_study(cfg:StudyConfig, out, stages:list|None, progress:bool)->Path:
              partial(study_quality, st), [])
     return from_rank0(study_report, st)                # written once, by rank 0
 
+# %% ../nbs/07_analysis.ipynb #d7232c4c
+def run_study(cfg:StudyConfig, # the study
+              out, # its folder (resumed if it exists)
+              stages:list|None=None, # run only these stages (None: all)
+              progress:bool=True, # progress bars and the log on stderr
+             )->Path:
+    "Run (or resume) a whole study and write its report; returns the report's path"
+    with process_group(): return _run_study(cfg, out, stages, progress)
+
+# %% ../nbs/07_analysis.ipynb #697cdab1
 @call_parse
 @report_errors
 def vcr_study(preset:Param("'mini' (offline, 2-core CPU) or 'paper' (the paper's data and recipes, GPUs)", str,
@@ -1693,8 +1704,7 @@ def vcr_study(preset:Param("'mini' (offline, 2-core CPU) or 'paper' (the paper's
              ):
     "Run the whole study: prepare, train recognizers and enhancers, evaluate, measure, report"
     cfg = replace(STUDY_PRESETS[preset], data=data or '', pretrain_data=pretrain_data or '', seed=seed,
-                  from_scratch=from_scratch,
-                  codec=codec or '', bitrates=bitrate_kbps_of(bitrate) or (), two_pass=two_pass,
+                  from_scratch=from_scratch, codec=codec or '', bitrates=bitrate_kbps_of(bitrate) or (), two_pass=two_pass,
                   enh_bitrates=bitrate_kbps_of(enh_bitrate) or ())
     if two_pass and not bitrate: raise ValueError("--two_pass needs a --bitrate ladder")
     path = run_study(cfg, out or f'runs/{preset}', stages)

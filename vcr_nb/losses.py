@@ -271,8 +271,8 @@ class RaGANLoss(nn.Module):
     "ℓGAN, Eq. 5: ℓperc + β·L1 + γ·ℓadv, with the critic's outputs on both real and enhanced frames"
     def __init__(self, perc:nn.Module, # ℓperc, the perceptual term
                  critic:nn.Module, # the ESRGAN discriminator C
-                 beta:float=0.01, # β, the adversarial term's weight (§3.3)
-                 gamma:float=0.005, # γ, the pixel term's weight (§3.3)
+                 beta:float=0.01, # β, the pixel term's (L1) weight (§3.3)
+                 gamma:float=0.005, # γ, the adversarial term's weight (§3.3)
                 ):
         super().__init__()
         self.perc, self.critic, self.beta, self.gamma = perc, critic, beta, gamma

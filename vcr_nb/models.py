@@ -191,6 +191,7 @@ class LinearFilter(nn.Module):
 # %% ../nbs/03_models.ipynb #0915fd37
 def n_params(m:nn.Module, # a network
             )->int:
+    "The number of a network's parameters"
     return sum(p.numel() for p in m.parameters())
 
 # %% ../nbs/03_models.ipynb #9fcb3a95

@@ -141,7 +141,7 @@ class TrainConfig:
 # %% ../nbs/06_training.ipynb #f5800f7b
 TRAIN_PRESETS = {                                                  # fine-tuning runs
     'paper': TrainConfig(),
-    'mini':  TrainConfig(model_size='mini', epochs=4, lr=3e-4, schedule='one_cycle', bs=8, patch=64,
+    'mini':  TrainConfig(model_size='mini', epochs=4, lr=1e-4, schedule='one_cycle', bs=8, patch=64,
                          samples_per_epoch=256, critic_base=16),
 }
 PRETRAIN_PRESETS = {                                               # the ℓ2 pretraining that fine-tuning starts from
