@@ -1229,11 +1229,12 @@ def train_part(part:str, # one of RELEASE_PARTS
     if part.startswith('resnet-'):
         cfg = replace(RECOGNIZER_PRESETS['mini'][part[-2:]], data=str(data/'action'), seed=0)
         runs = [(cfg, work/release_file(part))]
-    elif (arch := part.split('-')[1]) == RELEASE_PRETRAINING['arch']:
-        runs = release_pretraining(arch, data, work, int(part.rsplit('-crf', 1)[1]) if '-crf' in part else None)
     else:
-        cfg, name = pretrain_config(arch, int(part.rsplit('-crf', 1)[1]), 'mini', data/'enhance', overrides={'seed': 0})
-        runs = [(cfg, work/name)]
+        arch, crf = part.split('-')[1], int(part.rsplit('-crf', 1)[1]) if '-crf' in part else None
+        if arch == RELEASE_PRETRAINING['arch']: runs = release_pretraining(arch, data, work, crf)
+        else:
+            cfg, name = pretrain_config(arch, crf, 'mini', data/'enhance', overrides={'seed': 0})
+            runs = [(cfg, work/name)]
     for cfg, f in runs:
         t = time.time(); train(cfg, f, progress=progress); secs = Path(f'{f}.seconds')
         write_atomic(secs, str(time.time() - t + (float(secs.read_text()) if secs.exists() else 0)))
@@ -1704,7 +1705,8 @@ def vcr_study(preset:Param("'mini' (offline, 2-core CPU) or 'paper' (the paper's
              ):
     "Run the whole study: prepare, train recognizers and enhancers, evaluate, measure, report"
     cfg = replace(STUDY_PRESETS[preset], data=data or '', pretrain_data=pretrain_data or '', seed=seed,
-                  from_scratch=from_scratch, codec=codec or '', bitrates=bitrate_kbps_of(bitrate) or (), two_pass=two_pass,
+                  from_scratch=from_scratch, codec=codec or '', bitrates=bitrate_kbps_of(bitrate) or (),
+                  two_pass=two_pass,
                   enh_bitrates=bitrate_kbps_of(enh_bitrate) or ())
     if two_pass and not bitrate: raise ValueError("--two_pass needs a --bitrate ladder")
     path = run_study(cfg, out or f'runs/{preset}', stages)
