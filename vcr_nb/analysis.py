@@ -1097,10 +1097,10 @@ def vcr_plan(run:str='runs/mini', # a study run folder: plans on top-1 against i
 RELEASE_PARTS = ('resnet-2d', 'resnet-3d', 'pretrain-recurrent', 'pretrain-recurrent-crf40', 'pretrain-recurrent-crf45',
                  'pretrain-recurrent-crf50', 'pretrain-frame-crf50')
 # the released ℓ2 pretraining of `arch`: one network for all of mini's enhancer CRFs, trained for `stages`' epochs on
-# each corpus in turn, then fine-tuned for each CRF alone (`per_crf`: its stages' corpus, epochs and learning rate),
-# each stage starting from the one before (the paper's long pretraining, §4.3, scaled to a CPU)
+# each corpus in turn, then fine-tuned for each CRF alone (`per_crf`: its stages' corpus, epochs, learning rate and
+# unrolled frames), each stage starting from the one before (the paper's long pretraining, §4.3, scaled to a CPU)
 RELEASE_PRETRAINING = dict(arch='recurrent', crfs=(40, 45, 50), stages=(('enhance', 3), ('action', 24)),
-                           per_crf=(('action', 6, 3e-4), ('action', 12, 3e-4)))
+                           per_crf=(('action', 6, 3e-4, 5), ('action', 12, 3e-4, 5), ('action', 6, 1e-4, 10)))
 
 def released_dir()->Path:
     "Where `mini`'s released weights ship: inside the installed package"
@@ -1203,6 +1203,9 @@ def release_pretraining(arch:str, # 'recurrent' or 'frame'
                         data, # a mini data folder made with seed 0
                         work, # where the full checkpoints are trained (resumed)
                         crf:int|None=None, # also the last stages, fine-tuning for this CRF alone (None: the shared)
+                        # a checkpoint to start the last stage from (e.g. an earlier release of the stages before it),
+                        # instead of training those stages: only the last run is returned
+                        start=None,
                        )->list[tuple]:
     """The runs of `arch`'s released ℓ2 pretraining, in order, as (config, checkpoint): each starts from the one before;
     the shared stages' checkpoints are the same whichever CRF follows them"""
@@ -1211,27 +1214,32 @@ def release_pretraining(arch:str, # 'recurrent' or 'frame'
         cfg, name = pretrain_config(arch, crfs[0], 'mini', Path(data)/part, epochs, {'crfs': crfs, 'seed': 0})
         f = Path(work)/(f'{Path(name).stem}-{part}.pth' if k else name)
         runs.append((replace(cfg, init=init), f)); init = str(f)
-    for k, (part, epochs, lr) in enumerate(RELEASE_PRETRAINING['per_crf'] if crf is not None else ()):
-        cfg, _ = pretrain_config(arch, crf, 'mini', Path(data)/part, epochs, {'crfs': (), 'lr': lr, 'seed': 0})
+    for k, (part, epochs, lr, frames) in enumerate(RELEASE_PRETRAINING['per_crf'] if crf is not None else ()):
+        cfg, _ = pretrain_config(arch, crf, 'mini', Path(data)/part, epochs,
+                                 {'crfs': (), 'lr': lr, 'n_frames': frames, 'seed': 0})
         f = Path(work)/f'{Path(init).stem}-{part if k else rate_key(crf)}.pth'
         runs.append((replace(cfg, init=init), f)); init = str(f)
-    return runs
+    return runs if start is None else [(replace(runs[-1][0], init=str(start)), runs[-1][1])]
 
 # %% ../nbs/07_analysis.ipynb #7e3dc945
 def train_part(part:str, # one of RELEASE_PARTS
                data, # a mini data folder made with seed 0
                work, # where full checkpoints are trained (resumed)
                progress:bool=True, # progress bars
+               start=None, # a recurrent CRF's part: start its last stage from this checkpoint (`release_pretraining`)
               )->tuple[Path, float]:
     """Train one releasable part from scratch, with seed 0; returns its full checkpoint and its training seconds (each
     checkpoint's, over resumes, beside it; a part built on shared stages counts theirs too)"""
     data, work, train = Path(data), Path(work), train_recognizer if part.startswith('resnet-') else train_enhancer
+    if start is not None and not (part.startswith(f"pretrain-{RELEASE_PRETRAINING['arch']}-crf")):
+        raise ValueError(f"only a recurrent CRF's part starts from a checkpoint (start), not {part!r}")
     if part.startswith('resnet-'):
         cfg = replace(RECOGNIZER_PRESETS['mini'][part[-2:]], data=str(data/'action'), seed=0)
         runs = [(cfg, work/release_file(part))]
     else:
         arch, crf = part.split('-')[1], int(part.rsplit('-crf', 1)[1]) if '-crf' in part else None
-        if arch == RELEASE_PRETRAINING['arch']: runs = release_pretraining(arch, data, work, crf)
+        if arch == RELEASE_PRETRAINING['arch'] and (crf is not None or start is None):
+            runs = release_pretraining(arch, data, work, crf, start)
         else:
             cfg, name = pretrain_config(arch, crf, 'mini', data/'enhance', overrides={'seed': 0})
             runs = [(cfg, work/name)]
@@ -1261,21 +1269,34 @@ def release_mini(data, # a mini data folder made with seed 0
                  parts:tuple=RELEASE_PARTS, # which parts
                  work='runs/release', # where full checkpoints are trained (resumed)
                  progress:bool=True, # progress bars
+                 # one recurrent CRF's part: start its last stage from this checkpoint (its earlier release) instead of
+                 # training the stages before it; the record names it and counts its training time
+                 start=None,
                 )->dict:
     "Train each part, ship it slim with its provenance in released.json; returns the parts' records"
     data, out = Path(data), Path(out or released_dir())
     out.mkdir(parents=True, exist_ok=True)
-    records = {}
+    records, begun = {}, {}
+    if start is not None:
+        if len(parts) != 1: raise ValueError("start is for one part at a time")
+        old = json.loads((out/'released.json').read_text()) if (out/'released.json').exists() else {}
+        sha = sha256_of(start)                             # before the release overwrites it, when it is that file
+        earlier = next((r for r in old.values() if r['sha256'] == sha), {})
+        begun = dict(started_from=dict(file=Path(start).name, sha256=sha, command=earlier.get('command'),
+                                       code=earlier.get('code'), train_seconds=earlier.get('train_seconds', 0)))
     for part in parts:
         if part not in RELEASE_PARTS: raise ValueError(f"part must be one of {', '.join(RELEASE_PARTS)}, got {part!r}")
-        full, secs = train_part(part, data, work, progress)
+        full, secs = train_part(part, data, work, progress, start)
         f = slim_checkpoint(full, out/release_file(part))
         if part.startswith('resnet'): metrics = recognizer_metrics(f, data/'action')
         else: metrics = enhancer_metrics(f, data)
         records[part] = dict(file=f.name, command=f"vcr_release --data {data} --parts {part}", seed=0,
                              code=git_version(),
                              fingerprint=part_fingerprint(data, part), metrics=metrics, sha256=sha256_of(f),
-                             bytes=f.stat().st_size, train_seconds=round(secs))
+                             bytes=f.stat().st_size,
+                             train_seconds=round(secs + begun.get('started_from', {}).get('train_seconds', 0)),
+                             **begun)
+        if start is not None: records[part]['command'] += f" --start {start}"
     with output_lock(out/'released.json'):                 # parts trained side by side each add their record
         old = json.loads((out/'released.json').read_text()) if (out/'released.json').exists() else {}
         old = {p: r for p, r in old.items() if p in RELEASE_PARTS}      # parts no longer released are dropped
@@ -1289,9 +1310,12 @@ def vcr_release(data:str='runs/mini/data', # a mini data folder made with seed 0
                 parts:Param("parts to train and release (default: all)", str, nargs='*', choices=RELEASE_PARTS)=None,
                 out:str=None, # where to write them (default: inside the installed package, vcr_nb/released/mini)
                 work:str='runs/release', # where the full checkpoints are trained; a stopped run resumes
+                # one recurrent CRF's part: start its last stage from this checkpoint (its earlier release) instead of
+                # training the stages before it
+                start:str=None,
                ):
     "Train mini's long parts once (recognizers, l2 pretraining) and release them with their provenance"
-    for part, r in release_mini(data, out, tuple(parts or RELEASE_PARTS), work).items():
+    for part, r in release_mini(data, out, tuple(parts or RELEASE_PARTS), work, start=start).items():
         print(f"{part}: {r['file']} ({r['bytes'] / 2**20:.2f} MiB, {r['train_seconds']} s), {r['metrics']}",
               file=sys.stderr)
 
