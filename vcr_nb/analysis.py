@@ -1231,15 +1231,14 @@ def train_part(part:str, # one of RELEASE_PARTS
     """Train one releasable part from scratch, with seed 0; returns its full checkpoint and its training seconds (each
     checkpoint's, over resumes, beside it; a part built on shared stages counts theirs too)"""
     data, work, train = Path(data), Path(work), train_recognizer if part.startswith('resnet-') else train_enhancer
-    if start is not None and not (part.startswith(f"pretrain-{RELEASE_PRETRAINING['arch']}-crf")):
+    if start is not None and not part.startswith(f"pretrain-{RELEASE_PRETRAINING['arch']}-crf"):
         raise ValueError(f"only a recurrent CRF's part starts from a checkpoint (start), not {part!r}")
     if part.startswith('resnet-'):
         cfg = replace(RECOGNIZER_PRESETS['mini'][part[-2:]], data=str(data/'action'), seed=0)
         runs = [(cfg, work/release_file(part))]
     else:
         arch, crf = part.split('-')[1], int(part.rsplit('-crf', 1)[1]) if '-crf' in part else None
-        if arch == RELEASE_PRETRAINING['arch'] and (crf is not None or start is None):
-            runs = release_pretraining(arch, data, work, crf, start)
+        if arch == RELEASE_PRETRAINING['arch']: runs = release_pretraining(arch, data, work, crf, start)
         else:
             cfg, name = pretrain_config(arch, crf, 'mini', data/'enhance', overrides={'seed': 0})
             runs = [(cfg, work/name)]
@@ -1276,14 +1275,15 @@ def release_mini(data, # a mini data folder made with seed 0
     "Train each part, ship it slim with its provenance in released.json; returns the parts' records"
     data, out = Path(data), Path(out or released_dir())
     out.mkdir(parents=True, exist_ok=True)
-    records, begun = {}, {}
+    records, begun, before = {}, {}, 0                 # before: the seconds the start file took to train
     if start is not None:
         if len(parts) != 1: raise ValueError("start is for one part at a time")
         old = json.loads((out/'released.json').read_text()) if (out/'released.json').exists() else {}
         sha = sha256_of(start)                             # before the release overwrites it, when it is that file
         earlier = next((r for r in old.values() if r['sha256'] == sha), {})
+        before = earlier.get('train_seconds', 0)
         begun = dict(started_from=dict(file=Path(start).name, sha256=sha, command=earlier.get('command'),
-                                       code=earlier.get('code'), train_seconds=earlier.get('train_seconds', 0)))
+                                       code=earlier.get('code'), train_seconds=before))
     for part in parts:
         if part not in RELEASE_PARTS: raise ValueError(f"part must be one of {', '.join(RELEASE_PARTS)}, got {part!r}")
         full, secs = train_part(part, data, work, progress, start)
@@ -1293,9 +1293,7 @@ def release_mini(data, # a mini data folder made with seed 0
         records[part] = dict(file=f.name, command=f"vcr_release --data {data} --parts {part}", seed=0,
                              code=git_version(),
                              fingerprint=part_fingerprint(data, part), metrics=metrics, sha256=sha256_of(f),
-                             bytes=f.stat().st_size,
-                             train_seconds=round(secs + begun.get('started_from', {}).get('train_seconds', 0)),
-                             **begun)
+                             bytes=f.stat().st_size, train_seconds=round(secs + before), **begun)
         if start is not None: records[part]['command'] += f" --start {start}"
     with output_lock(out/'released.json'):                 # parts trained side by side each add their record
         old = json.loads((out/'released.json').read_text()) if (out/'released.json').exists() else {}
