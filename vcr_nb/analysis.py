@@ -111,10 +111,13 @@ def temporal_consistency(out:np.ndarray, # output luma (T,H,W) uint8: compressed
 # %% ../nbs/07_analysis.ipynb #bb526b10
 class LPIPS:
     """LPIPS v0.1 (AlexNet), the `lpips` package's network and linear heads, on ImageNet AlexNet layers that are never
-    random"""
+    random; the reference frames' features are kept, so that the versions of one video share them"""
     def __init__(self, net:nn.Module, # an `lpips.LPIPS` network
                  source:str, # where its AlexNet layers came from (for the report)
-                ): self.net, self.source = net.eval(), source
+                 cache_mb:float=512, # the most memory the reference frames' features may keep (0: none kept)
+                ):
+        self.net, self.source, self.cache_mb = net.eval(), source, cache_mb
+        self.cache, self.cached_bytes, self.hits = {}, 0, 0         # (shape, digest) -> features, in order of use
     @classmethod
     def load(cls):
         "The metric with AlexNet's layers from `backbone_features`; `WeightsUnavailable` (one line) if there are none"
@@ -127,6 +130,21 @@ class LPIPS:
         layers = features.state_dict()                                   # slice<k>.<i>.<p> of lpips is features.<i>.<p>
         net.net.load_state_dict({k: layers[k.split('.', 1)[1]] for k in net.net.state_dict()})
         return cls(net, source)
+    def features(self, rgb:np.ndarray, # uint8 RGB (N,H,W,3): one batch of frames
+                )->list:
+        "The unit-normalised AlexNet features that `lpips` compares, one tensor per layer, as its forward computes them"
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+        return [lpips.normalize_tensor(o) for o in self.net.net(self.net.scaling_layer(x))]
+    def reference(self, gt:np.ndarray, # uint8 RGB (N,H,W,3): one batch of reference frames
+                 )->list:
+        "`features` of reference frames, from the cache when the same frames were measured before"
+        key = (gt.shape, hashlib.blake2b(np.ascontiguousarray(gt).data, digest_size=16).hexdigest())
+        if key in self.cache: self.hits += 1; self.cache[key] = self.cache.pop(key); return self.cache[key]
+        f = self.features(gt)
+        self.cache[key] = f; self.cached_bytes += sum(t.nbytes for t in f)
+        while self.cached_bytes > self.cache_mb * 2 ** 20:            # the least recently used go first
+            self.cached_bytes -= sum(t.nbytes for t in self.cache.pop(next(iter(self.cache))))
+        return f
     @torch.inference_mode()
     def __call__(self, out:np.ndarray, # uint8 RGB (T,H,W,3): the compressed or enhanced frames
                  gt:np.ndarray, # uint8 RGB (T,H,W,3): the uncompressed frames
@@ -134,9 +152,13 @@ class LPIPS:
                  per_frame:bool=False, # return each frame's LPIPS instead of their mean
                 )->float|np.ndarray:
         "LPIPS between two videos' frames: the mean over frames, or each frame's"
-        f = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float().div(127.5).sub(1)
-        d = torch.cat([self.net(f(out[i:i + bs]), f(gt[i:i + bs])).flatten() for i in range(0, len(out), bs)]).numpy()
+        # lpips' heads on the squared differences, averaged over space and summed over the layers in its order
+        dist = lambda f0, f1: sum(lpips.spatial_average(lin((a - b) ** 2), keepdim=True)
+                                  for lin, a, b in zip(self.net.lins, f0, f1))
+        d = torch.cat([dist(self.features(out[i:i + bs]), self.reference(gt[i:i + bs])).flatten()
+                       for i in range(0, len(out), bs)]).numpy()
         return d if per_frame else float(d.mean())
+
 
 # %% ../nbs/07_analysis.ipynb #3e7b772f
 def lpips_or_reason()->tuple:
@@ -158,7 +180,8 @@ def frame_quality(out:YCbCr, # the compressed or enhanced frames
     if out.y.shape != gt.y.shape: raise ValueError(f"frames {out.y.shape} do not match the reference's {gt.y.shape}")
     flows = gt_flows(gt.y) if flows is None else flows
     rows = []
-    for s in progress_bar(range(0, len(gt.y), bs), display=progress):
+    starts = range(0, len(gt.y), bs)
+    for s in progress_bar(starts) if progress else starts:          # (display=False would still draw a bar)
         t = slice(s, s + bs); o, g = YCbCr(*(p[t] for p in out)), YCbCr(*(p[t] for p in gt))
         ro, rg = ycbcr_to_rgb(o), ycbcr_to_rgb(g)
         tc = temporal_consistency(out.y[max(s - 1, 0):s + bs], gt.y, flows=flows[max(s - 1, 0):], per_frame=True)
