@@ -159,7 +159,6 @@ class LPIPS:
                        for i in range(0, len(out), bs)]).numpy()
         return d if per_frame else float(d.mean())
 
-
 # %% ../nbs/07_analysis.ipynb #3e7b772f
 def lpips_or_reason()->tuple:
     "(LPIPS, None) when its weights are available, else (None, the one-line reason)"
