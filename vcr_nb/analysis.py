@@ -1120,9 +1120,11 @@ RELEASE_PARTS = ('resnet-2d', 'resnet-3d', 'pretrain-recurrent', 'pretrain-recur
                  'pretrain-recurrent-crf50', 'pretrain-frame-crf50')
 # the released ℓ2 pretraining of `arch`: one network for all of mini's enhancer CRFs, trained for `stages`' epochs on
 # each corpus in turn, then fine-tuned for each CRF alone (`per_crf`: its stages' corpus, epochs, learning rate and
-# unrolled frames), each stage starting from the one before (the paper's long pretraining, §4.3, scaled to a CPU)
+# unrolled frames; 'a+b': corpus a with b mixed in, half the samples each), each stage starting from the one before (the
+# paper's long pretraining, §4.3, scaled to a CPU)
 RELEASE_PRETRAINING = dict(arch='recurrent', crfs=(40, 45, 50), stages=(('enhance', 3), ('action', 24)),
-                           per_crf=(('action', 6, 3e-4, 5), ('action', 12, 3e-4, 5), ('action', 6, 1e-4, 10)))
+                           per_crf=(('action', 6, 3e-4, 5), ('action', 12, 3e-4, 5), ('action', 6, 1e-4, 10),
+                                    ('action+enhance', 3, 1e-4, 10)))
 
 def released_dir()->Path:
     "Where `mini`'s released weights ship: inside the installed package"
@@ -1159,7 +1161,8 @@ def trained_on(part:str, # one of RELEASE_PARTS
     "The `mini` data parts a released part is trained on"
     if part.startswith('resnet'): return ('action',)
     if not part.startswith(f"pretrain-{RELEASE_PRETRAINING['arch']}"): return ('enhance',)
-    return tuple(dict.fromkeys(p for p, *_ in RELEASE_PRETRAINING['stages'] + RELEASE_PRETRAINING['per_crf']))
+    return tuple(dict.fromkeys(p for s, *_ in RELEASE_PRETRAINING['stages'] + RELEASE_PRETRAINING['per_crf']
+                               for p in s.split('+')))
 
 # %% ../nbs/07_analysis.ipynb #1b7b52fe
 def sha256_of(path, # a file
@@ -1237,8 +1240,10 @@ def release_pretraining(arch:str, # 'recurrent' or 'frame'
         f = Path(work)/(f'{Path(name).stem}-{part}.pth' if k else name)
         runs.append((replace(cfg, init=init), f)); init = str(f)
     for k, (part, epochs, lr, frames) in enumerate(RELEASE_PRETRAINING['per_crf'] if crf is not None else ()):
-        cfg, _ = pretrain_config(arch, crf, 'mini', Path(data)/part, epochs,
-                                 {'crfs': (), 'lr': lr, 'n_frames': frames, 'seed': 0})
+        main, *mix = part.split('+')
+        cfg, _ = pretrain_config(arch, crf, 'mini', Path(data)/main, epochs,
+                                 {'crfs': (), 'lr': lr, 'n_frames': frames, 'seed': 0,
+                                  **({'mix': str(Path(data)/mix[0])} if mix else {})})
         f = Path(work)/f'{Path(init).stem}-{part if k else rate_key(crf)}.pth'
         runs.append((replace(cfg, init=init), f)); init = str(f)
     return runs if start is None else [(replace(runs[-1][0], init=str(start)), runs[-1][1])]

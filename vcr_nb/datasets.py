@@ -38,9 +38,9 @@ __all__ = ['UCF101_VIDEO_DIRS', 'UCF101_LIST_DIRS', 'KINETICS_COLUMNS', 'HMDB51_
            'prepare_rates', 'manifest_columns', 'prepare_version', 'prepare_video', 'prepare_settings', 'check_ladder',
            'ladder_text', 'is_prepared', 'prepare_dataset', 'PreparePlan', 'plan_dataset', 'ucf101_replica',
            'kinetics_replica', 'hmdb51_replica', 'prepare_mini', 'bitrate_kbps_of', 'vcr_prepare', 'PreparedDataset',
-           'split_videos', 'EnhancementPairs', 'SampledDL', 'enhancement_dls', 'RecognitionSampling', 'SamplePlan',
-           'tsn_indices', 'uniform_indices', 'clip_starts', 'plan_2d', 'plan_3d', 'mirror_label', 'apply_plan',
-           'RecognitionClips']
+           'split_videos', 'EnhancementPairs', 'SampledDL', 'MixedPairs', 'enhancement_dls', 'RecognitionSampling',
+           'SamplePlan', 'tsn_indices', 'uniform_indices', 'clip_starts', 'plan_2d', 'plan_3d', 'mirror_label',
+           'apply_plan', 'RecognitionClips']
 
 # %% ../nbs/02_datasets.ipynb #59aed747
 @dataclass
@@ -1065,6 +1065,19 @@ class SampledDL(DataLoader):
     def get_idxs(self): return self.rng.sample(range(len(self.dataset)),
                                                self.n) if self.shuffle else list(range(self.n))
 
+# %% ../nbs/02_datasets.ipynb #93cf8be7
+class MixedPairs(torch.utils.data.ConcatDataset):
+    """Two corpora's training `EnhancementPairs` as one: the second gets as many samples as the first (its clips
+    repeated), so a random draw takes half from each"""
+    def __init__(self, a:EnhancementPairs, # the main corpus's training pairs
+                 b:EnhancementPairs, # the other corpus's (same codec), e.g. a few clips of real footage
+                ):
+        if b.ds.codec != a.ds.codec:
+            raise VcrError(b.ds.path, f"was compressed with {b.ds.codec}, not {a.ds.codec}: other artifacts than "
+                                      f"{a.ds.path}'s")
+        b.spc = -(-len(a) // len(b.videos))
+        super().__init__([a, b]); self.skipped = {**a.skipped, **b.skipped}
+
 # %% ../nbs/02_datasets.ipynb #0bda9fe2
 def enhancement_dls(ds:PreparedDataset, # a prepared dataset
                     crf:int|tuple, # the compressed version to enhance (several: one drawn per training sample)
@@ -1075,12 +1088,16 @@ def enhancement_dls(ds:PreparedDataset, # a prepared dataset
                     # at most this many training samples per epoch, a random subset each epoch (0: all)
                     samples_per_epoch:int=0,
                     valid_split:str='test', # the split validated on ('val' for Kinetics)
+                    # another prepared dataset (same codec): its training clips make up half of each epoch's samples;
+                    # validation stays on `ds`
+                    mix:PreparedDataset|None=None,
                     valid_per_class:int|None=None, # validate on the first N videos of each class (None: all)
                     num_workers:int=0, # loader processes
                     device=None, # where batches go (default: the default device)
                    )->DataLoaders:
     "fastai DataLoaders of (compressed, ground truth) luma sequences, batches (B,T,1,patch,patch)"
     train = EnhancementPairs(ds, crf, 'train', n_frames, patch, True, samples_per_clip)
+    if mix is not None: train = MixedPairs(train, EnhancementPairs(mix, crf, 'train', n_frames, patch, True))
     valid = EnhancementPairs(ds, crf, valid_split, n_frames, patch, False, samples_per_clip,
                              only=split_videos(ds, valid_split, valid_per_class))
     n = min(samples_per_epoch or len(train), len(train))
