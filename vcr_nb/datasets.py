@@ -1065,7 +1065,7 @@ class SampledDL(DataLoader):
     def get_idxs(self): return self.rng.sample(range(len(self.dataset)),
                                                self.n) if self.shuffle else list(range(self.n))
 
-# %% ../nbs/02_datasets.ipynb #93cf8be7
+# %% ../nbs/02_datasets.ipynb #bde4dab8
 class MixedPairs(torch.utils.data.ConcatDataset):
     """Two corpora's training `EnhancementPairs` as one: the second gets as many samples as the first (its clips
     repeated), so a random draw takes half from each"""
