@@ -235,18 +235,19 @@ def vcr_quality(ref:str, # the original (uncompressed) video
           + (f" (AlexNet: {lp.source})" if lp else ''))
 
 # %% ../nbs/07_analysis.ipynb #713fee3f
-_ENH = re.compile(r'^(?P<arch>[a-z]+)-(?P<loss>[a-z]+)-(?P<rate>crf\d+|\d+k)-[0-9a-f]{8}$')
+_ENH = re.compile(r'^(?P<ablation>ablation-)?(?P<arch>[a-z]+)-(?P<loss>[a-z]+)-(?P<rate>crf\d+|\d+k)-[0-9a-f]{8}$')
 METHODS = ('compressed', 'pixel', 'gan', 'perc', 'task')       # the paper's order in Tables 1-2, then ours
 MODEL_NAMES = {'2d': 'ResNet-S', '3d': 'ResNet-ST'}            # the paper's names of the two recognizers
 
 def method_of(version:str, # 'gt', a rung or an enhanced version
               enhancer:str, # the enhancer's name ('' if none)
              )->str:
-    "'uncompressed', 'compressed', a loss name (recurrent enhancers) or '<arch>:<loss>' (ablation)"
+    """'uncompressed', 'compressed', a loss name (the study's recurrent enhancers) or '<arch>:<loss>' (the ablation's,
+    its recurrent network's files named 'ablation-recurrent-…')"""
     if version != 'enhanced': return version
     m = _ENH.match(enhancer or '')
     if not m: return enhancer
-    return m['loss'] if m['arch'] == 'recurrent' else f"{m['arch']}:{m['loss']}"
+    return m['loss'] if m['arch'] == 'recurrent' and not m['ablation'] else f"{m['arch']}:{m['loss']}"
 
 # %% ../nbs/07_analysis.ipynb #7723c32c
 def method_order(methods, # method names
@@ -914,7 +915,10 @@ def quality_sections(run, # a study run folder with quality.csv
     if ab is None: return parts
     ab.to_csv(rep/'ablation.csv', index=False)
     return parts + section('Ablation (§2.1): the recurrent network against the other architectures and the linear '
-                           'filter, ℓpixel', f"On {ab.attrs['videos']} test videos.", '',
+                           'filter, ℓpixel',
+                           f"On {ab.attrs['videos']} test videos. `pixel` is the study's own network; the ablation's "
+                           "(`recurrent:pixel`, `frame:pixel`, `multi:pixel`) are trained with one recipe, so compare "
+                           "architectures among them.", '',
                            md_table(ab.set_index('method'), '{:.3f}'))
 
 # %% ../nbs/07_analysis.ipynb #88021c78
@@ -1115,9 +1119,10 @@ def vcr_plan(run:str='runs/mini', # a study run folder: plans on top-1 against i
 # %% ../nbs/07_analysis.ipynb #60c7faae
 # 'pretrain-recurrent': RELEASE_PRETRAINING's shared stages, one network for all its CRFs (a start for other ladders
 # and codecs); 'pretrain-recurrent-crf<N>': that network fine-tuned for CRF N alone; 'pretrain-frame-crf<N>': the
-# preset's ℓ2 pretraining (PRETRAIN_PRESETS) for one CRF, on the enhancement corpus
+# preset's ℓ2 pretraining (PRETRAIN_PRESETS) for one CRF, on the enhancement corpus;
+# 'pretrain-ablation-recurrent-crf<N>': the recurrent network's, trained exactly so (the ablation's like-for-like start)
 RELEASE_PARTS = ('resnet-2d', 'resnet-3d', 'pretrain-recurrent', 'pretrain-recurrent-crf40', 'pretrain-recurrent-crf45',
-                 'pretrain-recurrent-crf50', 'pretrain-frame-crf50')
+                 'pretrain-recurrent-crf50', 'pretrain-frame-crf50', 'pretrain-ablation-recurrent-crf50')
 # the released ℓ2 pretraining of `arch`: one network for all of mini's enhancer CRFs, trained for `stages`' epochs on
 # each corpus in turn, then fine-tuned for each CRF alone (`per_crf`: its stages' corpus, epochs, learning rate and
 # unrolled frames; 'a+b': corpus a with b mixed in, half the samples each), each stage starting from the one before (the
@@ -1264,11 +1269,13 @@ def train_part(part:str, # one of RELEASE_PARTS
         cfg = replace(RECOGNIZER_PRESETS['mini'][part[-2:]], data=str(data/'action'), seed=0)
         runs = [(cfg, work/release_file(part))]
     else:
-        arch, crf = part.split('-')[1], int(part.rsplit('-crf', 1)[1]) if '-crf' in part else None
+        # 'recurrent', 'frame' or 'ablation-recurrent' (the preset's pretraining, as the frame network's)
+        arch = part.removeprefix('pretrain-').split('-crf')[0]
+        crf = int(part.rsplit('-crf', 1)[1]) if '-crf' in part else None
         if arch == RELEASE_PRETRAINING['arch']: runs = release_pretraining(arch, data, work, crf, start)
         else:
-            cfg, name = pretrain_config(arch, crf, 'mini', data/'enhance', overrides={'seed': 0})
-            runs = [(cfg, work/name)]
+            cfg, _ = pretrain_config(arch.removeprefix('ablation-'), crf, 'mini', data/'enhance', overrides={'seed': 0})
+            runs = [(cfg, work/release_file(part))]
     for cfg, f in runs:
         t = time.time(); train(cfg, f, progress=progress); secs = Path(f'{f}.seconds')
         write_atomic(secs, str(time.time() - t + (float(secs.read_text()) if secs.exists() else 0)))
@@ -1375,7 +1382,9 @@ class StudyConfig:
     two_pass:bool=False # mini: encode the bitrate rungs in two passes (libx264, libx265)
     enh_bitrates:tuple=() # with a bitrate ladder: the rungs (kb/s) with enhancers (default: the three lowest)
     losses:tuple=('pixel', 'perc', 'gan', 'task') # enhancer objectives
-    # §2.1 baselines with ℓpixel at the highest enhancer CRF; 'linear': the least-squares filter, at every one
+    # §2.1 baselines with ℓpixel at the highest enhancer CRF; 'linear': the least-squares filter, at every one;
+    # 'recurrent': the recurrent network trained as the ablation's others are, when the study's own starts elsewhere
+    # (mini: released weights trained far longer), so that the architectures compare like for like
     ablation:tuple=('frame', 'multi', 'linear')
     enh_epochs:int|None=None # fine-tuning epochs (None: TRAIN_PRESETS)
     enh_pretrain_epochs:int|None=None # pretraining epochs (None: TRAIN_PRESETS)
@@ -1392,7 +1401,7 @@ class StudyConfig:
 
 # %% ../nbs/07_analysis.ipynb #33925976
 STUDY_PRESETS = {
-    'mini':  StudyConfig(ablation=('frame', 'linear'), enh_epochs=1, enh_samples=64, enh_frames=5,
+    'mini':  StudyConfig(ablation=('recurrent', 'frame', 'linear'), enh_epochs=1, enh_samples=64, enh_frames=5,
                          enh_valid_per_class=1, enhanced_per_class=5),
     'paper': StudyConfig(preset='paper'),
 }
@@ -1409,10 +1418,11 @@ def enhancer_rates(cfg:StudyConfig, # the study
 def enhancer_jobs(cfg:StudyConfig, # the study
                  )->list[tuple]:
     """(arch, loss, rung) of every enhancer a study trains: the recurrent one per loss and rung, the ablation's at the
-    lowest rung, the linear filter at each"""
+    lowest rung (its recurrent network as 'ablation-recurrent'), the linear filter at each"""
     rates = enhancer_rates(cfg)
     return ([('recurrent', l, c) for c in rates for l in cfg.losses]
-            + [(a, 'pixel', rates[-1]) for a in cfg.ablation if a != 'linear']
+            + [('ablation-recurrent' if a == 'recurrent' else a, 'pixel', rates[-1]) for a in cfg.ablation
+               if a != 'linear']
             + [('linear', 'pixel', c) for c in rates if 'linear' in cfg.ablation])
 
 # %% ../nbs/07_analysis.ipynb #da5b9651
@@ -1571,19 +1581,19 @@ def study_enhancers(st:Study, # the study
                    ):
     "Stage 3: train every enhancer of `enhancer_jobs`, recording a loss whose pretrained network is missing as not run"
     cfg, phi = st.cfg, None
-    for arch, loss, rate in enhancer_jobs(cfg):
+    for job, loss, rate in enhancer_jobs(cfg):
         if loss in st.unavailable: continue
-        st.log(f"enhancer {arch}/{loss} at {rate_label(rate)}")
-        init = released_pretraining(st.released, arch, rate)
+        st.log(f"enhancer {job}/{loss} at {rate_label(rate)}")
+        init, arch = released_pretraining(st.released, job, rate), job.removeprefix('ablation-')
         if arch != 'linear':
-            st.record_source(f'ℓ2 pretraining of {arch} for {rate_label(rate)}',
+            st.record_source(f'ℓ2 pretraining of {job} for {rate_label(rate)}',
                              released_source(init) if init else 'trained in this run')
         try:
             if loss == 'task' and phi is None: phi = LayerFeatures(load_recognizer(st.rec['2d'])[0].net, cfg.task_layer)
             train_recipe(arch, loss, rate, cfg.preset, st.root, st.enh_dir, cfg.pretrain_data or None, cfg.enh_epochs,
                          cfg.enh_pretrain_epochs,
                          phi if loss == 'task' else None, st.progress, {**enhancer_sizes(cfg), 'seed': cfg.seed}, init,
-                         {'seed': cfg.seed})
+                         {'seed': cfg.seed}, job[:-len(arch)])
         except WeightsUnavailable as e: st.unavailable[loss] = str(e); st.log(f"{loss}: not run: {e}")
 
 # %% ../nbs/07_analysis.ipynb #3c71ef94

@@ -332,6 +332,9 @@ def train_recipe(arch:str, # 'recurrent', 'frame', 'multi' or 'linear' (the leas
                  overrides:dict|None=None, # changes to the fine-tuning run, e.g. the study's shorter sizes and its seed
                  init=None, # a pretrained checkpoint to fine-tune (e.g. `mini`'s released one): no pretraining then
                  pretrain_overrides:dict|None=None, # changes to the pretraining run (default: `overrides`)
+                 # the final checkpoint's name starts with it, e.g. 'ablation-': a study's ablation network, kept apart
+                 # from its own network of that arch, loss and rung
+                 prefix:str='',
                 )->Path:
     """§4.3: ℓ2 pretraining on the enhancement corpus, then fine-tuning with `loss`; the linear baseline is fit instead;
     returns the final checkpoint"""
@@ -341,7 +344,7 @@ def train_recipe(arch:str, # 'recurrent', 'frame', 'multi' or 'linear' (the leas
         if loss != 'pixel':
             raise ValueError(f"the linear baseline is fit by least squares, that is to ℓpixel, not {loss!r}")
         return fit_linear_filter(replace(base, arch='linear', crf=crf, data=str(fine_data)),
-                                 out/f'linear-pixel-{rate_key(crf)}.pth',
+                                 out/f'{prefix}linear-pixel-{rate_key(crf)}.pth',
                                  list(dict.fromkeys([pre_data, fine_data])))
     if init is None:
         pre, name = pretrain_config(arch, crf, preset, pre_data, pretrain_epochs,
@@ -353,7 +356,7 @@ def train_recipe(arch:str, # 'recurrent', 'frame', 'multi' or 'linear' (the leas
         train_enhancer(pre, init, progress=progress)
     fine = replace(base, arch=arch, loss=loss, crf=crf, data=str(fine_data), epochs=epochs or base.epochs,
                    init=str(init))
-    final = out/f'{arch}-{loss}-{rate_key(crf)}.pth'
+    final = out/f'{prefix}{arch}-{loss}-{rate_key(crf)}.pth'
     if progress: print(f"fine-tuning with {loss} on {fine_data}", file=sys.stderr)
     train_enhancer(fine, final, phi=phi, progress=progress)
     return final
