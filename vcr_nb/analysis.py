@@ -1593,7 +1593,7 @@ def study_enhancers(st:Study, # the study
             train_recipe(arch, loss, rate, cfg.preset, st.root, st.enh_dir, cfg.pretrain_data or None, cfg.enh_epochs,
                          cfg.enh_pretrain_epochs,
                          phi if loss == 'task' else None, st.progress, {**enhancer_sizes(cfg), 'seed': cfg.seed}, init,
-                         {'seed': cfg.seed}, job[:-len(arch)])
+                         {'seed': cfg.seed}, job.removesuffix(arch))
         except WeightsUnavailable as e: st.unavailable[loss] = str(e); st.log(f"{loss}: not run: {e}")
 
 # %% ../nbs/07_analysis.ipynb #3c71ef94
