@@ -46,13 +46,13 @@ __all__ = ['PSNR_CAP', 'TC_BORDER', 'FARNEBACK', 'QUALITY_COLUMNS', 'METHODS', '
            'stage_records', 'ladder_line', 'report_head', 'ablation_table', 'gain_table', 'quality_sections',
            'figure_section', 'figure_sections', 'write_report', 'fig_frames', 'fig_gradcam', 'plan_bitrate',
            'plan_report', 'enhancer_family', 'plan_evaluation', 'vcr_plan', 'released_dir', 'mini_fingerprint',
-           'part_fingerprint', 'trained_on', 'sha256_of', 'release_file', 'slim_checkpoint', 'recognizer_metrics',
-           'enhancer_gain', 'enhancer_metrics', 'release_pretraining', 'train_part', 'git_version', 'release_mini',
-           'vcr_release', 'released_weights', 'StudyConfig', 'enhancer_rates', 'enhancer_jobs', 'enhancer_sizes',
-           'recognizer_config', 'Study', 'study_prepare', 'released_source', 'study_recognizers',
-           'released_pretraining', 'study_enhancers', 'study_evaluate', 'enhanced_versions', 'heldout_quality',
-           'study_quality', 'enhancer_gflops', 'study_figures', 'weights_used', 'study_report', 'run_study',
-           'vcr_study']
+           'part_fingerprint', 'trained_on', 'trained_rates', 'sha256_of', 'release_file', 'slim_checkpoint',
+           'recognizer_metrics', 'enhancer_gain', 'enhancer_metrics', 'release_pretraining', 'train_part',
+           'git_version', 'release_mini', 'vcr_release', 'released_weights', 'StudyConfig', 'enhancer_rates',
+           'enhancer_jobs', 'enhancer_sizes', 'recognizer_config', 'Study', 'study_train_rates', 'study_prepare',
+           'released_source', 'study_recognizers', 'released_pretraining', 'study_enhancers', 'study_evaluate',
+           'enhanced_versions', 'heldout_quality', 'study_quality', 'enhancer_gflops', 'study_figures', 'weights_used',
+           'study_report', 'run_study', 'vcr_study']
 
 # %% ../nbs/07_analysis.ipynb #965eff3e
 PSNR_CAP, TC_BORDER = 100., 8
@@ -1141,13 +1141,17 @@ def mini_fingerprint(root, # a `mini` data folder
                      # only the ground-truth columns (videos, splits, labels, sizes): what a recognizer sees, whatever
                      # the codec
                      ground_truth:bool=False,
+                     # the ground-truth columns and these rungs' (CRFs, or bitrates '100k'): what a network trained at
+                     # them saw, whatever other rungs the folder holds
+                     rates:tuple|None=None,
                     )->str:
     """The fingerprint of one part of `mini`'s data: the SHA-256 (16 hex digits) of its manifest, or of its ground-truth
-    columns"""
+    columns (and some rungs')"""
     f = Path(root)/part/'manifest.csv'
     if not f.exists(): raise VcrError(f, "no manifest: not a mini data folder (vcr_prepare --dataset mini)")
-    if not ground_truth: return hashlib.sha256(f.read_bytes()).hexdigest()[:16]
-    rows = [{k: r[k] for k in manifest_columns([])} for r in read_rows(f, manifest_columns([]), ('video',))]
+    if not ground_truth and rates is None: return hashlib.sha256(f.read_bytes()).hexdigest()[:16]
+    cols = manifest_columns([] if ground_truth else rates)
+    rows = [{k: r.get(k) for k in cols} for r in read_rows(f, manifest_columns([]), ('video',))]
     return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()[:16]
 
 # %% ../nbs/07_analysis.ipynb #df381dfd
@@ -1155,10 +1159,11 @@ def part_fingerprint(root, # a `mini` data folder
                      part:str, # one of RELEASE_PARTS
                     )->str:
     """What a released part must match: a recognizer, the action set's ground truth (any codec, any ladder); ℓ2
-    pretraining, the whole manifest of the corpus it trained on (the codec's encodes), or a fingerprint of both"""
+    pretraining, the ground truth of the corpus it trained on and its encodes at the rungs it trained at (the codec's,
+    whatever other rungs the folder holds), or a fingerprint of both corpora's"""
     if part.startswith('resnet'): return mini_fingerprint(root, 'action', ground_truth=True)
-    if len(parts := trained_on(part)) == 1: return mini_fingerprint(root, parts[0])
-    return hashlib.sha256(' '.join(mini_fingerprint(root, p) for p in parts).encode()).hexdigest()[:16]
+    fps = [mini_fingerprint(root, p, rates=trained_rates(part)) for p in trained_on(part)]
+    return fps[0] if len(fps) == 1 else hashlib.sha256(' '.join(fps).encode()).hexdigest()[:16]
 
 # %% ../nbs/07_analysis.ipynb #fde11d1f
 def trained_on(part:str, # one of RELEASE_PARTS
@@ -1168,6 +1173,14 @@ def trained_on(part:str, # one of RELEASE_PARTS
     if not part.startswith(f"pretrain-{RELEASE_PRETRAINING['arch']}"): return ('enhance',)
     return tuple(dict.fromkeys(p for s, *_ in RELEASE_PRETRAINING['stages'] + RELEASE_PRETRAINING['per_crf']
                                for p in s.split('+')))
+
+def trained_rates(part:str, # one of RELEASE_PARTS
+                 )->tuple:
+    """The rungs a released part trained (and validated) at: none for a recognizer (the ground truth); the recurrent
+    network's CRFs for each of its stages, shared and per CRF; else its own CRF"""
+    if part.startswith('resnet'): return ()
+    if part.startswith(f"pretrain-{RELEASE_PRETRAINING['arch']}"): return tuple(RELEASE_PRETRAINING['crfs'])
+    return (int(part.rsplit('-crf', 1)[1]),)
 
 # %% ../nbs/07_analysis.ipynb #1b7b52fe
 def sha256_of(path, # a file
@@ -1528,6 +1541,14 @@ class Study:
         if not ranks()[0]: write_json(f, rec)
         self.log(f"{name}: done in {rec['seconds']:.0f}s")
 
+# %% ../nbs/07_analysis.ipynb #7a163d53
+def study_train_rates(cfg:StudyConfig, # the study
+                     )->tuple:
+    """The rungs a `mini` study encodes its train clips at: its enhancers', and on a CRF ladder those the released
+    parts trained at (so that its data fits them); its recognizers train on the ground truth"""
+    released = () if cfg.bitrates else [rate_key(c) for p in RELEASE_PARTS for c in trained_rates(p)]
+    return tuple(sort_rates({*enhancer_rates(cfg), *released}))
+
 # %% ../nbs/07_analysis.ipynb #d4de10b5
 def study_prepare(st:Study, # the study
                  ):
@@ -1536,7 +1557,7 @@ def study_prepare(st:Study, # the study
     cfg = st.cfg
     if st.mini:
         prepare_mini(st.root, cfg.seed, workers=2, progress=st.progress, codec=cfg.codec or None,
-                     bitrates=cfg.bitrates or None, two_pass=cfg.two_pass)
+                     bitrates=cfg.bitrates or None, two_pass=cfg.two_pass, train_rates=study_train_rates(cfg))
     else:
         ds = PreparedDataset(st.act)
         if cfg.codec and cfg.codec != ds.codec:
@@ -1709,8 +1730,9 @@ def _run_study(cfg:StudyConfig, out, stages:list|None, progress:bool)->Path:
     if not st.mini and not cfg.data:
         raise VcrError('--data', "the paper preset needs the prepared UCF-101 folder (vcr_prepare --dataset ucf101)")
     if not ranks()[0]: write_json(st.out/'study.json', {'preset': cfg.preset, 'seed': cfg.seed, 'config': asdict(cfg)})
-    # a default run's key reads as before
+    # the codec and ladder when not the default's
     ladder = {k: v for k, v in dict(codec=cfg.codec, bitrates=cfg.bitrates, two_pass=cfg.two_pass).items() if v}
+    if st.mini: ladder['train_rates'] = list(study_train_rates(cfg))             # the train clips' rungs
     st.stage('prepare', {'preset': cfg.preset, 'data': cfg.data, 'seed': cfg.seed, **ladder},
              partial(study_prepare, st), ['data'] if st.mini else [])
     rel = {p: sha256_of(f) for p, f in st.use_released().items()}            # the released parts used, by content

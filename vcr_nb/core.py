@@ -228,8 +228,9 @@ def output_lock(out, # the output folder (or file) a run writes
         _HELD.pop(lock, None); desc.unlink(missing_ok=True); fl.release()
 
 # %% ../nbs/00_core.ipynb #b092f4a2
-RESUMABLE = ('epochs', 'per_class')   # settings a resumed run may change: training for more epochs continues
-# the same run; preparing more videos per class (or all) extends the same prepared set
+# settings a resumed run may change: training for more epochs continues the same run; preparing more videos per class
+# (or all), or the train split at more rungs (or all), extends the same prepared set
+RESUMABLE = ('epochs', 'per_class', 'train_rates')
 
 def settings_diff(old:dict, # the settings a run recorded
                   new:dict, # the settings of the run resuming it

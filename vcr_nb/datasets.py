@@ -35,12 +35,12 @@ __all__ = ['UCF101_VIDEO_DIRS', 'UCF101_LIST_DIRS', 'KINETICS_COLUMNS', 'HMDB51_
            'hmdb51_list_classes', 'hmdb51_layout', 'hmdb51_items', 'folder_items', 'DatasetListing', 'list_dataset',
            'first_per_class', 'render_camera_move', 'render_action', 'mini_enhance_items', 'mini_action_items',
            'PrepareConfig', 'save_frames', 'load_frames', 'packed_luma', 'packed_planes', 'check_source',
-           'prepare_rates', 'manifest_columns', 'prepare_version', 'prepare_video', 'prepare_settings', 'check_ladder',
-           'ladder_text', 'is_prepared', 'prepare_dataset', 'PreparePlan', 'plan_dataset', 'ucf101_replica',
-           'kinetics_replica', 'hmdb51_replica', 'prepare_mini', 'bitrate_kbps_of', 'vcr_prepare', 'PreparedDataset',
-           'split_videos', 'EnhancementPairs', 'SampledDL', 'MixedPairs', 'enhancement_dls', 'RecognitionSampling',
-           'SamplePlan', 'tsn_indices', 'uniform_indices', 'clip_starts', 'plan_2d', 'plan_3d', 'mirror_label',
-           'apply_plan', 'RecognitionClips']
+           'prepare_rates', 'split_rates', 'manifest_columns', 'prepare_version', 'prepare_video', 'prepare_settings',
+           'check_ladder', 'ladder_text', 'is_prepared', 'widest_train_rates', 'prepare_dataset', 'PreparePlan',
+           'plan_dataset', 'ucf101_replica', 'kinetics_replica', 'hmdb51_replica', 'prepare_mini', 'bitrate_kbps_of',
+           'vcr_prepare', 'PreparedDataset', 'split_videos', 'EnhancementPairs', 'SampledDL', 'MixedPairs',
+           'enhancement_dls', 'RecognitionSampling', 'SamplePlan', 'tsn_indices', 'uniform_indices', 'clip_starts',
+           'plan_2d', 'plan_3d', 'mirror_label', 'apply_plan', 'RecognitionClips']
 
 # %% ../nbs/02_datasets.ipynb #59aed747
 @dataclass
@@ -437,6 +437,9 @@ class PrepareConfig:
     preset:str|None=None # codec preset; None: the codec's default
     min_height:int=0 # skip sources shorter than this (Kinetics HQ: 1080)
     cache_crfs:tuple|None=None # rungs (CRFs, or bitrates as '100k') whose decoded frames are cached; None: all
+    # the rungs (CRFs, or bitrates as '100k') the train split is encoded at; None: the whole ladder. vcr_study encodes
+    # mini's train clips only at the rungs its enhancers train at: the recognizers train on the ground truth
+    train_rates:tuple|None=None
     threads:int=1 # encoder threads per task
 
 PREPARE_PRESETS = {                                                # preset -> dataset (or part of mini) -> config
@@ -520,6 +523,15 @@ def prepare_rates(cfg:PrepareConfig, # how the dataset is prepared
     "The rungs a preparation makes, best quality first: 'crf20' … 'crf50', and/or '400k' … '25k'"
     return sort_rates([*cfg.crfs, *(f'{b}k' for b in cfg.bitrates)])
 
+# %% ../nbs/02_datasets.ipynb #a25de185
+def split_rates(cfg:PrepareConfig, # how the dataset is prepared
+                split:str, # a video's split
+               )->list[str]:
+    "The rungs a video of `split` is encoded at: the whole ladder, or for the train split its `train_rates` when set"
+    if split != 'train' or cfg.train_rates is None: return prepare_rates(cfg)
+    keep = set(map(rate_key, cfg.train_rates))
+    return [r for r in prepare_rates(cfg) if r in keep]
+
 # %% ../nbs/02_datasets.ipynb #91b5853f
 def manifest_columns(rates, # the rungs prepared
                     )->list[str]:
@@ -571,7 +583,7 @@ def prepare_video(item:VideoItem, # the video
         gt = load_frames(gt_path)
         T, H, W = packed_luma(gt).shape
         row.update(frames=T, width=W, height=H, fps=round(fps, 4), gt_route=route)
-        for r in prepare_rates(cfg): row.update(prepare_version(gt, item.video, out, cfg, r, fps))
+        for r in split_rates(cfg, item.split): row.update(prepare_version(gt, item.video, out, cfg, r, fps))
         return {**row, 'status': 'ok'}
     except Exception as e:
         if is_disk_full(e): raise disk_full(getattr(e, 'path', None) or getattr(e, 'filename', None) or out) from None
@@ -583,8 +595,10 @@ def prepare_settings(cfg:PrepareConfig, # how the dataset is prepared
                     )->dict:
     "What settings.json records of a preparation: what its files are (and so may not change when it resumes)"
     settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()
-                # a CRF ladder's settings read as before bitrates
-                if k != 'threads' and not (k in ('bitrates', 'two_pass') and not v)}
+                # a CRF ladder's settings read as before bitrates, and a whole ladder's as before train_rates
+                if k != 'threads' and not (k in ('bitrates', 'two_pass') and not v)
+                and not (k == 'train_rates' and v is None)}
+    if cfg.train_rates is not None: settings['train_rates'] = split_rates(cfg, 'train')      # as rungs: 'crf40', …
     return {**settings, 'ground_truth': GROUND_TRUTH}
 
 # %% ../nbs/02_datasets.ipynb #57bc64a0
@@ -593,6 +607,8 @@ def check_ladder(cfg:PrepareConfig, # how the dataset is prepared
     "Refuse, with one line, a ladder the codec cannot encode"
     if cfg.codec not in CODECS: raise VcrError(cfg.codec, f"unknown codec; choose one of {', '.join(CODECS)}")
     if not prepare_rates(cfg): raise VcrError('--crf/--bitrate', "the ladder is empty")
+    if cfg.train_rates and (off := [rate_key(r) for r in cfg.train_rates if rate_key(r) not in prepare_rates(cfg)]):
+        raise VcrError('train_rates', f"{rate_label(off[0])} is not on the ladder ({' '.join(prepare_rates(cfg))})")
     if cfg.two_pass and cfg.codec not in TWO_PASS_CODECS:
         raise VcrError(cfg.codec, f"two-pass encodes are offered with {', '.join(TWO_PASS_CODECS)}")
 
@@ -610,9 +626,9 @@ def is_prepared(out:Path, # the prepared dataset's folder
                 cfg:PrepareConfig, # how it is prepared
                 row:dict, # a manifest row
                )->bool:
-    "Whether a manifest row is done: ok, with its ground truth and every encode on disk"
+    "Whether a manifest row is done: ok, with its ground truth and every encode of its split on disk"
     return row['status'] == 'ok' and (out/'cache'/'gt'/f"{row['video']}.npy").exists() and all(
-        (out/cfg.codec/r/f"{row['video']}.mp4").exists() for r in prepare_rates(cfg))
+        (out/cfg.codec/r/f"{row['video']}.mp4").exists() for r in split_rates(cfg, row['split']))
 
 # %% ../nbs/02_datasets.ipynb #da21bbf7
 def _check_roots(root, out)->tuple:
@@ -623,6 +639,14 @@ def _check_roots(root, out)->tuple:
         if out == root or root in out.parents:
             raise VcrError(out, f"output folder is inside the dataset root {root}; choose an OUT outside it")
     return root, out
+
+def widest_train_rates(old:dict|None, # the settings OUT was prepared with (None: a new folder)
+                       cfg:PrepareConfig, # this run's
+                      )->PrepareConfig:
+    "`cfg` with the train split's rungs OUT keeps: they only widen, to the whole ladder if either run had it"
+    if old is None: return cfg
+    if (was := old.get('train_rates')) is None or cfg.train_rates is None: return replace(cfg, train_rates=None)
+    return replace(cfg, train_rates=tuple(sort_rates({*was, *map(rate_key, cfg.train_rates)})))
 
 def prepare_dataset(items:list[VideoItem], # the videos
                     root, # dataset root (None when every source is procedural or packaged)
@@ -645,6 +669,7 @@ def prepare_dataset(items:list[VideoItem], # the videos
     with output_lock(out):
         refuse_rgb_only(out)
         old = json.loads((out/'settings.json').read_text()) if (out/'settings.json').exists() else None
+        cfg = widest_train_rates(old, cfg)
         guard_settings(out, prepare_settings(cfg), 'was prepared')
         # the subset is recorded; it only widens: a later run with a larger N, or none, resumes into the full set
         before = old.get('per_class') if old else 0          # None: all videos were prepared before
@@ -709,11 +734,13 @@ def plan_dataset(items:list[VideoItem], # the videos
     root, out = _check_roots(root, out)
     items = first_per_class(items, per_class)
     check_ladder(cfg)
+    old = json.loads((out/'settings.json').read_text()) if (out/'settings.json').exists() else None
+    cfg = widest_train_rates(old, cfg)                    # as the real run widens it
     rows = read_rows(out/'manifest.csv', manifest_columns(prepare_rates(cfg)), ('video',))
     done = {r['video'] for r in rows if is_prepared(out, cfg, r)}
     refusal = ''
-    if (out/'settings.json').exists():
-        if diff := settings_diff(json.loads((out/'settings.json').read_text()), prepare_settings(cfg)):
+    if old is not None:
+        if diff := settings_diff(old, prepare_settings(cfg)):
             refusal = f"{out} was prepared with other settings ({', '.join(diff)})"
     todo = [i for i in items if i.video not in done]
     checked = {v: (s, why) for v, s, why in run_tasks(_checked, [(i, root, cfg) for i in todo], workers)}
@@ -723,7 +750,7 @@ def plan_dataset(items:list[VideoItem], # the videos
     unreadable = [f"{where(i)}: {checked[i.video][1]}" for i in errors if Path(where(i)).exists()]
     skipped = [f"{where(i)}: {checked[i.video][1]}" for i in todo if checked[i.video][0] == 'skipped']
     ok = [i for i in todo if checked[i.video][0] == 'ok']
-    encodes = sum(not (out/cfg.codec/r/f'{i.video}.mp4').exists() for i in ok for r in prepare_rates(cfg))
+    encodes = sum(not (out/cfg.codec/r/f'{i.video}.mp4').exists() for i in ok for r in split_rates(cfg, i.split))
     splits = {}
     for i in items: splits[i.split] = splits.get(i.split, 0) + 1
     return PreparePlan(splits, len(classes or {i.label for i in items if i.label}), missing, unreadable, skipped,
@@ -840,6 +867,8 @@ def prepare_mini(out, # output folder: OUT/enhance and OUT/action
                  # an average-bitrate ladder (kb/s) instead of the CRFs; its lowest two rungs are cached
                  bitrates:tuple|None=None,
                  two_pass:bool=False, # encode the bitrate rungs in two passes
+                 # the rungs both parts' train splits are encoded at (CRFs, or bitrates '100k'); None: the whole ladder
+                 train_rates:tuple|None=None,
                 )->dict:
     "Build the embedded `mini` set: the enhancement corpus and the procedural action set"
     parts = (('enhance', mini_enhance_items(seed), None), ('action', mini_action_items(seed), ACTION_CLASSES))
@@ -853,6 +882,7 @@ def prepare_mini(out, # output folder: OUT/enhance and OUT/action
                            cache_crfs=c.cache_crfs and tuple(f'{x}k' for x in b[:2]))
                 for p, c in cfgs.items()}
     if codec: cfgs = {p: replace(c, codec=codec) for p, c in cfgs.items()}
+    if train_rates is not None: cfgs = {p: replace(c, train_rates=tuple(train_rates)) for p, c in cfgs.items()}
     if dry_run: return {p: plan_dataset(items, None, Path(out)/p, cfgs[p], classes) for p, items, classes in parts}
     with output_lock(out):
         return {p: prepare_dataset(items, None, Path(out)/p, cfgs[p], classes, workers, scheduler, progress) for p,
@@ -926,6 +956,8 @@ class PreparedDataset:
         self.crfs = tuple(self.settings['crfs'])
         # every rung, best first
         self.rates = tuple(sort_rates([*self.crfs, *(f'{b}k' for b in self.settings.get('bitrates', ()))]))
+        tr = self.settings.get('train_rates')   # the train split's rungs, when fewer (a study's mini data)
+        self.train_rates = self.rates if tr is None else tuple(r for r in self.rates if r in tr)
         self.codec = self.settings.get('codec')
         if self.codec not in CODECS: raise VcrError(self.path/'settings.json', f"unknown codec {self.codec!r}")
         rows = read_rows(self.path/'manifest.csv', manifest_columns(self.rates), ('video',))
@@ -939,6 +971,11 @@ class PreparedDataset:
               )->list[dict]:
         "Manifest rows of the prepared (`ok`) videos, optionally of one split"
         return [r for r in self.rows if split is None or r['split'] == split]
+
+    def rates_of(self, split:str|None, # a split
+                )->tuple:
+        "The rungs the videos of `split` were prepared at"
+        return self.train_rates if split == 'train' else self.rates
 
     def label_index(self, video:str, # a video's id
                    )->int:
@@ -967,6 +1004,10 @@ class PreparedDataset:
             m = self._open[(video, version)] = load_frames(c)
             return m
         if version in self.rates:
+            if version not in self.rates_of(self.by_id.get(video, {}).get('split')):
+                raise VcrError(self.mp4_path(video, version),
+                               f"not prepared: {self.path}'s train split was prepared at {' '.join(self.train_rates)} "
+                               "only (prepare the folder again with the whole ladder to add the rest)")
             dec = read_video_yuv(self.mp4_path(video, version))
             return np.stack([pack_yuv420(YCbCr(*p)) for p in zip(*dec)])
         raise VcrError(c, f"version {version!r} of {video} is not prepared")
@@ -987,6 +1028,7 @@ class PreparedDataset:
 
     def __repr__(self):
         subset = f", the first {n} per class and split" if (n := self.settings.get('per_class')) else ''
+        if self.train_rates != self.rates: subset += f", the train split at {' '.join(self.train_rates)}"
         return (f"PreparedDataset({self.path}: {len(self.rows)} videos{subset}, {len(self.classes)} classes, "
                 f"{self.codec} {' '.join(self.rates)})")
 
@@ -1017,7 +1059,11 @@ class EnhancementPairs(torch.utils.data.Dataset):
         crfs = tuple(crf) if isinstance(crf, (tuple, list)) else (crf,)
         self.ds, self.n, self.patch, self.train, self.seed = ds, n_frames, patch, train, seed
         self.versions = [rate_key(c) for c in crfs]
-        if bad := [v for v in self.versions if v not in ds.rates]:
+        if bad := [v for v in self.versions if v not in ds.rates_of(split)]:
+            if bad[0] in ds.rates:              # on the ladder, not prepared for this split (a study's train clips)
+                raise VcrError(ds.path, f"has no {rate_label(bad[0])} version in its {split} split (prepared at "
+                                        f"{' '.join(ds.rates_of(split))}); prepare the folder again with the whole "
+                                        "ladder to add it")
             raise VcrError(ds.path, f"has no {rate_label(bad[0])} version (ladder: {' '.join(ds.rates)})")
         small = lambda r: int(r['frames']) < n_frames or min(int(r['width']), int(r['height'])) < patch
         self.skipped = {r['video']: f"clip of {r['frames']} frames {r['width']}x{r['height']} is smaller than "
