@@ -596,8 +596,7 @@ def prepare_settings(cfg:PrepareConfig, # how the dataset is prepared
     "What settings.json records of a preparation: what its files are (and so may not change when it resumes)"
     settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()
                 # a CRF ladder's settings read as before bitrates, and a whole ladder's as before train_rates
-                if k != 'threads' and not (k in ('bitrates', 'two_pass') and not v)
-                and not (k == 'train_rates' and v is None)}
+                if k not in ('threads', 'train_rates') and not (k in ('bitrates', 'two_pass') and not v)}
     if cfg.train_rates is not None: settings['train_rates'] = split_rates(cfg, 'train')      # as rungs: 'crf40', …
     return {**settings, 'ground_truth': GROUND_TRUTH}
 
