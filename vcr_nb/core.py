@@ -5,7 +5,8 @@
 # %% ../nbs/00_core.ipynb #94831d00
 from __future__ import annotations
 import csv, ctypes, errno, io, json, multiprocessing, os, queue, shutil, signal, socket, sys, threading, time, warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack, contextmanager
 from functools import wraps
 from pathlib import Path
@@ -23,11 +24,11 @@ from fastcore.foundation import L
 from fastprogress.fastprogress import progress_bar, IN_NOTEBOOK
 
 # %% auto #0
-__all__ = ['DISK_FULL_ERRNOS', 'ROW_STATUSES', 'LOCK_NAME', 'RESUMABLE', 'VcrError', 'DiskFull', 'is_disk_full', 'free_space',
-           'disk_full', 'report_errors', 'atomic_path', 'fsync_path', 'atomic_output', 'write_atomic', 'write_json',
-           'read_rows', 'write_rows', 'Journal', 'OutputInUse', 'lock_file', 'lock_holder', 'output_lock',
-           'settings_diff', 'check_resume', 'guard_settings', 'run_tasks', 'status_counts', 'batch_summary',
-           'remove_partials', 'run_batch', 'prefetch', 'save_checkpoint', 'load_checkpoint', 'misfit',
+__all__ = ['DISK_FULL_ERRNOS', 'ROW_STATUSES', 'LOCK_NAME', 'RESUMABLE', 'STALL_LEAST_S', 'VcrError', 'DiskFull', 'is_disk_full',
+           'free_space', 'disk_full', 'report_errors', 'atomic_path', 'fsync_path', 'atomic_output', 'write_atomic',
+           'write_json', 'read_rows', 'write_rows', 'Journal', 'OutputInUse', 'lock_file', 'lock_holder', 'output_lock',
+           'settings_diff', 'check_resume', 'guard_settings', 'stall_limit', 'run_tasks', 'status_counts',
+           'batch_summary', 'remove_partials', 'run_batch', 'prefetch', 'save_checkpoint', 'load_checkpoint', 'misfit',
            'optimizer_to_params', 'restore', 'NonFiniteLoss', 'all_ranks', 'NonFiniteGuard', 'Checkpoint', 'fit_from',
            'process_group', 'ranks', 'shard', 'gather_all', 'from_rank0', 'barrier']
 
@@ -259,6 +260,15 @@ def guard_settings(folder, # an output folder
     if f.exists(): check_resume(folder, json.loads(f.read_text()), settings, what)
     else: write_json(f, settings)
 
+# %% ../nbs/00_core.ipynb #7da66a99
+STALL_LEAST_S = 60 # seconds: the least a watched local pool waits for its next task to finish
+
+def stall_limit(waits:list, # seconds between the pool's finished tasks so far
+               )->float:
+    """How long a watched pool may go without finishing a task before its workers count as hung: 20× the longest wait
+    between tasks so far, at least `STALL_LEAST_S`; 60× that before two tasks have finished"""
+    return max(STALL_LEAST_S, 20 * max(waits)) if waits else 60 * STALL_LEAST_S
+
 # %% ../nbs/00_core.ipynb #2cbc9bee
 def _worker_init(parent:int|None=None):
     "A forked worker dies with its parent, and its torch runs one thread (the pool it inherits mid-state would hang)"
@@ -271,8 +281,12 @@ def run_tasks(fn, # a picklable function
               arglist:list, # one tuple of arguments per task
               workers:int=1, # local processes; 1 runs in this process
               scheduler:str|None=None, # a dask.distributed scheduler address (e.g. tcp://host:8786): run there instead
+              # a local pool: when no task has finished for `stall_limit` seconds, kill its workers as hung and run
+              # their unfinished tasks again in new ones (tasks that may be re-run, e.g. atomic encodes)
+              watch:bool=False,
              )->Iterator:
-    "fn(*args) for each args, yielding results as they complete: in this process, a local pool, or a Dask cluster"
+    """fn(*args) for each args, yielding results as they complete: in this process, a local pool (restarted when it
+    hangs, with `watch`), or a Dask cluster"""
     if scheduler:
         from distributed import Client, as_completed as dask_completed   # only a cluster run needs distributed
         with Client(scheduler) as client:
@@ -281,10 +295,30 @@ def run_tasks(fn, # a picklable function
             finally: client.cancel(futs)
         return
     if workers <= 1: yield from (fn(*a) for a in arglist); return
-    ex = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('fork'), initializer=_worker_init,
-                             initargs=(os.getpid(),))
-    try: yield from (f.result() for f in as_completed([ex.submit(fn, *a) for a in arglist]))
-    finally: ex.shutdown(wait=True, cancel_futures=True)
+    pending, waits, t, restarts = dict(enumerate(arglist)), [], None, 0     # t: when the last task finished
+    while pending:
+        ex = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('fork'), initializer=_worker_init,
+                                 initargs=(os.getpid(),))
+        futs, hung = {ex.submit(fn, *a): i for i, a in pending.items()}, False
+        try:
+            while futs:
+                limit = stall_limit(waits) * 2 ** restarts if watch else None   # a slow task is not killed for ever
+                done, _ = wait(futs, timeout=limit, return_when=FIRST_COMPLETED)
+                if not done: hung = True; break                        # no task finished in `limit` seconds
+                if t is not None: waits.append(time.monotonic() - t)
+                t = time.monotonic()
+                for f in done: del pending[futs.pop(f)]; yield f.result()
+        finally:
+            if hung:
+                for p in list((getattr(ex, '_processes', None) or {}).values()): p.kill()   # no public way
+            ex.shutdown(wait=True, cancel_futures=True)
+        for f, i in list(futs.items()):                               # finished before the kill: kept
+            if f.done() and not f.cancelled() and not isinstance(f.exception(), BrokenProcessPool):
+                del pending[i]; yield f.result()
+        if hung and pending:
+            print(f"no task finished in {limit:.3g} s: the workers were taken as hung and restarted; {len(pending)} "
+                  f"unfinished task(s) run again", file=sys.stderr)
+            t, restarts = None, restarts + 1
 
 # %% ../nbs/00_core.ipynb #0003a4fa
 def status_counts(rows:list[dict], # manifest rows
@@ -333,7 +367,7 @@ def run_batch(out, # the output folder, locked for the run; the manifest lives i
         todo = [k for k in tasks if not ((r := rows.get(k)) and is_done(r))]
         write_rows(manifest, list(rows.values()), columns)       # a clean journal: no half-written line to append after
         t0, n = time.time(), 0
-        results = run_tasks(fn, [tasks[k] for k in todo], workers, scheduler)
+        results = run_tasks(fn, [tasks[k] for k in todo], workers, scheduler, watch=True)   # hung encodes re-run
         try:
             with Journal(manifest, columns) as journal:
                 for row in (progress_bar(results, total=len(todo)) if progress and todo else results):
