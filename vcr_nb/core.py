@@ -5,7 +5,7 @@
 # %% ../nbs/00_core.ipynb #94831d00
 from __future__ import annotations
 import csv, ctypes, errno, io, json, multiprocessing, os, queue, shutil, signal, socket, sys, threading, time, warnings
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack, contextmanager
 from functools import wraps
@@ -299,15 +299,16 @@ def run_tasks(fn, # a picklable function
     while pending:
         ex = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('fork'), initializer=_worker_init,
                                  initargs=(os.getpid(),))
-        futs, hung = {ex.submit(fn, *a): i for i, a in pending.items()}, False
+        futs, hung, finished = {ex.submit(fn, *a): i for i, a in pending.items()}, False, queue.SimpleQueue()
+        for f in futs: f.add_done_callback(finished.put)               # O(1) a task, however many there are
         try:
             while futs:
                 limit = stall_limit(waits) * 2 ** restarts if watch else None   # a slow task is not killed for ever
-                done, _ = wait(futs, timeout=limit, return_when=FIRST_COMPLETED)
-                if not done: hung = True; break                        # no task finished in `limit` seconds
+                try: f = finished.get(timeout=limit)
+                except queue.Empty: hung = True; break                 # no task finished in `limit` seconds
                 if t is not None: waits.append(time.monotonic() - t)
                 t = time.monotonic()
-                for f in done: del pending[futs.pop(f)]; yield f.result()
+                del pending[futs.pop(f)]; yield f.result()
         finally:
             if hung:
                 for p in list((getattr(ex, '_processes', None) or {}).values()): p.kill()   # no public way
