@@ -304,14 +304,16 @@ def quality_table(ds:PreparedDataset, # the prepared action set
                   videos:list[str], # the videos measured
                   lp:LPIPS|None=None, # an LPIPS model, or None (unavailable: NaN)
                   progress:bool=True, # a progress bar over the videos
+                  only:dict|None=None, # {version: the videos it is measured on}, for versions not on every video
                  )->pd.DataFrame:
     """PSNR-Y, PSNR-RGB, TC and LPIPS per (video, version), with the version's method, rate and kb/s (videos shared out
-    in a launch)"""
-    rows = []
+    in a launch); a video's versions are measured together, sharing its flows and LPIPS reference features"""
+    rows, only = [], only or {}
     mine = shard(list(enumerate(videos)))                      # in a launch, each rank measures its share of the videos
     for i, v in (progress_bar(mine) if progress and mine else mine):
         flows = gt_flows(ds.planes(v, 'gt').y)                 # once per video, for all its versions
         for j, (method, rate, enh, version) in enumerate(versions):
+            if version in only and v not in only[version]: continue
             rows.append(((i, j), dict(video=v, method=method, rate=rate, enhancer=enh, kbps=ds.kbps(v, rate),
                                       **video_quality(ds, v, version, lp, flows))))
     return pd.DataFrame([r for _, r in sorted((r for part in gather_all(rows) for r in part), key=lambda r: r[0])])
@@ -550,9 +552,10 @@ def per_clip(t:pd.DataFrame, # per-clip rows (predictions or quality)
              method:str, # 'uncompressed', 'compressed' or a loss
              rate=None, # the rung (None: any)
             )->pd.Series:
-    "A version's `value` per clip, indexed by video"
+    """A version's `value` per clip, indexed by video and in video order, whatever the rows' order (so a bootstrap over
+    clips does not depend on it)"""
     rows = t[(t.method == method) & (t.rate == ('' if rate is None else rate_key(rate)))]
-    return rows.set_index('video')[value]
+    return rows.set_index('video')[value].sort_index()
 
 # %% ../nbs/07_analysis.ipynb #7561102e
 def paired_diff(t:pd.DataFrame, # per-clip rows (predictions or quality)
@@ -1663,16 +1666,13 @@ def study_quality(st:Study, # the study
     if why: st.unavailable['lpips'] = why; st.log(f"LPIPS: not measured: {why}")
     if not ranks()[0]:
         write_json(st.out/'weights.json', {'LPIPS (AlexNet layers)': lp.source if lp else 'not measured'})
-    # paired with the enhanced
-    q = quality_table(ds, [('compressed', r, '', r) for r in ds.rates], enh_videos, lp, st.progress)
-    if es := st.enhancers():
-        q = pd.concat([q,
-                       quality_table(ds, enhanced_versions(ds, es, enh_videos, st.progress), enh_videos, lp,
-                                     st.progress)], ignore_index=True)
-    if abl := st.enhancers(ablation=True):        # the ablation's networks on their own (smaller) set of videos
-        q = pd.concat([q,
-                       quality_table(ds, enhanced_versions(ds, abl, abl_videos, st.progress), abl_videos, lp,
-                                     st.progress)], ignore_index=True)
+    # the compressed versions on the enhanced ones' videos (paired with them), the ablation's networks on their own
+    # (smaller) set; every version of a video in one pass, so its flows and LPIPS reference features are made once
+    paired = [('compressed', r, '', r) for r in ds.rates]
+    paired += enhanced_versions(ds, st.enhancers(), enh_videos, st.progress)
+    abl = enhanced_versions(ds, st.enhancers(ablation=True), abl_videos, st.progress)
+    only = {ver[3]: set(enh_videos) for ver in paired} | {ver[3]: set(abl_videos) for ver in abl}
+    q = quality_table(ds, paired + abl, list(dict.fromkeys(enh_videos + abl_videos)), lp, st.progress, only)
     if not ranks()[0]: write_atomic(st.out/'quality.csv', q.to_csv(index=False))
     if not ranks()[0] and (h := heldout_quality(st)) is not None:
         write_atomic(st.out/'heldout.csv', h.to_csv(index=False))
