@@ -24,13 +24,14 @@ from fastcore.foundation import L
 from fastprogress.fastprogress import progress_bar, IN_NOTEBOOK
 
 # %% auto #0
-__all__ = ['DISK_FULL_ERRNOS', 'ROW_STATUSES', 'LOCK_NAME', 'RESUMABLE', 'STALL_LEAST_S', 'VcrError', 'DiskFull', 'is_disk_full',
-           'free_space', 'disk_full', 'report_errors', 'atomic_path', 'fsync_path', 'atomic_output', 'write_atomic',
-           'write_json', 'read_rows', 'write_rows', 'Journal', 'OutputInUse', 'lock_file', 'lock_holder', 'output_lock',
-           'settings_diff', 'check_resume', 'guard_settings', 'stall_limit', 'run_tasks', 'status_counts',
-           'batch_summary', 'remove_partials', 'run_batch', 'prefetch', 'save_checkpoint', 'load_checkpoint', 'misfit',
-           'optimizer_to_params', 'restore', 'NonFiniteLoss', 'all_ranks', 'NonFiniteGuard', 'Checkpoint', 'fit_from',
-           'process_group', 'ranks', 'shard', 'gather_all', 'from_rank0', 'barrier']
+__all__ = ['DISK_FULL_ERRNOS', 'ROW_STATUSES', 'LOCK_NAME', 'RESUMABLE', 'STALL_LEAST_S', 'MAX_CRASHES', 'VcrError', 'DiskFull',
+           'is_disk_full', 'free_space', 'disk_full', 'report_errors', 'atomic_path', 'fsync_path', 'atomic_output',
+           'write_atomic', 'write_json', 'read_rows', 'write_rows', 'Journal', 'OutputInUse', 'lock_file',
+           'lock_holder', 'output_lock', 'settings_diff', 'check_resume', 'guard_settings', 'stall_limit', 'run_tasks',
+           'status_counts', 'batch_summary', 'remove_partials', 'run_batch', 'prefetch', 'save_checkpoint',
+           'load_checkpoint', 'misfit', 'optimizer_to_params', 'restore', 'NonFiniteLoss', 'all_ranks',
+           'NonFiniteGuard', 'Checkpoint', 'fit_from', 'process_group', 'ranks', 'shard', 'gather_all', 'from_rank0',
+           'barrier']
 
 # %% ../nbs/00_core.ipynb #9cd55848
 class VcrError(Exception):
@@ -262,6 +263,7 @@ def guard_settings(folder, # an output folder
 
 # %% ../nbs/00_core.ipynb #7da66a99
 STALL_LEAST_S = 60 # seconds: the least a watched local pool waits for its next task to finish
+MAX_CRASHES = 3 # times a watched local pool is restarted after a worker died, before the batch stops
 
 def stall_limit(waits:list, # seconds between the pool's finished tasks so far
                )->float:
@@ -281,12 +283,13 @@ def run_tasks(fn, # a picklable function
               arglist:list, # one tuple of arguments per task
               workers:int=1, # local processes; 1 runs in this process
               scheduler:str|None=None, # a dask.distributed scheduler address (e.g. tcp://host:8786): run there instead
-              # a local pool: when no task has finished for `stall_limit` seconds, kill its workers as hung and run
-              # their unfinished tasks again in new ones (tasks that may be re-run, e.g. atomic encodes)
+              # a local pool: when no task has finished for `stall_limit` seconds, kill its workers as hung, and when
+              # a worker dies (a crash in a codec library), restart the pool (`MAX_CRASHES` times at most); their
+              # unfinished tasks run again in new workers (tasks that may be re-run, e.g. atomic encodes)
               watch:bool=False,
              )->Iterator:
     """fn(*args) for each args, yielding results as they complete: in this process, a local pool (restarted when it
-    hangs, with `watch`), or a Dask cluster"""
+    hangs or a worker dies, with `watch`), or a Dask cluster"""
     if scheduler:
         from distributed import Client, as_completed as dask_completed   # only a cluster run needs distributed
         with Client(scheduler) as client:
@@ -295,17 +298,19 @@ def run_tasks(fn, # a picklable function
             finally: client.cancel(futs)
         return
     if workers <= 1: yield from (fn(*a) for a in arglist); return
-    pending, waits, t, restarts = dict(enumerate(arglist)), [], None, 0     # t: when the last task finished
+    pending, waits, t, restarts, crashes = dict(enumerate(arglist)), [], None, 0, 0   # t: when the last task finished
     while pending:
         ex = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('fork'), initializer=_worker_init,
                                  initargs=(os.getpid(),))
-        futs, hung, finished = {ex.submit(fn, *a): i for i, a in pending.items()}, False, queue.SimpleQueue()
+        futs, finished = {ex.submit(fn, *a): i for i, a in pending.items()}, queue.SimpleQueue()
+        hung = died = False
         for f in futs: f.add_done_callback(finished.put)               # O(1) a task, however many there are
         try:
             while futs:
                 limit = stall_limit(waits) * 2 ** restarts if watch else None   # a slow task is not killed for ever
                 try: f = finished.get(timeout=limit)
                 except queue.Empty: hung = True; break                 # no task finished in `limit` seconds
+                if watch and isinstance(f.exception(), BrokenProcessPool): died = True; break   # a worker died
                 if t is not None: waits.append(time.monotonic() - t)
                 t = time.monotonic()
                 del pending[futs.pop(f)]; yield f.result()
@@ -320,6 +325,15 @@ def run_tasks(fn, # a picklable function
             print(f"no task finished in {limit:.3g} s: the workers were taken as hung and restarted; {len(pending)} "
                   f"unfinished task(s) run again", file=sys.stderr)
             t, restarts = None, restarts + 1
+        if died and pending:
+            crashes += 1
+            if crashes > MAX_CRASHES:
+                raise VcrError(getattr(fn, '__name__', 'task'),
+                               f"a worker process died {crashes} times (a crash, e.g. in a codec library); "
+                               f"{len(pending)} task(s) unfinished, the finished ones kept")
+            print(f"a worker process died (a crash, e.g. in a codec library): the pool was restarted; {len(pending)} "
+                  f"unfinished task(s) run again", file=sys.stderr)
+            t = None
 
 # %% ../nbs/00_core.ipynb #0003a4fa
 def status_counts(rows:list[dict], # manifest rows
