@@ -93,7 +93,7 @@ class ResBlock(nn.Module):
         self.body = nn.Sequential(nn.Conv2d(c, c, 3, 1, 1), nn.ReLU(inplace=True), nn.Conv2d(c, c, 3, 1, 1))
     def forward(self, x, # features (B,c,H,W)
                ):
-        return x + self.body(x)
+        return self.body(x).add_(x)          # x + body(x), added into body's fresh output: one tensor fewer
 
 # %% ../nbs/03_models.ipynb #60499e88
 class ENet(nn.Module):
