@@ -5,7 +5,8 @@
 # %% ../nbs/00_core.ipynb #94831d00
 from __future__ import annotations
 import csv, ctypes, errno, io, json, multiprocessing, os, queue, shutil, signal, socket, sys, threading, time, warnings
-from concurrent.futures import ProcessPoolExecutor
+from collections import Counter, deque
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack, contextmanager
 from functools import wraps
@@ -24,14 +25,14 @@ from fastcore.foundation import L
 from fastprogress.fastprogress import progress_bar, IN_NOTEBOOK
 
 # %% auto #0
-__all__ = ['DISK_FULL_ERRNOS', 'ROW_STATUSES', 'LOCK_NAME', 'RESUMABLE', 'STALL_LEAST_S', 'MAX_CRASHES', 'VcrError', 'DiskFull',
+__all__ = ['DISK_FULL_ERRNOS', 'ROW_STATUSES', 'LOCK_NAME', 'RESUMABLE', 'STALL_LEAST_S', 'CRASH_TRIES', 'VcrError', 'DiskFull',
            'is_disk_full', 'free_space', 'disk_full', 'report_errors', 'atomic_path', 'fsync_path', 'atomic_output',
            'write_atomic', 'write_json', 'read_rows', 'write_rows', 'Journal', 'OutputInUse', 'lock_file',
            'lock_holder', 'output_lock', 'settings_diff', 'check_resume', 'guard_settings', 'stall_limit', 'run_tasks',
-           'status_counts', 'batch_summary', 'remove_partials', 'run_batch', 'prefetch', 'save_checkpoint',
-           'load_checkpoint', 'misfit', 'optimizer_to_params', 'restore', 'NonFiniteLoss', 'all_ranks',
-           'NonFiniteGuard', 'Checkpoint', 'fit_from', 'process_group', 'ranks', 'shard', 'gather_all', 'from_rank0',
-           'barrier']
+           'watched_tasks', 'status_counts', 'batch_summary', 'remove_partials', 'run_batch', 'prefetch',
+           'save_checkpoint', 'load_checkpoint', 'misfit', 'optimizer_to_params', 'restore', 'NonFiniteLoss',
+           'all_ranks', 'NonFiniteGuard', 'Checkpoint', 'fit_from', 'process_group', 'ranks', 'shard', 'gather_all',
+           'from_rank0', 'barrier']
 
 # %% ../nbs/00_core.ipynb #9cd55848
 class VcrError(Exception):
@@ -262,14 +263,14 @@ def guard_settings(folder, # an output folder
     else: write_json(f, settings)
 
 # %% ../nbs/00_core.ipynb #7da66a99
-STALL_LEAST_S = 60 # seconds: the least a watched local pool waits for its next task to finish
-MAX_CRASHES = 3 # times a watched local pool is restarted after a worker died, before the batch stops
+STALL_LEAST_S = 60 # seconds: the least a task of a watched local pool may run before its worker counts as hung
+CRASH_TRIES = 2 # times a task of a watched local pool may kill its worker before it is reported as the crash's cause
 
-def stall_limit(waits:list, # seconds between the pool's finished tasks so far
+def stall_limit(took:list, # seconds each task the pool has finished took
                )->float:
-    """How long a watched pool may go without finishing a task before its workers count as hung: 20× the longest wait
-    between tasks so far, at least `STALL_LEAST_S`; 60× that before two tasks have finished"""
-    return max(STALL_LEAST_S, 20 * max(waits)) if waits else 60 * STALL_LEAST_S
+    """How long a task of a watched pool may run before its worker counts as hung: 20× the longest task so far, at
+    least `STALL_LEAST_S`; 60× that before any task has finished"""
+    return max(STALL_LEAST_S, 20 * max(took)) if took else 60 * STALL_LEAST_S
 
 # %% ../nbs/00_core.ipynb #2cbc9bee
 def _worker_init(parent:int|None=None):
@@ -279,17 +280,22 @@ def _worker_init(parent:int|None=None):
         if os.getppid() != parent: os._exit(1)                 # it died before the line above
     torch.set_num_threads(1)                                   # what torch's own DataLoader workers do
 
+def _pool(workers:int)->ProcessPoolExecutor:
+    "A local pool of forked workers"
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('fork'), initializer=_worker_init,
+                               initargs=(os.getpid(),))
+
 def run_tasks(fn, # a picklable function
               arglist:list, # one tuple of arguments per task
-              workers:int=1, # local processes; 1 runs in this process
+              workers:int=1, # local processes; 1 runs in this process (unless `watch`)
               scheduler:str|None=None, # a dask.distributed scheduler address (e.g. tcp://host:8786): run there instead
-              # a local pool: when no task has finished for `stall_limit` seconds, kill its workers as hung, and when
-              # a worker dies (a crash in a codec library), restart the pool (`MAX_CRASHES` times at most); their
-              # unfinished tasks run again in new workers (tasks that may be re-run, e.g. atomic encodes)
+              # run in `watched_tasks`' local workers, even one: a hung or dead worker is replaced and its task re-run
               watch:bool=False,
+              names:list|None=None, # with `watch`: what the lines about a task call it (default: 'task i')
+              crashed:Callable|None=None, # with `watch`: i -> the result for task i when it kills its worker each try
              )->Iterator:
-    """fn(*args) for each args, yielding results as they complete: in this process, a local pool (restarted when it
-    hangs or a worker dies, with `watch`), or a Dask cluster"""
+    """fn(*args) for each args, yielding results as they complete: in this process, a local pool (`watched_tasks`,
+    with `watch`), or a Dask cluster"""
     if scheduler:
         from distributed import Client, as_completed as dask_completed   # only a cluster run needs distributed
         with Client(scheduler) as client:
@@ -297,43 +303,67 @@ def run_tasks(fn, # a picklable function
             try: yield from (f.result() for f in dask_completed(futs))
             finally: client.cancel(futs)
         return
+    if watch: yield from watched_tasks(fn, arglist, workers, names, crashed); return
     if workers <= 1: yield from (fn(*a) for a in arglist); return
-    pending, waits, t, restarts, crashes = dict(enumerate(arglist)), [], None, 0, 0   # t: when the last task finished
-    while pending:
-        ex = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('fork'), initializer=_worker_init,
-                                 initargs=(os.getpid(),))
-        futs, finished = {ex.submit(fn, *a): i for i, a in pending.items()}, queue.SimpleQueue()
-        hung = died = False
-        for f in futs: f.add_done_callback(finished.put)               # O(1) a task, however many there are
-        try:
-            while futs:
-                limit = stall_limit(waits) * 2 ** restarts if watch else None   # a slow task is not killed for ever
-                try: f = finished.get(timeout=limit)
-                except queue.Empty: hung = True; break                 # no task finished in `limit` seconds
-                if watch and isinstance(f.exception(), BrokenProcessPool): died = True; break   # a worker died
-                if t is not None: waits.append(time.monotonic() - t)
-                t = time.monotonic()
-                del pending[futs.pop(f)]; yield f.result()
+    with _pool(workers) as ex:
+        futs = [ex.submit(fn, *a) for a in arglist]
+        try: yield from (f.result() for f in as_completed(futs))
         finally:
-            if hung:
-                for p in list((getattr(ex, '_processes', None) or {}).values()): p.kill()   # no public way
-            ex.shutdown(wait=True, cancel_futures=True)
-        for f, i in list(futs.items()):                               # finished before the kill: kept
-            if f.done() and not f.cancelled() and not isinstance(f.exception(), BrokenProcessPool):
-                del pending[i]; yield f.result()
-        if hung and pending:
-            print(f"no task finished in {limit:.3g} s: the workers were taken as hung and restarted; {len(pending)} "
-                  f"unfinished task(s) run again", file=sys.stderr)
-            t, restarts = None, restarts + 1
-        if died and pending:
-            crashes += 1
-            if crashes > MAX_CRASHES:
-                raise VcrError(getattr(fn, '__name__', 'task'),
-                               f"a worker process died {crashes} times (a crash, e.g. in a codec library); "
-                               f"{len(pending)} task(s) unfinished, the finished ones kept")
-            print(f"a worker process died (a crash, e.g. in a codec library): the pool was restarted; {len(pending)} "
-                  f"unfinished task(s) run again", file=sys.stderr)
-            t = None
+            for f in futs: f.cancel()                          # a consumer that stops early: the rest never start
+
+# %% ../nbs/00_core.ipynb #950e5b5d
+def watched_tasks(fn, # a picklable function, whose tasks may be re-run (e.g. atomic encodes)
+                  arglist:list, # one tuple of arguments per task
+                  workers:int=1, # local processes
+                  names:list|None=None, # what the lines about a task call it (default: 'task i')
+                  # i -> the result to yield for task i once it has killed its worker `CRASH_TRIES` times
+                  # (None: stop with one `VcrError` line naming it)
+                  crashed:Callable|None=None,
+                 )->Iterator:
+    """fn(*args) for each args in `workers` one-process pools, one task at a time each, yielding results as they
+    complete; a worker whose task runs past `stall_limit` (hung) or that dies (a crash) is replaced, its task re-run"""
+    name = lambda i: names[i] if names else f"task {i}"
+    todo, finished, took, restarts, deaths = deque(range(len(arglist))), queue.SimpleQueue(), [], 0, Counter()
+    pools = [None] * max(1, min(workers, len(arglist)))
+    busy = [None] * len(pools)                                # per worker: (future, task, start) or None
+    def replace(w, kill=False):
+        if kill:
+            for p in list((getattr(pools[w], '_processes', None) or {}).values()): p.kill()   # no public way
+        pools[w].shutdown(wait=True, cancel_futures=True); pools[w] = busy[w] = None
+    try:
+        while True:
+            for w in range(len(pools)):
+                if busy[w] is None and todo:
+                    i = todo.popleft(); pools[w] = pools[w] or _pool(1)
+                    busy[w] = (pools[w].submit(fn, *arglist[i]), i, time.monotonic())
+                    busy[w][0].add_done_callback(finished.put)
+            if not any(busy): return
+            limit = stall_limit(took) * 2 ** restarts              # a slow task is not killed for ever
+            first = min(b[2] for b in busy if b)
+            try: f = finished.get(timeout=max(0., first + limit - time.monotonic()))
+            except queue.Empty:                                    # a task ran `limit` seconds: its worker is hung
+                hung = [(w, b[1]) for w, b in enumerate(busy) if b and time.monotonic() - b[2] >= limit]
+                for w, i in hung:
+                    replace(w, kill=True); todo.appendleft(i)
+                    print(f"{name(i)}: not finished in {limit:.3g} s: its worker was taken as hung and replaced; "
+                          f"the task runs again", file=sys.stderr)
+                restarts += bool(hung); continue
+            w = next((w for w, b in enumerate(busy) if b and b[0] is f), None)
+            if w is None: continue                                 # a replaced worker's future
+            i, start = busy[w][1:]
+            if isinstance(f.exception(), BrokenProcessPool):       # the worker died under its task: a crash
+                replace(w); deaths[i] += 1
+                why = "its worker process died (a crash, e.g. in a codec library)"
+                if deaths[i] < CRASH_TRIES:
+                    print(f"{name(i)}: {why}; the task runs again in a new one", file=sys.stderr); todo.appendleft(i)
+                elif crashed is None: raise VcrError(name(i), f"{why} each of the {CRASH_TRIES} times it ran")
+                else: yield crashed(i)
+                continue
+            busy[w] = None; took.append(time.monotonic() - start)
+            yield f.result()
+    finally:
+        for w in range(len(pools)):
+            if pools[w]: replace(w)                               # waits for running tasks; the rest never start
 
 # %% ../nbs/00_core.ipynb #0003a4fa
 def status_counts(rows:list[dict], # manifest rows
@@ -382,7 +412,11 @@ def run_batch(out, # the output folder, locked for the run; the manifest lives i
         todo = [k for k in tasks if not ((r := rows.get(k)) and is_done(r))]
         write_rows(manifest, list(rows.values()), columns)       # a clean journal: no half-written line to append after
         t0, n = time.time(), 0
-        results = run_tasks(fn, [tasks[k] for k in todo], workers, scheduler, watch=True)   # hung encodes re-run
+        crashed = lambda j: {**{c: '' for c in columns}, **dict(zip(key, todo[j])), 'status': 'error',
+                             'error': f"its worker process died each of the {CRASH_TRIES} times it ran (a crash, e.g. "
+                                      f"in a codec library)"}
+        results = run_tasks(fn, [tasks[k] for k in todo], workers, scheduler, watch=True,   # hung encodes re-run
+                            names=[' '.join(map(str, k)) for k in todo], crashed=crashed)
         try:
             with Journal(manifest, columns) as journal:
                 for row in (progress_bar(results, total=len(todo)) if progress and todo else results):
