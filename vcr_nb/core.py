@@ -25,11 +25,11 @@ from fastcore.foundation import L
 from fastprogress.fastprogress import progress_bar, IN_NOTEBOOK
 
 # %% auto #0
-__all__ = ['DISK_FULL_ERRNOS', 'ROW_STATUSES', 'LOCK_NAME', 'RESUMABLE', 'STALL_LEAST_S', 'CRASH_TRIES', 'VcrError', 'DiskFull',
-           'is_disk_full', 'free_space', 'disk_full', 'report_errors', 'atomic_path', 'fsync_path', 'atomic_output',
-           'write_atomic', 'write_json', 'read_rows', 'write_rows', 'Journal', 'OutputInUse', 'lock_file',
-           'lock_holder', 'output_lock', 'settings_diff', 'check_resume', 'guard_settings', 'stall_limit', 'run_tasks',
-           'watched_tasks', 'status_counts', 'batch_summary', 'remove_partials', 'run_batch', 'prefetch',
+__all__ = ['DISK_FULL_ERRNOS', 'ROW_STATUSES', 'LOCK_NAME', 'RESUMABLE', 'STALL_LEAST_S', 'CRASH_TRIES', 'HANG_TRIES', 'VcrError',
+           'DiskFull', 'is_disk_full', 'free_space', 'disk_full', 'report_errors', 'atomic_path', 'fsync_path',
+           'atomic_output', 'write_atomic', 'write_json', 'read_rows', 'write_rows', 'Journal', 'OutputInUse',
+           'lock_file', 'lock_holder', 'output_lock', 'settings_diff', 'check_resume', 'guard_settings', 'stall_limit',
+           'run_tasks', 'watched_tasks', 'status_counts', 'batch_summary', 'remove_partials', 'run_batch', 'prefetch',
            'save_checkpoint', 'load_checkpoint', 'misfit', 'optimizer_to_params', 'restore', 'NonFiniteLoss',
            'all_ranks', 'NonFiniteGuard', 'Checkpoint', 'fit_from', 'process_group', 'ranks', 'shard', 'gather_all',
            'from_rank0', 'barrier']
@@ -265,6 +265,7 @@ def guard_settings(folder, # an output folder
 # %% ../nbs/00_core.ipynb #7da66a99
 STALL_LEAST_S = 60 # seconds: the least a task of a watched local pool may run before its worker counts as hung
 CRASH_TRIES = 2 # times a task of a watched local pool may kill its worker before it is reported as the crash's cause
+HANG_TRIES = 4 # times a task of a watched local pool may be taken as hung (the limit doubling) before it is reported
 
 def stall_limit(took:list, # seconds each task the pool has finished took
                )->float:
@@ -292,7 +293,7 @@ def run_tasks(fn, # a picklable function
               # run in `watched_tasks`' local workers, even one: a hung or dead worker is replaced and its task re-run
               watch:bool=False,
               names:list|None=None, # with `watch`: what the lines about a task call it (default: 'task i')
-              crashed:Callable|None=None, # with `watch`: i -> the result for task i when it kills its worker each try
+              failed:Callable|None=None, # with `watch`: (i, why) -> task i's result when it crashes or hangs each try
              )->Iterator:
     """fn(*args) for each args, yielding results as they complete: in this process, a local pool (`watched_tasks`,
     with `watch`), or a Dask cluster"""
@@ -303,7 +304,7 @@ def run_tasks(fn, # a picklable function
             try: yield from (f.result() for f in dask_completed(futs))
             finally: client.cancel(futs)
         return
-    if watch: yield from watched_tasks(fn, arglist, workers, names, crashed); return
+    if watch: yield from watched_tasks(fn, arglist, workers, names, failed); return
     if workers <= 1: yield from (fn(*a) for a in arglist); return
     with _pool(workers) as ex:
         futs = [ex.submit(fn, *a) for a in arglist]
@@ -316,14 +317,17 @@ def watched_tasks(fn, # a picklable function, whose tasks may be re-run (e.g. at
                   arglist:list, # one tuple of arguments per task
                   workers:int=1, # local processes
                   names:list|None=None, # what the lines about a task call it (default: 'task i')
-                  # i -> the result to yield for task i once it has killed its worker `CRASH_TRIES` times
-                  # (None: stop with one `VcrError` line naming it)
-                  crashed:Callable|None=None,
+                  # (i, why) -> the result to yield for task i once it has killed its worker `CRASH_TRIES` times or
+                  # been taken as hung `HANG_TRIES` times (None: stop with one `VcrError` line naming it)
+                  failed:Callable|None=None,
                  )->Iterator:
     """fn(*args) for each args in `workers` one-process pools, one task at a time each, yielding results as they
     complete; a worker whose task runs past `stall_limit` (hung) or that dies (a crash) is replaced, its task re-run"""
     name = lambda i: names[i] if names else f"task {i}"
-    todo, finished, took, restarts, deaths = deque(range(len(arglist))), queue.SimpleQueue(), [], 0, Counter()
+    todo, finished, took, restarts, tries = deque(range(len(arglist))), queue.SimpleQueue(), [], 0, Counter()
+    def give_up(i, why):                                          # the task's own doing: a result, or the batch stops
+        if failed is None: raise VcrError(name(i), why)
+        return failed(i, why)
     pools = [None] * max(1, min(workers, len(arglist)))
     busy = [None] * len(pools)                                # per worker: (future, task, start) or None
     def replace(w, kill=False):
@@ -344,20 +348,22 @@ def watched_tasks(fn, # a picklable function, whose tasks may be re-run (e.g. at
             except queue.Empty:                                    # a task ran `limit` seconds: its worker is hung
                 hung = [(w, b[1]) for w, b in enumerate(busy) if b and time.monotonic() - b[2] >= limit]
                 for w, i in hung:
-                    replace(w, kill=True); todo.appendleft(i)
+                    replace(w, kill=True); tries[i, 'hung'] += 1
+                    if tries[i, 'hung'] >= HANG_TRIES:
+                        yield give_up(i, f"not finished in {limit:.3g} s, nor in any of its {HANG_TRIES - 1} shorter "
+                                         f"tries: taken as hung each time"); continue
                     print(f"{name(i)}: not finished in {limit:.3g} s: its worker was taken as hung and replaced; "
-                          f"the task runs again", file=sys.stderr)
+                          f"the task runs again", file=sys.stderr); todo.appendleft(i)
                 restarts += bool(hung); continue
             w = next((w for w, b in enumerate(busy) if b and b[0] is f), None)
             if w is None: continue                                 # a replaced worker's future
             i, start = busy[w][1:]
             if isinstance(f.exception(), BrokenProcessPool):       # the worker died under its task: a crash
-                replace(w); deaths[i] += 1
+                replace(w); tries[i, 'died'] += 1
                 why = "its worker process died (a crash, e.g. in a codec library)"
-                if deaths[i] < CRASH_TRIES:
+                if tries[i, 'died'] < CRASH_TRIES:
                     print(f"{name(i)}: {why}; the task runs again in a new one", file=sys.stderr); todo.appendleft(i)
-                elif crashed is None: raise VcrError(name(i), f"{why} each of the {CRASH_TRIES} times it ran")
-                else: yield crashed(i)
+                else: yield give_up(i, f"{why} each of the {CRASH_TRIES} times it ran")
                 continue
             busy[w] = None; took.append(time.monotonic() - start)
             yield f.result()
@@ -412,11 +418,9 @@ def run_batch(out, # the output folder, locked for the run; the manifest lives i
         todo = [k for k in tasks if not ((r := rows.get(k)) and is_done(r))]
         write_rows(manifest, list(rows.values()), columns)       # a clean journal: no half-written line to append after
         t0, n = time.time(), 0
-        crashed = lambda j: {**{c: '' for c in columns}, **dict(zip(key, todo[j])), 'status': 'error',
-                             'error': f"its worker process died each of the {CRASH_TRIES} times it ran (a crash, e.g. "
-                                      f"in a codec library)"}
+        failed = lambda j, why: {**{c: '' for c in columns}, **dict(zip(key, todo[j])), 'status': 'error', 'error': why}
         results = run_tasks(fn, [tasks[k] for k in todo], workers, scheduler, watch=True,   # hung encodes re-run
-                            names=[' '.join(map(str, k)) for k in todo], crashed=crashed)
+                            names=[' '.join(map(str, k)) for k in todo], failed=failed)
         try:
             with Journal(manifest, columns) as journal:
                 for row in (progress_bar(results, total=len(todo)) if progress and todo else results):
