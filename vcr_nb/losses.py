@@ -20,10 +20,11 @@ from .core import VcrError, write_atomic
 
 # %% auto #0
 __all__ = ['DOWNLOAD_TIMEOUT', 'PROXY_VARS', 'PACKAGE_WEIGHTS', 'BACKBONES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'VGG_LAYERS',
-           'LOSSES', 'pixel_loss', 'WeightsUnavailable', 'hub_file', 'download_timeout', 'load_pretrained',
-           'offline_hub', 'ArrayUnpickler', 'read_array_pickle', 'package_weights', 'convert_package_weights',
-           'converted_file', 'backbone_features', 'luma_to_imagenet', 'frozen', 'perceptual_layers', 'VGGFeatures',
-           'LayerFeatures', 'PerceptualLoss', 'ragan_d_loss', 'ragan_g_loss', 'RaGANLoss']
+           'LOSSES', 'pixel_loss', 'WeightsUnavailable', 'hub_file', 'download_timeout', 'built_with',
+           'load_pretrained', 'offline_hub', 'ArrayUnpickler', 'read_array_pickle', 'package_weights',
+           'convert_package_weights', 'converted_file', 'backbone_features', 'luma_to_imagenet', 'frozen',
+           'perceptual_layers', 'VGGFeatures', 'LayerFeatures', 'PerceptualLoss', 'ragan_d_loss', 'ragan_g_loss',
+           'RaGANLoss']
 
 # %% ../nbs/04_losses.ipynb #576e4d47
 def pixel_loss(pred:torch.Tensor, # enhanced luma (B,T,1,H,W) in [0,1]
@@ -54,6 +55,17 @@ def download_timeout(seconds:float=DOWNLOAD_TIMEOUT, # the longest any socket op
     try: yield
     finally: socket.setdefaulttimeout(old)
 
+# %% ../nbs/04_losses.ipynb #82e18f86
+def built_with(builder, # a torchvision model function, e.g. torchvision.models.vgg16
+               sd:dict, # its whole state dict
+              )->nn.Module:
+    "`builder`'s network holding the tensors of `sd`, built without first drawing random weights"
+    with torch.device('meta'): m = builder(weights=None)
+    m.load_state_dict(sd, assign=True)
+    if any(t.is_meta for t in [*m.parameters(), *m.buffers()]):           # a buffer the state dict lacks
+        m = builder(weights=None); m.load_state_dict(sd)
+    return m
+
 # %% ../nbs/04_losses.ipynb #6e3d700e
 def load_pretrained(builder, # a torchvision model function, e.g. torchvision.models.vgg19
                     weights, # its weights enum member, e.g. VGG19_Weights.IMAGENET1K_V1
@@ -64,8 +76,7 @@ def load_pretrained(builder, # a torchvision model function, e.g. torchvision.mo
     try:
         with download_timeout(), redirect_stdout(io.StringIO()):     # torch announces a download it may not manage
             sd = weights.get_state_dict(progress=False, weights_only=True)
-        m = builder(weights=None); m.load_state_dict(sd)
-        return m
+        return built_with(builder, sd)
     except (URLError, OSError) as e:
         why = getattr(e, 'reason', None) or e
         raise WeightsUnavailable(f, f"{weights} is not in the torch hub cache and could not be downloaded ({why}); "
@@ -170,8 +181,9 @@ def backbone_features(name:str, # 'alexnet', 'vgg16' or 'vgg19'
     cache = converted_file(name)
     if not cache.exists():
         buf = io.BytesIO(); torch.save(convert_package_weights(name, src), buf); write_atomic(cache, buf.getvalue())
-    features = builder(weights=None).features
-    features.load_state_dict(torch.load(cache, map_location='cpu', weights_only=True))
+    sd = torch.load(cache, map_location='cpu', weights_only=True)
+    with torch.device('meta'): features = builder(weights=None).features    # no random weights drawn first
+    features.load_state_dict(sd, assign=True)
     return features, f"{PACKAGE_WEIGHTS.replace('_', '-')} 0.1.0's ImageNet {name} layers"
 
 # %% ../nbs/04_losses.ipynb #20f614aa
