@@ -305,6 +305,7 @@ def quality_table(ds:PreparedDataset, # the prepared action set
                   lp:LPIPS|None=None, # an LPIPS model, or None (unavailable: NaN)
                   progress:bool=True, # a progress bar over the videos
                   only:dict|None=None, # {version: the videos it is measured on}, for versions not on every video
+                  no_lpips:set=frozenset(), # versions measured without LPIPS (NaN there), e.g. the ablation's
                  )->pd.DataFrame:
     """PSNR-Y, PSNR-RGB, TC and LPIPS per (video, version), with the version's method, rate and kb/s (videos shared out
     in a launch); a video's versions are measured together, sharing its flows and LPIPS reference features"""
@@ -315,7 +316,8 @@ def quality_table(ds:PreparedDataset, # the prepared action set
         for j, (method, rate, enh, version) in enumerate(versions):
             if version in only and v not in only[version]: continue
             rows.append(((i, j), dict(video=v, method=method, rate=rate, enhancer=enh, kbps=ds.kbps(v, rate),
-                                      **video_quality(ds, v, version, lp, flows))))
+                                      **video_quality(ds, v, version, None if version in no_lpips else lp,
+                                                      flows))))
     return pd.DataFrame([r for _, r in sorted((r for part in gather_all(rows) for r in part), key=lambda r: r[0])])
 
 # %% ../nbs/07_analysis.ipynb #8933c3b1
@@ -1667,12 +1669,14 @@ def study_quality(st:Study, # the study
     if not ranks()[0]:
         write_json(st.out/'weights.json', {'LPIPS (AlexNet layers)': lp.source if lp else 'not measured'})
     # the compressed versions on the enhanced ones' videos (paired with them), the ablation's networks on their own
-    # (smaller) set; every version of a video in one pass, so its flows and LPIPS reference features are made once
+    # (smaller) set, and without LPIPS: §2.1 compares architectures by spatial quality and temporal coherence (PSNR-Y,
+    # TC); every version of a video in one pass, so its flows and LPIPS reference features are made once
     paired = [('compressed', r, '', r) for r in ds.rates]
     paired += enhanced_versions(ds, st.enhancers(), enh_videos, st.progress)
     abl = enhanced_versions(ds, st.enhancers(ablation=True), abl_videos, st.progress)
     only = {ver[3]: set(enh_videos) for ver in paired} | {ver[3]: set(abl_videos) for ver in abl}
-    q = quality_table(ds, paired + abl, list(dict.fromkeys(enh_videos + abl_videos)), lp, st.progress, only)
+    q = quality_table(ds, paired + abl, list(dict.fromkeys(enh_videos + abl_videos)), lp, st.progress, only,
+                      {ver[3] for ver in abl})
     if not ranks()[0]: write_atomic(st.out/'quality.csv', q.to_csv(index=False))
     if not ranks()[0] and (h := heldout_quality(st)) is not None:
         write_atomic(st.out/'heldout.csv', h.to_csv(index=False))
