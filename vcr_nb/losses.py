@@ -181,9 +181,8 @@ def backbone_features(name:str, # 'alexnet', 'vgg16' or 'vgg19'
     cache = converted_file(name)
     if not cache.exists():
         buf = io.BytesIO(); torch.save(convert_package_weights(name, src), buf); write_atomic(cache, buf.getvalue())
-    sd = torch.load(cache, map_location='cpu', weights_only=True)
-    with torch.device('meta'): features = builder(weights=None).features    # no random weights drawn first
-    features.load_state_dict(sd, assign=True)
+    features = built_with(lambda weights: builder(weights=weights).features,
+                          torch.load(cache, map_location='cpu', weights_only=True))
     return features, f"{PACKAGE_WEIGHTS.replace('_', '-')} 0.1.0's ImageNet {name} layers"
 
 # %% ../nbs/04_losses.ipynb #20f614aa
