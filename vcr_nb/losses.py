@@ -181,7 +181,7 @@ def backbone_features(name:str, # 'alexnet', 'vgg16' or 'vgg19'
     cache = converted_file(name)
     if not cache.exists():
         buf = io.BytesIO(); torch.save(convert_package_weights(name, src), buf); write_atomic(cache, buf.getvalue())
-    features = built_with(lambda weights: builder(weights=weights).features,
+    features = built_with(lambda weights: builder(weights=None).features,
                           torch.load(cache, map_location='cpu', weights_only=True))
     return features, f"{PACKAGE_WEIGHTS.replace('_', '-')} 0.1.0's ImageNet {name} layers"
 
