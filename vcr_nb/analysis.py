@@ -1134,7 +1134,8 @@ RELEASE_PARTS = ('resnet-2d', 'resnet-3d', 'pretrain-recurrent', 'pretrain-recur
 # paper's long pretraining, §4.3, scaled to a CPU)
 RELEASE_PRETRAINING = dict(arch='recurrent', crfs=(40, 45, 50), stages=(('enhance', 3), ('action', 24)),
                            per_crf=(('action', 6, 3e-4, 5), ('action', 12, 3e-4, 5), ('action', 6, 1e-4, 10),
-                                    ('action+enhance', 3, 1e-4, 10)))
+                                    ('action+enhance', 3, 1e-4, 10), ('action', 1, 1e-4, 32),
+                                    ('action+enhance', 1, 1e-4, 32)))
 
 def released_dir()->Path:
     "Where `mini`'s released weights ship: inside the installed package"
@@ -1251,9 +1252,10 @@ def release_pretraining(arch:str, # 'recurrent' or 'frame'
                         data, # a mini data folder made with seed 0
                         work, # where the full checkpoints are trained (resumed)
                         crf:int|None=None, # also the last stages, fine-tuning for this CRF alone (None: the shared)
-                        # a checkpoint to start the last stage from (e.g. an earlier release of the stages before it),
-                        # instead of training those stages: only the last run is returned
+                        # a checkpoint to start the last stages from (e.g. an earlier release of the stages before
+                        # them), instead of training those stages: only the last `stages` runs are returned
                         start=None,
+                        stages:int=1, # with `start`: how many of the last stages run from it
                        )->list[tuple]:
     """The runs of `arch`'s released ℓ2 pretraining, in order, as (config, checkpoint): each starts from the one before;
     the shared stages' checkpoints are the same whichever CRF follows them"""
@@ -1269,14 +1271,19 @@ def release_pretraining(arch:str, # 'recurrent' or 'frame'
                                   **({'mix': str(Path(data)/mix[0])} if mix else {})})
         f = Path(work)/f'{Path(init).stem}-{part if k else rate_key(crf)}.pth'
         runs.append((replace(cfg, init=init), f)); init = str(f)
-    return runs if start is None else [(replace(runs[-1][0], init=str(start)), runs[-1][1])]
+    if start is None: return runs
+    if not 1 <= stages <= len(runs) - 2:
+        raise ValueError(f"stages must be 1 to {len(runs) - 2} (a CRF's own stages), got {stages}")
+    first = len(runs) - stages
+    return [(replace(runs[first][0], init=str(start)), runs[first][1]), *runs[first + 1:]]
 
 # %% ../nbs/07_analysis.ipynb #7e3dc945
 def train_part(part:str, # one of RELEASE_PARTS
                data, # a mini data folder made with seed 0
                work, # where full checkpoints are trained (resumed)
                progress:bool=True, # progress bars
-               start=None, # a recurrent CRF's part: start its last stage from this checkpoint (`release_pretraining`)
+               start=None, # a recurrent CRF's part: start its last stages from this checkpoint (`release_pretraining`)
+               stages:int=1, # with `start`: how many of the last stages run from it
               )->tuple[Path, float]:
     """Train one releasable part from scratch, with seed 0; returns its full checkpoint and its training seconds (each
     checkpoint's, over resumes, beside it; a part built on shared stages counts theirs too)"""
@@ -1290,7 +1297,7 @@ def train_part(part:str, # one of RELEASE_PARTS
         # 'recurrent', 'frame' or 'ablation-recurrent' (the preset's pretraining, as the frame network's)
         arch = part.removeprefix('pretrain-').split('-crf')[0]
         crf = int(part.rsplit('-crf', 1)[1]) if '-crf' in part else None
-        if arch == RELEASE_PRETRAINING['arch']: runs = release_pretraining(arch, data, work, crf, start)
+        if arch == RELEASE_PRETRAINING['arch']: runs = release_pretraining(arch, data, work, crf, start, stages)
         else:
             cfg, _ = pretrain_config(arch.removeprefix('ablation-'), crf, 'mini', data/'enhance', overrides={'seed': 0})
             runs = [(cfg, work/release_file(part))]
@@ -1320,9 +1327,10 @@ def release_mini(data, # a mini data folder made with seed 0
                  parts:tuple=RELEASE_PARTS, # which parts
                  work='runs/release', # where full checkpoints are trained (resumed)
                  progress:bool=True, # progress bars
-                 # one recurrent CRF's part: start its last stage from this checkpoint (its earlier release) instead of
-                 # training the stages before it; the record names it and counts its training time
+                 # one recurrent CRF's part: start its last stages from this checkpoint (its earlier release) instead of
+                 # training the stages before them; the record names it and counts its training time
                  start=None,
+                 stages:int=1, # with `start`: how many of the last stages run from it
                 )->dict:
     "Train each part, ship it slim with its provenance in released.json; returns the parts' records"
     data, out = Path(data), Path(out or released_dir())
@@ -1338,7 +1346,7 @@ def release_mini(data, # a mini data folder made with seed 0
                                        code=earlier.get('code'), train_seconds=before))
     for part in parts:
         if part not in RELEASE_PARTS: raise ValueError(f"part must be one of {', '.join(RELEASE_PARTS)}, got {part!r}")
-        full, secs = train_part(part, data, work, progress, start)
+        full, secs = train_part(part, data, work, progress, start, stages)
         f = slim_checkpoint(full, out/release_file(part))
         if part.startswith('resnet'): metrics = recognizer_metrics(f, data/'action')
         else: metrics = enhancer_metrics(f, data)
@@ -1346,7 +1354,8 @@ def release_mini(data, # a mini data folder made with seed 0
                              code=git_version(),
                              fingerprint=part_fingerprint(data, part), metrics=metrics, sha256=sha256_of(f),
                              bytes=f.stat().st_size, train_seconds=round(secs + before), **begun)
-        if start is not None: records[part]['command'] += f" --start {start}"
+        if start is not None:
+            records[part]['command'] += f" --start {start}" + (f" --stages {stages}" if stages > 1 else '')
     with output_lock(out/'released.json'):                 # parts trained side by side each add their record
         old = json.loads((out/'released.json').read_text()) if (out/'released.json').exists() else {}
         old = {p: r for p, r in old.items() if p in RELEASE_PARTS}      # parts no longer released are dropped
@@ -1360,12 +1369,13 @@ def vcr_release(data:str='runs/mini/data', # a mini data folder made with seed 0
                 parts:Param("parts to train and release (default: all)", str, nargs='*', choices=RELEASE_PARTS)=None,
                 out:str=None, # where to write them (default: inside the installed package, vcr_nb/released/mini)
                 work:str='runs/release', # where the full checkpoints are trained; a stopped run resumes
-                # one recurrent CRF's part: start its last stage from this checkpoint (its earlier release) instead of
-                # training the stages before it
+                # one recurrent CRF's part: start its last stages from this checkpoint (its earlier release) instead of
+                # training the stages before them
                 start:str=None,
+                stages:int=1, # with --start: how many of the last stages run from it (those added since its release)
                ):
     "Train mini's long parts once (recognizers, l2 pretraining) and release them with their provenance"
-    for part, r in release_mini(data, out, tuple(parts or RELEASE_PARTS), work, start=start).items():
+    for part, r in release_mini(data, out, tuple(parts or RELEASE_PARTS), work, start=start, stages=stages).items():
         print(f"{part}: {r['file']} ({r['bytes'] / 2**20:.2f} MiB, {r['train_seconds']} s), {r['metrics']}",
               file=sys.stderr)
 

@@ -1054,9 +1054,13 @@ class EnhancementPairs(torch.utils.data.Dataset):
                  samples_per_clip:int=1, # samples per clip per epoch
                  seed:int=0, # seed of the fixed windows
                  only:list|None=None, # these videos of the split only (None: all)
+                 # a clip shorter than `n_frames` plays forward, then backward, and so on until it fills them (time
+                 # reversed, its motion stays physical) instead of being left out
+                 reflect:bool=False,
                 ):
         crfs = tuple(crf) if isinstance(crf, (tuple, list)) else (crf,)
         self.ds, self.n, self.patch, self.train, self.seed = ds, n_frames, patch, train, seed
+        self.reflect = reflect
         self.versions = [rate_key(c) for c in crfs]
         if bad := [v for v in self.versions if v not in ds.rates_of(split)]:
             if bad[0] in ds.rates:              # on the ladder, not prepared for this split (a study's train clips)
@@ -1064,14 +1068,15 @@ class EnhancementPairs(torch.utils.data.Dataset):
                                         f"{' '.join(ds.rates_of(split))}); prepare the folder again with the whole "
                                         "ladder to add it")
             raise VcrError(ds.path, f"has no {rate_label(bad[0])} version (ladder: {' '.join(ds.rates)})")
-        small = lambda r: int(r['frames']) < n_frames or min(int(r['width']), int(r['height'])) < patch
+        least_frames = 2 if reflect else n_frames
+        small = lambda r: int(r['frames']) < least_frames or min(int(r['width']), int(r['height'])) < patch
         self.skipped = {r['video']: f"clip of {r['frames']} frames {r['width']}x{r['height']} is smaller than "
-                                    f"{n_frames} frames of {patch}x{patch}"
+                                    f"{least_frames} frames of {patch}x{patch}"
                         # too short or too small to sample: left out, with the reason
                         for r in ds.videos(split) if small(r)}
         self.videos = [r['video'] for r in ds.videos(split) if not small(r) and (only is None or r['video'] in only)]
         if not self.videos:
-            least = f" of at least {n_frames} frames of {patch}x{patch}" if self.skipped else ''
+            least = f" of at least {least_frames} frames of {patch}x{patch}" if self.skipped else ''
             raise VcrError(ds.path, f"no prepared videos in split {split!r}{least}")
         self.spc = samples_per_clip
         self.room = [(int(ds.by_id[v]['height']) - patch + 1, int(ds.by_id[v]['width']) - patch + 1)
@@ -1097,11 +1102,18 @@ class EnhancementPairs(torch.utils.data.Dataset):
         if len(self.versions) == 1: return self.versions[0]
         return random.choice(self.versions) if self.train else self.versions[i // len(self.videos) % len(self.versions)]
 
+    def frames(self, T:int, # the clip's length
+              )->slice|list:
+        "The frames a sample takes from a clip of T: its first `n`, or (`reflect`) there and back until there are `n`"
+        if T >= self.n: return slice(0, self.n)
+        return [k if k < T else 2 * T - 2 - k for k in (j % (2 * T - 2) for j in range(self.n))]
+
     def __getitem__(self, i):
         v = self.videos[i % len(self.videos)]
         y0, x0 = self.window(i); p = self.patch
+        ts = self.frames(len(self.ds.packed(v, 'gt')))
         cut = lambda version: torch.from_numpy(np.multiply(
-            self.ds.packed(v, version)[:self.n, None, y0:y0 + p, x0:x0 + p], np.float32(1/255), dtype=np.float32))
+            self.ds.packed(v, version)[ts, None, y0:y0 + p, x0:x0 + p], np.float32(1/255), dtype=np.float32))
         return cut(self.version(i)), cut('gt')     # rows y0..y0+p of a packed frame are luma, since y0 + p <= H
 
 # %% ../nbs/02_datasets.ipynb #4842a883
@@ -1133,8 +1145,8 @@ def enhancement_dls(ds:PreparedDataset, # a prepared dataset
                     # at most this many training samples per epoch, a random subset each epoch (0: all)
                     samples_per_epoch:int=0,
                     valid_split:str='test', # the split validated on ('val' for Kinetics)
-                    # another prepared dataset (same codec): its training clips make up half of each epoch's samples;
-                    # validation stays on `ds`
+                    # another prepared dataset (same codec): its training clips make up half of each epoch's samples
+                    # (reflected when shorter than `n_frames`, see `EnhancementPairs`); validation stays on `ds`
                     mix:PreparedDataset|None=None,
                     valid_per_class:int|None=None, # validate on the first N videos of each class (None: all)
                     num_workers:int=0, # loader processes
@@ -1142,7 +1154,8 @@ def enhancement_dls(ds:PreparedDataset, # a prepared dataset
                    )->DataLoaders:
     "fastai DataLoaders of (compressed, ground truth) luma sequences, batches (B,T,1,patch,patch)"
     train = EnhancementPairs(ds, crf, 'train', n_frames, patch, True, samples_per_clip)
-    if mix is not None: train = MixedPairs(train, EnhancementPairs(mix, crf, 'train', n_frames, patch, True))
+    if mix is not None:
+        train = MixedPairs(train, EnhancementPairs(mix, crf, 'train', n_frames, patch, True, reflect=True))
     valid = EnhancementPairs(ds, crf, valid_split, n_frames, patch, False, samples_per_clip,
                              only=split_videos(ds, valid_split, valid_per_class))
     n = min(samples_per_epoch or len(train), len(train))
