@@ -24,7 +24,7 @@ from .compression import sort_rates, ycbcr_to_rgb
 from .datasets import PreparedDataset, RecognitionClips, bitrate_kbps_of, manifest_columns, prepare_mini
 from .datasets import split_videos
 from .models import ENHANCER_PRESETS, build_enhancer, enhance_clips, load_enhancer, matched_config, step_gflops
-from .losses import LayerFeatures, WeightsUnavailable, backbone_features
+from .losses import LayerFeatures, VGGFeatures, WeightsUnavailable, backbone_features
 from .recognition import RECOGNIZER_PRESETS, RecognizerConfig, accuracy_table, agreement_table, enhance_cached
 from .recognition import enhancer_name, evaluate, grad_cam, load_recognizer, per_class_accuracy, predict
 from .recognition import read_predictions, sampling_of, show_cam, train_recognizer
@@ -39,9 +39,9 @@ __all__ = ['PSNR_CAP', 'TC_BORDER', 'FARNEBACK', 'QUALITY_COLUMNS', 'METHODS', '
            'frame_quality', 'video_quality', 'compare_videos', 'vcr_quality', 'method_of', 'method_order',
            'load_accuracy', 'table1', 'table2', 'quality_table', 'read_quality', 'load_quality', 'fig_rate_accuracy',
            'fig_per_class', 'rate_envelope', 'log_rate_fit', 'bd_rate', 'bd_rate_table', 'fig_bd_rate',
-           'paired_accuracy', 'bd_rate_paired', 'above_chance_p', 'bootstrap_mean', 'mcnemar_p', 'page_trend_p',
-           'verdict', 'load_predictions', 'per_clip', 'paired_diff', 'finding_row', 'untested', 'weak_reason',
-           'compressed_rates', 'rates_text', 'finding_falls', 'finding_2d_vs_3d', 'strongest', 'versus',
+           'paired_accuracy', 'bd_rate_paired', 'above_chance_p', 'bootstrap_mean', 'bootstrap_ratio', 'mcnemar_p',
+           'page_trend_p', 'verdict', 'load_predictions', 'per_clip', 'paired_diff', 'finding_row', 'untested',
+           'weak_reason', 'compressed_rates', 'rates_text', 'finding_falls', 'finding_2d_vs_3d', 'strongest', 'versus',
            'finding_pixel', 'finding_perceptual', 'finding_gan_tc', 'finding_task', 'findings', 'md_table', 'section',
            'stage_records', 'ladder_line', 'report_head', 'ablation_table', 'gain_table', 'quality_sections',
            'figure_section', 'figure_sections', 'write_report', 'fig_frames', 'fig_gradcam', 'plan_bitrate',
@@ -504,6 +504,25 @@ def bootstrap_mean(diff, # per-unit differences, e.g. each clip's PSNR-Y with an
     p = 1. if np.all(d == 0) else min(1., 2 * min((boot <= 0).mean(), (boot >= 0).mean()) + 1 / n)
     return float(d.mean()), float(lo), float(hi), float(p)
 
+# %% ../nbs/07_analysis.ipynb #5355ebb6
+def bootstrap_ratio(num, # per-clip values of the numerator, e.g. each clip's PSNR-Y gain with an enhancer
+                    den, # per-clip values of the denominator on the same clips, e.g. the linear filter's gain
+                    n:int=N_BOOT, # resamples
+                    seed:int=0, # the resampling seed: the clips drawn are `bootstrap_mean`'s for as many clips
+                   )->tuple[float, float, float]:
+    """mean(num) / mean(den) and its percentile bootstrap 95 % interval over clips, both resampled together; the
+    interval is NaN where the denominator's own interval reaches zero"""
+    a, b = np.asarray(num, np.float64), np.asarray(den, np.float64)
+    if len(a) != len(b): raise ValueError(f"num and den must be paired clip by clip, got {len(a)} and {len(b)} values")
+    if not len(a): return (np.nan,) * 3
+    pick = np.random.default_rng(seed).integers(0, len(a), (n, len(a)))
+    ma, mb = a[pick].mean(1), b[pick].mean(1)
+    r = float(a.mean() / b.mean()) if b.mean() else np.nan
+    blo, bhi = np.percentile(mb, [2.5, 97.5])
+    if blo <= 0 <= bhi: return r, np.nan, np.nan
+    lo, hi = np.percentile(ma / mb, [2.5, 97.5])
+    return r, float(lo), float(hi)
+
 # %% ../nbs/07_analysis.ipynb #1a0570f6
 def mcnemar_p(a, # 0/1 outcomes of one version, clip by clip
               b, # of the other version, on the same clips
@@ -882,7 +901,7 @@ def gain_table(raw:pd.DataFrame, # per-clip quality: quality.csv of a run, or he
                value:str='psnr_y', # the metric
               )->pd.DataFrame:
     """Each enhancer's gain in `value` over the compressed input at its rung, clip by clip: mean, bootstrap 95 %
-    interval, p, and × the linear filter's"""
+    interval, p, and × the linear filter's with its interval (`bootstrap_ratio`, on the clips both have)"""
     rows = []
     for (m, c), g in raw[raw.method != 'compressed'].groupby(['method', 'rate']):
         d = paired_diff(raw, value, ('compressed', c), (m, c))
@@ -891,6 +910,12 @@ def gain_table(raw:pd.DataFrame, # per-clip quality: quality.csv of a run, or he
     t = pd.DataFrame(rows, columns=['method', 'rate', 'clips', 'gain', 'low', 'high', 'p'])
     lin = t[t.method == 'linear:pixel'].set_index('rate').gain
     t['x_linear'] = t.gain / t.rate.map(lin)
+    def x_interval(m, c):
+        if c not in lin.index: return np.nan, np.nan
+        gains = [paired_diff(raw, value, ('compressed', c), (k, c))['diff'] for k in (m, 'linear:pixel')]
+        d = pd.concat(gains, axis=1, join='inner')          # the clips both have
+        return bootstrap_ratio(d.iloc[:, 0], d.iloc[:, 1])[1:]
+    t['x_low'], t['x_high'] = zip(*[x_interval(m, c) for m, c in zip(t.method, t.rate)]) if len(t) else ((), ())
     order = lambda r: (METHODS.index(r.method) if r.method in METHODS else len(METHODS), r.method, rate_order(r.rate))
     return t.iloc[sorted(range(len(t)), key=lambda i: order(t.iloc[i]))].reset_index(drop=True)
 
@@ -907,7 +932,8 @@ def quality_sections(run, # a study run folder with quality.csv
     g = gain_table(raw); g.to_csv(rep/'gains.csv', index=False)
     parts += section('PSNR-Y gain over the compressed input (dB), clip by clip',
                      'Mean gain, bootstrap 95 % interval over clips, p, and the gain as a multiple of the linear '
-                     'filter\'s at that rung.', '',
+                     'filter\'s at that rung, with its bootstrap 95 % interval (x_low, x_high; none where the linear '
+                     'filter\'s own interval reaches zero).', '',
                      md_table(g.set_index('method'), '{:.3f}'))
     if (Path(run)/'heldout.csv').exists():
         h = gain_table(read_quality(Path(run)/'heldout.csv')); h.to_csv(rep/'heldout.csv', index=False)
@@ -1615,8 +1641,9 @@ def released_pretraining(released:dict, # the released parts a study uses ({part
 # %% ../nbs/07_analysis.ipynb #3648b75f
 def study_enhancers(st:Study, # the study
                    ):
-    "Stage 3: train every enhancer of `enhancer_jobs`, recording a loss whose pretrained network is missing as not run"
-    cfg, phi = st.cfg, None
+    """Stage 3: train every enhancer of `enhancer_jobs`, recording a loss whose pretrained network is missing as not run;
+    the runs of a loss share one ϕ, and with it the features of the frames they all draw (`PerceptualLoss`)"""
+    cfg, phis = st.cfg, {}
     for job, loss, rate in enhancer_jobs(cfg):
         if loss in st.unavailable: continue
         st.log(f"enhancer {job}/{loss} at {rate_label(rate)}")
@@ -1625,10 +1652,12 @@ def study_enhancers(st:Study, # the study
             st.record_source(f'ℓ2 pretraining of {job} for {rate_label(rate)}',
                              released_source(init) if init else 'trained in this run')
         try:
-            if loss == 'task' and phi is None: phi = LayerFeatures(load_recognizer(st.rec['2d'])[0].net, cfg.task_layer)
+            if loss == 'task' and 'task' not in phis:
+                phis['task'] = LayerFeatures(load_recognizer(st.rec['2d'])[0].net, cfg.task_layer)
+            if loss in ('perc', 'gan') and 'vgg' not in phis: phis['vgg'] = VGGFeatures()
+            phi = phis.get('task' if loss == 'task' else 'vgg') if loss != 'pixel' else None
             train_recipe(arch, loss, rate, cfg.preset, st.root, st.enh_dir, cfg.pretrain_data or None, cfg.enh_epochs,
-                         cfg.enh_pretrain_epochs,
-                         phi if loss == 'task' else None, st.progress, {**enhancer_sizes(cfg), 'seed': cfg.seed}, init,
+                         cfg.enh_pretrain_epochs, phi, st.progress, {**enhancer_sizes(cfg), 'seed': cfg.seed}, init,
                          {'seed': cfg.seed}, job.removesuffix(arch))
         except WeightsUnavailable as e: st.unavailable[loss] = str(e); st.log(f"{loss}: not run: {e}")
 

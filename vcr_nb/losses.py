@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_losses.ipynb #1b1a03df
 from __future__ import annotations
-import io, os, pickle, socket, tempfile, warnings
+import hashlib, io, os, pickle, socket, tempfile, warnings
 from importlib.util import find_spec
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
@@ -251,16 +251,28 @@ class LayerFeatures(nn.Module):
 
 # %% ../nbs/04_losses.ipynb #af16c8f3
 class PerceptualLoss(nn.Module):
-    "ℓperc, Eq. 3: E‖ϕ(ŷ) − ϕ(y)‖₁ with frames folded into the batch"
-    def __init__(self, phi:nn.Module, # ϕ: luma (N,1,H,W) to features
+    """ℓperc, Eq. 3: E‖ϕ(ŷ) − ϕ(y)‖₁ with frames folded into the batch; ϕ(y) of uncompressed frames seen before is kept
+    on ϕ, so that runs sharing ϕ and drawing the same frames (the study's fine-tunings share a seed) compute it once"""
+    def __init__(self, phi:nn.Module, # ϕ: luma (N,1,H,W) to features, frozen
+                 cache_mb:float=256, # the most memory ϕ's kept target features may take (0: none kept)
                 ):
-        super().__init__(); self.phi = phi
+        super().__init__(); self.phi, self.cache_mb = phi, cache_mb
+    def target_features(self, y, # uncompressed luma (N,1,H,W)
+                       )->torch.Tensor:
+        "ϕ(y) without gradients: from ϕ's cache when the same frames came before (on the CPU; a GPU's would need a copy)"
+        if self.cache_mb <= 0 or y.device.type != 'cpu':
+            with torch.no_grad(): return self.phi(y)
+        cache = self.phi.__dict__.setdefault('_target_features', {})      # (shape, digest) -> features, oldest first
+        key = (tuple(y.shape), hashlib.blake2b(y.detach().contiguous().numpy().data, digest_size=16).hexdigest())
+        if key in cache: cache[key] = f = cache.pop(key); return f
+        with torch.no_grad(): f = cache[key] = self.phi(y)
+        while sum(t.nbytes for t in cache.values()) > self.cache_mb * 2 ** 20: cache.pop(next(iter(cache)))
+        return f
     def forward(self, pred, # enhanced luma (B,T,1,H,W) in [0,1]
                 target, # uncompressed luma, same shape
                ):
         fold = lambda x: x.flatten(0, 1) if x.dim() == 5 else x
-        with torch.no_grad(): ft = self.phi(fold(target))
-        return F.l1_loss(self.phi(fold(pred)), ft)
+        return F.l1_loss(self.phi(fold(pred)), self.target_features(fold(target)))
 
 # %% ../nbs/04_losses.ipynb #dfdf7260
 def ragan_d_loss(c_real:torch.Tensor, # critic logits C(y) on real frames, (N,)
