@@ -262,8 +262,9 @@ class PerceptualLoss(nn.Module):
         "ϕ(y) without gradients: from ϕ's cache when the same frames came before (on the CPU; a GPU's would need a copy)"
         if self.cache_mb <= 0 or y.device.type != 'cpu':
             with torch.no_grad(): return self.phi(y)
-        cache = self.phi.__dict__.setdefault('_target_features', {})      # (shape, digest) -> features, oldest first
-        key = (tuple(y.shape), hashlib.blake2b(y.detach().contiguous().numpy().data, digest_size=16).hexdigest())
+        cache = self.phi.__dict__.setdefault('_target_features', {})  # (shape, dtype, digest) -> features, oldest first
+        raw = y.detach().contiguous().view(-1).view(torch.uint8).numpy()   # the bytes, whatever the dtype
+        key = (tuple(y.shape), str(y.dtype), hashlib.blake2b(raw.data, digest_size=16).hexdigest())
         if key in cache: cache[key] = f = cache.pop(key); return f
         with torch.no_grad(): f = cache[key] = self.phi(y)
         while sum(t.nbytes for t in cache.values()) > self.cache_mb * 2 ** 20: cache.pop(next(iter(cache)))
