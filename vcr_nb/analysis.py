@@ -45,14 +45,14 @@ __all__ = ['PSNR_CAP', 'TC_BORDER', 'FARNEBACK', 'QUALITY_COLUMNS', 'METHODS', '
            'finding_pixel', 'finding_perceptual', 'finding_gan_tc', 'finding_task', 'findings', 'md_table', 'section',
            'stage_records', 'ladder_line', 'report_head', 'ablation_table', 'gain_table', 'quality_sections',
            'figure_section', 'figure_sections', 'write_report', 'fig_frames', 'fig_gradcam', 'plan_bitrate',
-           'plan_report', 'enhancer_family', 'plan_evaluation', 'vcr_plan', 'released_dir', 'mini_fingerprint',
-           'part_fingerprint', 'trained_on', 'trained_rates', 'sha256_of', 'release_file', 'slim_checkpoint',
-           'recognizer_metrics', 'enhancer_gain', 'enhancer_metrics', 'release_pretraining', 'train_part',
-           'git_version', 'release_mini', 'vcr_release', 'released_weights', 'StudyConfig', 'enhancer_rates',
-           'enhancer_jobs', 'enhancer_sizes', 'recognizer_config', 'Study', 'study_train_rates', 'study_prepare',
-           'released_source', 'study_recognizers', 'released_pretraining', 'study_enhancers', 'study_evaluate',
-           'enhanced_versions', 'heldout_quality', 'study_quality', 'enhancer_gflops', 'study_figures', 'weights_used',
-           'study_report', 'run_study', 'vcr_study']
+           'plan_report', 'enhancer_family', 'plan_evaluation', 'vcr_plan', 'crf_stages', 'released_dir',
+           'mini_fingerprint', 'part_fingerprint', 'trained_on', 'trained_rates', 'sha256_of', 'release_file',
+           'slim_checkpoint', 'recognizer_metrics', 'enhancer_gain', 'enhancer_metrics', 'release_pretraining',
+           'train_part', 'git_version', 'release_mini', 'vcr_release', 'released_weights', 'StudyConfig',
+           'enhancer_rates', 'enhancer_jobs', 'enhancer_sizes', 'recognizer_config', 'Study', 'study_train_rates',
+           'study_prepare', 'released_source', 'study_recognizers', 'released_pretraining', 'study_enhancers',
+           'study_evaluate', 'enhanced_versions', 'heldout_quality', 'study_quality', 'enhancer_gflops',
+           'study_figures', 'weights_used', 'study_report', 'run_study', 'vcr_study']
 
 # %% ../nbs/07_analysis.ipynb #965eff3e
 PSNR_CAP, TC_BORDER = 100., 8
@@ -1155,13 +1155,20 @@ def vcr_plan(run:str='runs/mini', # a study run folder: plans on top-1 against i
 RELEASE_PARTS = ('resnet-2d', 'resnet-3d', 'pretrain-recurrent', 'pretrain-recurrent-crf40', 'pretrain-recurrent-crf45',
                  'pretrain-recurrent-crf50', 'pretrain-frame-crf50', 'pretrain-ablation-recurrent-crf50')
 # the released ℓ2 pretraining of `arch`: one network for all of mini's enhancer CRFs, trained for `stages`' epochs on
-# each corpus in turn, then fine-tuned for each CRF alone (`per_crf`: its stages' corpus, epochs, learning rate and
-# unrolled frames; 'a+b': corpus a with b mixed in, half the samples each), each stage starting from the one before (the
-# paper's long pretraining, §4.3, scaled to a CPU)
+# each corpus in turn, then fine-tuned for each CRF alone (`per_crf`: its stages' corpus, epochs, learning rate,
+# unrolled frames and, optionally, the mixed-in corpus's share of the samples; 'a+b': corpus a with b mixed in, half the
+# samples each unless a share is given), then `crf_only`'s stages for some CRFs, each stage starting from the one before
+# (the paper's long pretraining, §4.3, scaled to a CPU)
 RELEASE_PRETRAINING = dict(arch='recurrent', crfs=(40, 45, 50), stages=(('enhance', 3), ('action', 24)),
                            per_crf=(('action', 6, 3e-4, 5), ('action', 12, 3e-4, 5), ('action', 6, 1e-4, 10),
                                     ('action+enhance', 3, 1e-4, 10), ('action', 1, 1e-4, 32),
-                                    ('action+enhance', 1, 1e-4, 32)))
+                                    ('action+enhance', 1, 1e-4, 32)),
+                           crf_only={40: (('action+enhance', 2, 1e-4, 32, 0.25),)})
+
+def crf_stages(crf:int, # one of RELEASE_PRETRAINING's CRFs
+              )->tuple:
+    "The released recurrent network's stages for one CRF alone: `per_crf`'s, then that CRF's `crf_only` ones"
+    return RELEASE_PRETRAINING['per_crf'] + RELEASE_PRETRAINING['crf_only'].get(crf, ())
 
 def released_dir()->Path:
     "Where `mini`'s released weights ship: inside the installed package"
@@ -1203,8 +1210,8 @@ def trained_on(part:str, # one of RELEASE_PARTS
     "The `mini` data parts a released part is trained on"
     if part.startswith('resnet'): return ('action',)
     if not part.startswith(f"pretrain-{RELEASE_PRETRAINING['arch']}"): return ('enhance',)
-    return tuple(dict.fromkeys(p for s, *_ in RELEASE_PRETRAINING['stages'] + RELEASE_PRETRAINING['per_crf']
-                               for p in s.split('+')))
+    stages = RELEASE_PRETRAINING['stages'] + sum(map(crf_stages, RELEASE_PRETRAINING['crfs']), ())
+    return tuple(dict.fromkeys(p for s, *_ in stages for p in s.split('+')))
 
 def trained_rates(part:str, # one of RELEASE_PARTS
                  )->tuple:
@@ -1290,11 +1297,11 @@ def release_pretraining(arch:str, # 'recurrent' or 'frame'
         cfg, name = pretrain_config(arch, crfs[0], 'mini', Path(data)/part, epochs, {'crfs': crfs, 'seed': 0})
         f = Path(work)/(f'{Path(name).stem}-{part}.pth' if k else name)
         runs.append((replace(cfg, init=init), f)); init = str(f)
-    for k, (part, epochs, lr, frames) in enumerate(RELEASE_PRETRAINING['per_crf'] if crf is not None else ()):
+    for k, (part, epochs, lr, frames, *share) in enumerate(crf_stages(crf) if crf is not None else ()):
         main, *mix = part.split('+')
         cfg, _ = pretrain_config(arch, crf, 'mini', Path(data)/main, epochs,
                                  {'crfs': (), 'lr': lr, 'n_frames': frames, 'seed': 0,
-                                  **({'mix': str(Path(data)/mix[0])} if mix else {})})
+                                  **({'mix': str(Path(data)/mix[0]), 'mix_share': (share or [.5])[0]} if mix else {})})
         f = Path(work)/f'{Path(init).stem}-{part if k else rate_key(crf)}.pth'
         runs.append((replace(cfg, init=init), f)); init = str(f)
     if start is None: return runs
@@ -1369,7 +1376,9 @@ def release_mini(data, # a mini data folder made with seed 0
         earlier = next((r for r in old.values() if r['sha256'] == sha), {})
         before = earlier.get('train_seconds', 0)
         begun = dict(started_from=dict(file=Path(start).name, sha256=sha, command=earlier.get('command'),
-                                       code=earlier.get('code'), train_seconds=before))
+                                       code=earlier.get('code'), train_seconds=before,
+                                       # and what that file started from, and so on back: the whole chain
+                                       **{k: v for k, v in earlier.items() if k == 'started_from'}))
     for part in parts:
         if part not in RELEASE_PARTS: raise ValueError(f"part must be one of {', '.join(RELEASE_PARTS)}, got {part!r}")
         full, secs = train_part(part, data, work, progress, start, stages)

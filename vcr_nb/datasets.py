@@ -1124,16 +1124,19 @@ class SampledDL(DataLoader):
 
 # %% ../nbs/02_datasets.ipynb #bde4dab8
 class MixedPairs(torch.utils.data.ConcatDataset):
-    """Two corpora's training `EnhancementPairs` as one: the second gets as many samples as the first (its clips
-    repeated), so a random draw takes half from each"""
+    """Two corpora's training `EnhancementPairs` as one: the second's clips repeated until they make up `share` of the
+    samples (at least), so a random draw takes that share from it"""
     def __init__(self, a:EnhancementPairs, # the main corpus's training pairs
                  b:EnhancementPairs, # the other corpus's (same codec), e.g. a few clips of real footage
+                 share:float=0.5, # the second corpus's share of the samples (0.5: as many as the first's)
                 ):
         if b.ds.codec != a.ds.codec:
             raise VcrError(b.ds.path, f"was compressed with {b.ds.codec}, not {a.ds.codec}: other artifacts than "
                                       f"{a.ds.path}'s")
-        b.spc = -(-len(a) // len(b.videos))
+        if not 0 < share < 1: raise ValueError(f"share must be between 0 and 1, got {share}")
+        b.spc = max(1, int(np.ceil(len(a) * share / (1 - share) / len(b.videos))))
         super().__init__([a, b]); self.skipped = {**a.skipped, **b.skipped}
+
 
 # %% ../nbs/02_datasets.ipynb #0bda9fe2
 def enhancement_dls(ds:PreparedDataset, # a prepared dataset
@@ -1145,9 +1148,10 @@ def enhancement_dls(ds:PreparedDataset, # a prepared dataset
                     # at most this many training samples per epoch, a random subset each epoch (0: all)
                     samples_per_epoch:int=0,
                     valid_split:str='test', # the split validated on ('val' for Kinetics)
-                    # another prepared dataset (same codec): its training clips make up half of each epoch's samples
-                    # (reflected when shorter than `n_frames`, see `EnhancementPairs`); validation stays on `ds`
+                    # another prepared dataset (same codec): its training clips make up `mix_share` of each epoch's
+                    # samples (reflected when shorter than `n_frames`, see `EnhancementPairs`); validation stays on `ds`
                     mix:PreparedDataset|None=None,
+                    mix_share:float=0.5, # with `mix`: its share of the samples
                     valid_per_class:int|None=None, # validate on the first N videos of each class (None: all)
                     num_workers:int=0, # loader processes
                     device=None, # where batches go (default: the default device)
@@ -1155,7 +1159,7 @@ def enhancement_dls(ds:PreparedDataset, # a prepared dataset
     "fastai DataLoaders of (compressed, ground truth) luma sequences, batches (B,T,1,patch,patch)"
     train = EnhancementPairs(ds, crf, 'train', n_frames, patch, True, samples_per_clip)
     if mix is not None:
-        train = MixedPairs(train, EnhancementPairs(mix, crf, 'train', n_frames, patch, True, reflect=True))
+        train = MixedPairs(train, EnhancementPairs(mix, crf, 'train', n_frames, patch, True, reflect=True), mix_share)
     valid = EnhancementPairs(ds, crf, valid_split, n_frames, patch, False, samples_per_clip,
                              only=split_videos(ds, valid_split, valid_per_class))
     n = min(samples_per_epoch or len(train), len(train))

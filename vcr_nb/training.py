@@ -121,9 +121,10 @@ class TrainConfig:
     crf:int|str=40 # the rung this network enhances: a CRF, or an average bitrate such as '100k' (`rate_key`)
     crfs:tuple=() # several rungs, each training sample drawn from one of them: one network for all (empty: `crf` only)
     data:str='' # the prepared dataset trained on
-    # another prepared dataset (same codec) whose training clips make up half of each epoch's samples ('': none);
+    # another prepared dataset (same codec) whose training clips make up `mix_share` of each epoch's samples ('': none);
     # validation stays on `data`
     mix:str=''
+    mix_share:float=0.5 # with `mix`: its share of each epoch's samples
     epochs:int=150 # epochs (§4.3: 150 of ℓ2 pretraining on Kinetics)
     lr:float=1e-4 # Adam learning rate (§4.3)
     schedule:str='constant' # 'constant' or 'one_cycle' (warm-up and cosine annealing over the whole run)
@@ -190,6 +191,7 @@ def train_enhancer(cfg:TrainConfig, # the run
     # which ϕ, recorded
     config = {**asdict(cfg), **({'phi': phi.what} if cfg.loss != 'pixel' and phi is not None else {})}
     if not cfg.mix: del config['mix']                        # recorded when used: earlier checkpoints still resume
+    if not cfg.mix or cfg.mix_share == 0.5: del config['mix_share']         # likewise when half, as before it could be set
     with output_lock(out):                                   # one run per checkpoint
         # Python's random too: fastai's shuffling and the windows draw from it
         set_seed(cfg.seed, reproducible=True)
@@ -199,7 +201,8 @@ def train_enhancer(cfg:TrainConfig, # the run
         spc = max(1, math.ceil(cfg.samples_per_epoch / max(1, len(ds.videos('train')))))
         dls = enhancement_dls(ds, tuple(cfg.crfs) or cfg.crf, cfg.bs, cfg.n_frames, cfg.patch, spc,
                               samples_per_epoch=cfg.samples_per_epoch,
-                              valid_per_class=cfg.valid_per_class, mix=PreparedDataset(cfg.mix) if cfg.mix else None)
+                              valid_per_class=cfg.valid_per_class, mix=PreparedDataset(cfg.mix) if cfg.mix else None,
+                              mix_share=cfg.mix_share)
         if progress and (skipped := {**dls.train.dataset.skipped, **dls.valid.dataset.skipped}):
             print(f"{len(skipped)} clips too small to train on, left out (e.g. {next(iter(skipped))}: "
                   f"{next(iter(skipped.values()))})", file=sys.stderr)
