@@ -902,9 +902,9 @@ def gain_table(raw:pd.DataFrame, # per-clip quality: quality.csv of a run, or he
               )->pd.DataFrame:
     """Each enhancer's gain in `value` over the compressed input at its rung, clip by clip: mean, bootstrap 95 %
     interval, p, and × the linear filter's with its interval (`bootstrap_ratio`, on the clips both have)"""
-    rows = []
+    rows, diffs = [], {}
     for (m, c), g in raw[raw.method != 'compressed'].groupby(['method', 'rate']):
-        d = paired_diff(raw, value, ('compressed', c), (m, c))
+        d = paired_diff(raw, value, ('compressed', c), (m, c)); diffs[m, c] = d['diff']
         e, lo, hi, p = bootstrap_mean(d['diff'])
         rows.append(dict(method=m, rate=c, clips=len(d), gain=e, low=lo, high=hi, p=p))
     t = pd.DataFrame(rows, columns=['method', 'rate', 'clips', 'gain', 'low', 'high', 'p'])
@@ -912,8 +912,7 @@ def gain_table(raw:pd.DataFrame, # per-clip quality: quality.csv of a run, or he
     t['x_linear'] = t.gain / t.rate.map(lin)
     def x_interval(m, c):
         if c not in lin.index: return np.nan, np.nan
-        gains = [paired_diff(raw, value, ('compressed', c), (k, c))['diff'] for k in (m, 'linear:pixel')]
-        d = pd.concat(gains, axis=1, join='inner')          # the clips both have
+        d = pd.concat([diffs[m, c], diffs['linear:pixel', c]], axis=1, join='inner')      # the clips both have
         return bootstrap_ratio(d.iloc[:, 0], d.iloc[:, 1])[1:]
     t['x_low'], t['x_high'] = zip(*[x_interval(m, c) for m, c in zip(t.method, t.rate)]) if len(t) else ((), ())
     order = lambda r: (METHODS.index(r.method) if r.method in METHODS else len(METHODS), r.method, rate_order(r.rate))
@@ -1376,9 +1375,9 @@ def release_mini(data, # a mini data folder made with seed 0
         earlier = next((r for r in old.values() if r['sha256'] == sha), {})
         before = earlier.get('train_seconds', 0)
         begun = dict(started_from=dict(file=Path(start).name, sha256=sha, command=earlier.get('command'),
-                                       code=earlier.get('code'), train_seconds=before,
-                                       # and what that file started from, and so on back: the whole chain
-                                       **{k: v for k, v in earlier.items() if k == 'started_from'}))
+                                       code=earlier.get('code'), train_seconds=before))
+        # and what that file started from, and so on back: the whole chain
+        if 'started_from' in earlier: begun['started_from']['started_from'] = earlier['started_from']
     for part in parts:
         if part not in RELEASE_PARTS: raise ValueError(f"part must be one of {', '.join(RELEASE_PARTS)}, got {part!r}")
         full, secs = train_part(part, data, work, progress, start, stages)
@@ -1650,8 +1649,8 @@ def released_pretraining(released:dict, # the released parts a study uses ({part
 # %% ../nbs/07_analysis.ipynb #3648b75f
 def study_enhancers(st:Study, # the study
                    ):
-    """Stage 3: train every enhancer of `enhancer_jobs`, recording a loss whose pretrained network is missing as not run;
-    the runs of a loss share one ϕ, and with it the features of the frames they all draw (`PerceptualLoss`)"""
+    """Stage 3: train every enhancer of `enhancer_jobs`, recording a loss whose pretrained network is missing as not
+    run; the runs of a loss share one ϕ, and with it the features of the frames they all draw (`PerceptualLoss`)"""
     cfg, phis = st.cfg, {}
     for job, loss, rate in enhancer_jobs(cfg):
         if loss in st.unavailable: continue

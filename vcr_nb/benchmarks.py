@@ -402,8 +402,8 @@ def bench_losses(quick:bool=False, # fewer rounds (a smoke test)
                  frames:int=5, # unrolled frames
                  patch:int=64, # patch side
                 )->dict:
-    """Seconds per training step with ℓpixel, ℓperc and ℓGAN, timed alternately, each as a multiple of ℓpixel; ℓperc with
-    ϕ's weights in the usual (contiguous) layout instead of channels-last; and ℓperc with the target features kept"""
+    """Seconds per training step with ℓpixel, ℓperc and ℓGAN, timed alternately, each as a multiple of ℓpixel; ℓperc
+    with ϕ's weights in the usual (contiguous) layout instead of channels-last; and ℓperc with the target features kept"""
     torch.manual_seed(0)
     x = torch.rand(bs, frames, 1, patch, patch); y = (x + 0.05 * torch.randn_like(x)).clamp(0, 1)
     phi, critic = VGGFeatures(), Discriminator(16, patch)

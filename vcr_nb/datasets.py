@@ -1137,7 +1137,6 @@ class MixedPairs(torch.utils.data.ConcatDataset):
         b.spc = max(1, int(np.ceil(len(a) * share / (1 - share) / len(b.videos))))
         super().__init__([a, b]); self.skipped = {**a.skipped, **b.skipped}
 
-
 # %% ../nbs/02_datasets.ipynb #0bda9fe2
 def enhancement_dls(ds:PreparedDataset, # a prepared dataset
                     crf:int|tuple, # the compressed version to enhance (several: one drawn per training sample)

@@ -259,7 +259,7 @@ class PerceptualLoss(nn.Module):
         super().__init__(); self.phi, self.cache_mb = phi, cache_mb
     def target_features(self, y, # uncompressed luma (N,1,H,W)
                        )->torch.Tensor:
-        "ϕ(y) without gradients: from ϕ's cache when the same frames came before (on the CPU; a GPU's would need a copy)"
+        "ϕ(y) without gradients, from ϕ's cache when the same frames came before (on the CPU; a GPU's needs a copy)"
         if self.cache_mb <= 0 or y.device.type != 'cpu':
             with torch.no_grad(): return self.phi(y)
         cache = self.phi.__dict__.setdefault('_target_features', {})  # (shape, dtype, digest) -> features, oldest first

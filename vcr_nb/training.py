@@ -191,7 +191,7 @@ def train_enhancer(cfg:TrainConfig, # the run
     # which ϕ, recorded
     config = {**asdict(cfg), **({'phi': phi.what} if cfg.loss != 'pixel' and phi is not None else {})}
     if not cfg.mix: del config['mix']                        # recorded when used: earlier checkpoints still resume
-    if not cfg.mix or cfg.mix_share == 0.5: del config['mix_share']         # likewise when half, as before it could be set
+    if not cfg.mix or cfg.mix_share == 0.5: del config['mix_share']      # likewise when half, as before it existed
     with output_lock(out):                                   # one run per checkpoint
         # Python's random too: fastai's shuffling and the windows draw from it
         set_seed(cfg.seed, reproducible=True)
