@@ -47,12 +47,13 @@ __all__ = ['PSNR_CAP', 'TC_BORDER', 'FARNEBACK', 'QUALITY_COLUMNS', 'METHODS', '
            'figure_section', 'figure_sections', 'write_report', 'fig_frames', 'fig_gradcam', 'plan_bitrate',
            'plan_report', 'enhancer_family', 'plan_evaluation', 'vcr_plan', 'crf_stages', 'released_dir',
            'mini_fingerprint', 'part_fingerprint', 'trained_on', 'trained_rates', 'sha256_of', 'release_file',
-           'slim_checkpoint', 'recognizer_metrics', 'enhancer_gain', 'enhancer_metrics', 'release_pretraining',
-           'train_part', 'git_version', 'release_mini', 'vcr_release', 'released_weights', 'StudyConfig',
-           'enhancer_rates', 'enhancer_jobs', 'enhancer_sizes', 'recognizer_config', 'Study', 'study_train_rates',
-           'study_prepare', 'released_source', 'study_recognizers', 'released_pretraining', 'study_enhancers',
-           'study_evaluate', 'enhanced_versions', 'heldout_quality', 'study_quality', 'enhancer_gflops',
-           'study_figures', 'weights_used', 'study_report', 'run_study', 'vcr_study']
+           'slim_checkpoint', 'recognizer_metrics', 'enhancer_gain', 'enhancer_metrics', 'candidate_quality',
+           'choice_scores', 'release_choice', 'release_pretraining', 'train_part', 'git_version', 'release_mini',
+           'vcr_release', 'released_weights', 'StudyConfig', 'enhancer_rates', 'enhancer_jobs', 'enhancer_sizes',
+           'recognizer_config', 'Study', 'study_train_rates', 'study_prepare', 'released_source', 'study_recognizers',
+           'released_pretraining', 'study_enhancers', 'study_evaluate', 'enhanced_versions', 'heldout_quality',
+           'study_quality', 'enhancer_gflops', 'study_figures', 'weights_used', 'study_report', 'run_study',
+           'vcr_study']
 
 # %% ../nbs/07_analysis.ipynb #965eff3e
 PSNR_CAP, TC_BORDER = 100., 8
@@ -1156,13 +1157,16 @@ RELEASE_PARTS = ('resnet-2d', 'resnet-3d', 'pretrain-recurrent', 'pretrain-recur
 # the released ℓ2 pretraining of `arch`: one network for all of mini's enhancer CRFs, trained for `stages`' epochs on
 # each corpus in turn, then fine-tuned for each CRF alone (`per_crf`: its stages' corpus, epochs, learning rate,
 # unrolled frames and, optionally, the mixed-in corpus's share of the samples; 'a+b': corpus a with b mixed in, half the
-# samples each unless a share is given), then `crf_only`'s stages for some CRFs, each stage starting from the one before
-# (the paper's long pretraining, §4.3, scaled to a CPU)
+# samples each unless a share is given), then `crf_only`'s stages for each CRF (its own lengths), each stage starting
+# from the one before (the paper's long pretraining, §4.3, scaled to a CPU); the stages' lengths and mixes were chosen on
+# mini's validation draw (`release_choice`)
 RELEASE_PRETRAINING = dict(arch='recurrent', crfs=(40, 45, 50), stages=(('enhance', 3), ('action', 24)),
                            per_crf=(('action', 6, 3e-4, 5), ('action', 12, 3e-4, 5), ('action', 6, 1e-4, 10),
                                     ('action+enhance', 3, 1e-4, 10), ('action', 1, 1e-4, 32),
                                     ('action+enhance', 1, 1e-4, 32)),
-                           crf_only={40: (('action+enhance', 2, 1e-4, 32, 0.25),)})
+                           crf_only={40: (('action+enhance', 2, 1e-4, 32, 0.25),),
+                                     45: (('action+enhance', 1, 1e-4, 32, 0.25),),
+                                     50: (('action+enhance', 1, 1e-4, 32, 0.25),)})
 
 def crf_stages(crf:int, # one of RELEASE_PRETRAINING's CRFs
               )->tuple:
@@ -1269,15 +1273,71 @@ def enhancer_gain(model:nn.Module, # an enhancer
 # %% ../nbs/07_analysis.ipynb #a87f012c
 def enhancer_metrics(ckpt, # an enhancer checkpoint
                      data, # a mini data folder (its `enhance` and `action` parts)
+                     # 'test': the parts' test clips; 'valid': their validation draw (`vcr_prepare --dataset mini
+                     # --valid`, in `enhance-valid` and `action-valid`), and the keys end in `_valid`
+                     split:str='test',
                     )->dict:
     """Mean PSNR-Y gain of a pretrained enhancer over the compressed input at each of its CRFs, on the test clips of the
-    enhancement corpus (held out) and of the action set"""
+    enhancement corpus (held out) and of the action set, or on their validation draw"""
     (m, c), out = load_enhancer(ckpt), {}
     for part in ('enhance', 'action'):
-        ds = PreparedDataset(Path(data)/part); vids = [r['video'] for r in ds.videos('test')]
-        out |= {f'psnr_y_gain_{rate_key(k)}_{part}': float(enhancer_gain(m, ds, vids, k).mean())
-                for k in (c.get('crfs') or [c['crf']])} | {f'videos_{part}': len(vids)}
+        folder, tag = (part, part) if split == 'test' else (f'{part}-{split}', f'{part}_{split}')
+        ds = PreparedDataset(Path(data)/folder); vids = [r['video'] for r in ds.videos(split)]
+        out |= {f'psnr_y_gain_{rate_key(k)}_{tag}': float(enhancer_gain(m, ds, vids, k).mean())
+                for k in (c.get('crfs') or [c['crf']])} | {f'videos_{tag}': len(vids)}
     return out
+
+# %% ../nbs/07_analysis.ipynb #ffc5de58
+def candidate_quality(candidates:dict, # {name: enhancer checkpoint}, each enhancing `rate`
+                      data, # a mini data folder with its validation draw (`vcr_prepare --dataset mini --valid`)
+                      rate, # the rung compared (a CRF, or a bitrate '100k')
+                      split:str='valid', # 'valid' (the draw's folders) or 'test' (the parts' test clips)
+                      progress:bool=True, # a progress bar per corpus
+                     )->pd.DataFrame:
+    """PSNR-Y per clip of each candidate's output and of the compressed input, on both corpora's `split` clips: columns
+    corpus, video, method (the candidate's name, or 'compressed'), rate, psnr_y"""
+    models, rows = {n: load_enhancer(f)[0] for n, f in candidates.items()}, []
+    for corpus in ('enhance', 'action'):
+        ds = PreparedDataset(Path(data)/(corpus if split == 'test' else f'{corpus}-{split}'))
+        for v in progress_bar([r['video'] for r in ds.videos(split)], display=progress, leave=False):
+            x, gt = ds.planes(v, rate_key(rate)).y, ds.planes(v, 'gt').y
+            outs = {'compressed': x} | {n: enhance_clips(m, x[None])[0] for n, m in models.items()}
+            rows += [dict(corpus=corpus, video=v, method=n, rate=rate_key(rate), psnr_y=psnr(gt, y))
+                     for n, y in outs.items()]
+    return pd.DataFrame(rows)
+
+# %% ../nbs/07_analysis.ipynb #cb7c1d27
+def choice_scores(gains:pd.DataFrame, # `gain_table` rows with a corpus column, the filter's as method 'linear:pixel'
+                 )->pd.Series:
+    """Each candidate's score: the smaller over corpora of its gain as a multiple of the linear filter's there (+inf
+    on a corpus where the filter gains nothing and the candidate something, -inf where neither does), in listed order"""
+    lin = gains[gains.method == 'linear:pixel'].set_index('corpus').gain
+    def multiple(r):
+        if lin[r.corpus] > 0: return r.gain / lin[r.corpus]
+        return np.inf if r.gain > 0 else -np.inf
+    t = gains[gains.method != 'linear:pixel']
+    s = pd.Series([multiple(r) for r in t.itertuples()], index=[t.method, t.corpus])
+    return s.groupby(level=0, sort=False).min()
+
+# %% ../nbs/07_analysis.ipynb #fed7d570
+def release_choice(candidates:dict, # {name: enhancer checkpoint} for `rate`, the cheaper first
+                   data, # a mini data folder with its validation draw (`vcr_prepare --dataset mini --valid`)
+                   rate, # the rung (a CRF)
+                   work, # where the linear filter is fit (reused when there)
+                   split:str='valid', # the clips compared on
+                   progress:bool=True, # progress bars
+                  )->tuple[pd.DataFrame, str]:
+    """(each candidate's and the linear filter's `gain_table` rows per corpus, with the candidates' scores; the chosen
+    candidate's name): the release decision of `choice_scores`, on the validation draw"""
+    if 'linear:pixel' in candidates: raise ValueError("'linear:pixel' names the filter; name the candidates otherwise")
+    lin = train_recipe('linear', 'pixel', rate, 'mini', data, work, progress=False)
+    raw = candidate_quality({**candidates, 'linear:pixel': lin}, data, rate, split, progress)
+    t = pd.concat([gain_table(g.drop(columns='corpus')).assign(corpus=c) for c, g in raw.groupby('corpus', sort=False)])
+    order = {n: k for k, n in enumerate([*candidates, 'linear:pixel'])}                  # as listed: ties go first
+    t = t.sort_values('method', key=lambda s: s.map(order), kind='stable')
+    scores = choice_scores(t)
+    t = t.assign(score=t.method.map(scores)).reset_index(drop=True)
+    return t[['corpus'] + [c for c in t.columns if c != 'corpus']], scores.idxmax()
 
 # %% ../nbs/07_analysis.ipynb #586bd8a1
 def release_pretraining(arch:str, # 'recurrent' or 'frame'

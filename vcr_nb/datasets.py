@@ -29,18 +29,19 @@ from .compression import write_video, ycbcr_to_rgb, TWO_PASS_CODECS
 __all__ = ['UCF101_VIDEO_DIRS', 'UCF101_LIST_DIRS', 'KINETICS_COLUMNS', 'HMDB51_VIDEO_DIRS', 'HMDB51_LIST_DIRS', 'HMDB51_TAGS',
            'DATASETS', 'ACTION_TEXTURES', 'ACTION_MOTIONS', 'ACTION_BACKGROUNDS', 'ACTION_CLASSES',
            'MINI_ENHANCE_TRAIN', 'MINI_ENHANCE_TEST', 'MINI_CLIPS_PER_CLASS', 'MINI_TEST_PER_CLASS', 'MINI_EXTRA_TRAIN',
-           'PREPARE_PRESETS', 'UCF101_REPLICA_LAYOUTS', 'HMDB51_REPLICA_LAYOUTS', 'SAMPLING_PRESETS', 'VideoItem',
-           'safe_join', 'safe_id', 'seeded_fraction', 'find_layout', 'ucf101_list_classes', 'ucf101_layout',
-           'ucf101_classes', 'ucf101_items', 'kinetics_clip_name', 'kinetics_label_folder', 'kinetics_items',
-           'hmdb51_list_classes', 'hmdb51_layout', 'hmdb51_items', 'folder_items', 'DatasetListing', 'list_dataset',
-           'first_per_class', 'render_camera_move', 'render_action', 'mini_enhance_items', 'mini_action_items',
-           'PrepareConfig', 'save_frames', 'load_frames', 'packed_luma', 'packed_planes', 'check_source',
-           'prepare_rates', 'split_rates', 'manifest_columns', 'prepare_version', 'prepare_video', 'prepare_settings',
-           'check_ladder', 'ladder_text', 'is_prepared', 'widest_train_rates', 'prepare_dataset', 'PreparePlan',
-           'plan_dataset', 'ucf101_replica', 'kinetics_replica', 'hmdb51_replica', 'prepare_mini', 'bitrate_kbps_of',
-           'vcr_prepare', 'PreparedDataset', 'split_videos', 'EnhancementPairs', 'SampledDL', 'MixedPairs',
-           'enhancement_dls', 'RecognitionSampling', 'SamplePlan', 'tsn_indices', 'uniform_indices', 'clip_starts',
-           'plan_2d', 'plan_3d', 'mirror_label', 'apply_plan', 'RecognitionClips']
+           'MINI_ENHANCE_VALID', 'PREPARE_PRESETS', 'UCF101_REPLICA_LAYOUTS', 'HMDB51_REPLICA_LAYOUTS',
+           'SAMPLING_PRESETS', 'VideoItem', 'safe_join', 'safe_id', 'seeded_fraction', 'find_layout',
+           'ucf101_list_classes', 'ucf101_layout', 'ucf101_classes', 'ucf101_items', 'kinetics_clip_name',
+           'kinetics_label_folder', 'kinetics_items', 'hmdb51_list_classes', 'hmdb51_layout', 'hmdb51_items',
+           'folder_items', 'DatasetListing', 'list_dataset', 'first_per_class', 'render_camera_move', 'render_action',
+           'mini_enhance_items', 'mini_action_items', 'mini_valid_items', 'PrepareConfig', 'save_frames', 'load_frames',
+           'packed_luma', 'packed_planes', 'check_source', 'prepare_rates', 'split_rates', 'manifest_columns',
+           'prepare_version', 'prepare_video', 'prepare_settings', 'check_ladder', 'ladder_text', 'is_prepared',
+           'widest_train_rates', 'prepare_dataset', 'PreparePlan', 'plan_dataset', 'ucf101_replica', 'kinetics_replica',
+           'hmdb51_replica', 'prepare_mini', 'bitrate_kbps_of', 'vcr_prepare', 'PreparedDataset', 'split_videos',
+           'EnhancementPairs', 'SampledDL', 'MixedPairs', 'enhancement_dls', 'RecognitionSampling', 'SamplePlan',
+           'tsn_indices', 'uniform_indices', 'clip_starts', 'plan_2d', 'plan_3d', 'mirror_label', 'apply_plan',
+           'RecognitionClips']
 
 # %% ../nbs/02_datasets.ipynb #59aed747
 @dataclass
@@ -423,6 +424,20 @@ def mini_action_items(seed:int=0, # the seed every clip is rendered from
     test = lambda k: per_class - test_per_class <= k < per_class
     return [VideoItem(f'{c}/{c}_{k:02d}', 'test' if test(k) else 'train', c, f'procedural:action/{c}/{seed * 1000 + k}')
             for c in ACTION_CLASSES for k in range(per_class + extra_train)]
+
+# %% ../nbs/02_datasets.ipynb #2b24ee05
+MINI_ENHANCE_VALID = ('coins', 'cell', 'clock')
+
+def mini_valid_items(seed:int=0, # the seed every clip is rendered from
+                     per_class:int=MINI_TEST_PER_CLASS, # action clips per class
+                    )->dict[str, list[VideoItem]]:
+    """The validation draw of `mini`, split 'valid': {'enhance-valid': camera moves over photographs no other part
+    uses, 'action-valid': each class's clips rendered after its training ones}"""
+    first = MINI_CLIPS_PER_CLASS + MINI_EXTRA_TRAIN
+    return {'enhance-valid': [VideoItem(f'{p}_{k}', 'valid', '', f'procedural:camera/{p}/{seed * 100 + k}')
+                              for p in MINI_ENHANCE_VALID for k in range(2)],
+            'action-valid': [VideoItem(f'{c}/{c}_{k:02d}', 'valid', c, f'procedural:action/{c}/{seed * 1000 + k}')
+                             for c in ACTION_CLASSES for k in range(first, first + per_class)]}
 
 # %% ../nbs/02_datasets.ipynb #bef8992f
 @dataclass
@@ -868,10 +883,12 @@ def prepare_mini(out, # output folder: OUT/enhance and OUT/action
                  two_pass:bool=False, # encode the bitrate rungs in two passes
                  # the rungs both parts' train splits are encoded at (CRFs, or bitrates '100k'); None: the whole ladder
                  train_rates:tuple|None=None,
+                 valid:bool=False, # its validation draw instead (`mini_valid_items`), in OUT/*-valid
                 )->dict:
-    "Build the embedded `mini` set: the enhancement corpus and the procedural action set"
+    "Build the embedded `mini` set: the enhancement corpus and the procedural action set (or their validation draw)"
     parts = (('enhance', mini_enhance_items(seed), None), ('action', mini_action_items(seed), ACTION_CLASSES))
-    cfgs = {p: PREPARE_PRESETS['mini'][p] for p, *_ in parts}
+    if valid: parts = tuple((f'{p}-valid', mini_valid_items(seed)[f'{p}-valid'], c) for p, _, c in parts)
+    cfgs = {p: PREPARE_PRESETS['mini'][p.removesuffix('-valid')] for p, *_ in parts}
     if crfs:
         cfgs = {p: replace(c, crfs=tuple(crfs), cache_crfs=c.cache_crfs
                            and tuple(x for x in c.cache_crfs if x in crfs)) for p, c in cfgs.items()}
@@ -915,6 +932,8 @@ def vcr_prepare(dataset:Param("the dataset", str, choices=DATASETS)='mini',
                 seed:int=0, # split and rendering seed
                 workers:int=2, # local processes
                 scheduler:str=None, # dask.distributed scheduler address, e.g. tcp://10.0.0.5:8786
+                valid:Param("mini: its validation draw instead, in OUT/enhance-valid and OUT/action-valid (fresh "
+                            "clips for release choices)", store_true)=False,
                ):
     "Prepare a dataset: ground truth, compressed ladder, frame cache and manifest, resumably"
     if dataset == 'mini':
@@ -923,11 +942,12 @@ def vcr_prepare(dataset:Param("the dataset", str, choices=DATASETS)='mini',
         if root or annotations or split or per_class:
             raise ValueError("--root, --annotations, --split and --per_class do not apply to --dataset mini")
         done = prepare_mini(out, seed, workers, scheduler, crf, dry_run=dry_run, codec=codec,
-                            bitrates=bitrate_kbps_of(bitrate), two_pass=two_pass)
+                            bitrates=bitrate_kbps_of(bitrate), two_pass=two_pass, valid=valid)
         if dry_run:
             return print('\n'.join(f"mini {p} (procedural) -> {Path(out)/p}\n{plan}" for p, plan in done.items()))
         rows = sum(done.values(), [])
     else:
+        if valid: raise ValueError("--valid is for --dataset mini (its validation draw)")
         if root is None: raise ValueError(f"--root is required for --dataset {dataset}")
         ds = list_dataset(dataset, root, split, annotations, seed)
         cfg = PREPARE_PRESETS['paper'][dataset]
