@@ -1250,12 +1250,13 @@ def slim_checkpoint(src, # a full training checkpoint
 # %% ../nbs/07_analysis.ipynb #bae2a789
 def recognizer_metrics(ckpt, # a recognizer checkpoint
                        action, # the prepared action set
+                       split:str='test', # its clips measured ('valid': the validation draw's, keys ending in `_valid`)
                       )->dict:
-    "Top-1 of a recognizer on every uncompressed test clip"
-    ds = PreparedDataset(action); m, c = load_recognizer(ckpt)
-    vids, p = predict(m, c, ds, 'gt', 'test', progress=False)
-    return {'top1_uncompressed': float(np.mean([c.classes[int(q.argmax())] == ds.by_id[v]['label'] for v,
-                                                q in zip(vids, p)])), 'videos': len(vids)}
+    "Top-1 of a recognizer on every uncompressed test clip (or validation clip)"
+    ds = PreparedDataset(action); m, c = load_recognizer(ckpt); tag = '' if split == 'test' else f'_{split}'
+    vids, p = predict(m, c, ds, 'gt', split, progress=False)
+    return {f'top1_uncompressed{tag}': float(np.mean([c.classes[int(q.argmax())] == ds.by_id[v]['label'] for v,
+                                                      q in zip(vids, p)])), f'videos{tag}': len(vids)}
 
 # %% ../nbs/07_analysis.ipynb #964905f4
 def enhancer_gain(model:nn.Module, # an enhancer
@@ -1287,7 +1288,7 @@ def enhancer_metrics(ckpt, # an enhancer checkpoint
                 for k in (c.get('crfs') or [c['crf']])} | {f'videos_{tag}': len(vids)}
     return out
 
-# %% ../nbs/07_analysis.ipynb #ffc5de58
+# %% ../nbs/07_analysis.ipynb #803a4289
 def candidate_quality(candidates:dict, # {name: enhancer checkpoint}, each enhancing `rate`
                       data, # a mini data folder with its validation draw (`vcr_prepare --dataset mini --valid`)
                       rate, # the rung compared (a CRF, or a bitrate '100k')
@@ -1306,7 +1307,7 @@ def candidate_quality(candidates:dict, # {name: enhancer checkpoint}, each enhan
                      for n, y in outs.items()]
     return pd.DataFrame(rows)
 
-# %% ../nbs/07_analysis.ipynb #cb7c1d27
+# %% ../nbs/07_analysis.ipynb #9a595756
 def choice_scores(gains:pd.DataFrame, # `gain_table` rows with a corpus column, the filter's as method 'linear:pixel'
                  )->pd.Series:
     """Each candidate's score: the smaller over corpora of its gain as a multiple of the linear filter's there (+inf
@@ -1319,7 +1320,7 @@ def choice_scores(gains:pd.DataFrame, # `gain_table` rows with a corpus column, 
     s = pd.Series([multiple(r) for r in t.itertuples()], index=[t.method, t.corpus])
     return s.groupby(level=0, sort=False).min()
 
-# %% ../nbs/07_analysis.ipynb #fed7d570
+# %% ../nbs/07_analysis.ipynb #4a49456a
 def release_choice(candidates:dict, # {name: enhancer checkpoint} for `rate`, the cheaper first
                    data, # a mini data folder with its validation draw (`vcr_prepare --dataset mini --valid`)
                    rate, # the rung (a CRF)
@@ -1444,6 +1445,9 @@ def release_mini(data, # a mini data folder made with seed 0
         f = slim_checkpoint(full, out/release_file(part))
         if part.startswith('resnet'): metrics = recognizer_metrics(f, data/'action')
         else: metrics = enhancer_metrics(f, data)
+        if (data/'action-valid').exists() and (data/'enhance-valid').exists():      # and on the validation draw
+            metrics |= (recognizer_metrics(f, data/'action-valid', 'valid') if part.startswith('resnet')
+                        else enhancer_metrics(f, data, 'valid'))
         records[part] = dict(file=f.name, command=f"vcr_release --data {data} --parts {part}", seed=0,
                              code=git_version(),
                              fingerprint=part_fingerprint(data, part), metrics=metrics, sha256=sha256_of(f),

@@ -425,7 +425,7 @@ def mini_action_items(seed:int=0, # the seed every clip is rendered from
     return [VideoItem(f'{c}/{c}_{k:02d}', 'test' if test(k) else 'train', c, f'procedural:action/{c}/{seed * 1000 + k}')
             for c in ACTION_CLASSES for k in range(per_class + extra_train)]
 
-# %% ../nbs/02_datasets.ipynb #2b24ee05
+# %% ../nbs/02_datasets.ipynb #a4a9cad8
 MINI_ENHANCE_VALID = ('coins', 'cell', 'clock')
 
 def mini_valid_items(seed:int=0, # the seed every clip is rendered from
