@@ -1429,6 +1429,7 @@ def release_mini(data, # a mini data folder made with seed 0
     data, out = Path(data), Path(out or released_dir())
     out.mkdir(parents=True, exist_ok=True)
     records, begun, before = {}, {}, 0                 # before: the seconds the start file took to train
+    code = git_version()                   # before anything is written: the released files are part of the source tree
     if start is not None:
         if len(parts) != 1: raise ValueError("start is for one part at a time")
         old = json.loads((out/'released.json').read_text()) if (out/'released.json').exists() else {}
@@ -1449,7 +1450,7 @@ def release_mini(data, # a mini data folder made with seed 0
             metrics |= (recognizer_metrics(f, data/'action-valid', 'valid') if part.startswith('resnet')
                         else enhancer_metrics(f, data, 'valid'))
         records[part] = dict(file=f.name, command=f"vcr_release --data {data} --parts {part}", seed=0,
-                             code=git_version(),
+                             code=code,
                              fingerprint=part_fingerprint(data, part), metrics=metrics, sha256=sha256_of(f),
                              bytes=f.stat().st_size, train_seconds=round(secs + before), **begun)
         if start is not None:
