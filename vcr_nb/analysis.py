@@ -37,23 +37,23 @@ __all__ = ['PSNR_CAP', 'TC_BORDER', 'FARNEBACK', 'QUALITY_COLUMNS', 'METHODS', '
            'RELEASE_PARTS', 'RELEASE_PRETRAINING', 'STUDY_PRESETS', 'DISTRIBUTED_STAGES', 'psnr_y', 'psnr_rgb',
            'backward_flow', 'warp_back', 'gt_flows', 'temporal_consistency', 'LPIPS', 'lpips_or_reason',
            'frame_quality', 'video_quality', 'compare_videos', 'vcr_quality', 'method_of', 'method_order',
-           'load_accuracy', 'table1', 'table2', 'quality_table', 'read_quality', 'load_quality', 'fig_rate_accuracy',
-           'fig_per_class', 'rate_envelope', 'log_rate_fit', 'bd_rate', 'bd_rate_table', 'fig_bd_rate',
-           'paired_accuracy', 'bd_rate_paired', 'above_chance_p', 'bootstrap_mean', 'bootstrap_ratio', 'mcnemar_p',
-           'page_trend_p', 'verdict', 'load_predictions', 'per_clip', 'paired_diff', 'finding_row', 'untested',
-           'weak_reason', 'compressed_rates', 'rates_text', 'finding_falls', 'finding_2d_vs_3d', 'strongest', 'versus',
-           'finding_pixel', 'finding_perceptual', 'finding_gan_tc', 'finding_task', 'findings', 'md_table', 'section',
-           'stage_records', 'ladder_line', 'report_head', 'ablation_table', 'gain_table', 'quality_sections',
-           'figure_section', 'figure_sections', 'write_report', 'fig_frames', 'fig_gradcam', 'plan_bitrate',
-           'plan_report', 'enhancer_family', 'plan_evaluation', 'vcr_plan', 'crf_stages', 'released_dir',
-           'mini_fingerprint', 'part_fingerprint', 'trained_on', 'trained_rates', 'sha256_of', 'release_file',
-           'slim_checkpoint', 'recognizer_metrics', 'enhancer_gain', 'enhancer_metrics', 'candidate_quality',
-           'choice_scores', 'release_choice', 'release_pretraining', 'train_part', 'git_version', 'release_mini',
-           'vcr_release', 'released_weights', 'StudyConfig', 'enhancer_rates', 'enhancer_jobs', 'enhancer_sizes',
-           'recognizer_config', 'Study', 'study_train_rates', 'study_prepare', 'released_source', 'study_recognizers',
-           'released_pretraining', 'study_enhancers', 'study_evaluate', 'enhanced_versions', 'heldout_quality',
-           'study_quality', 'enhancer_gflops', 'study_figures', 'weights_used', 'study_report', 'run_study',
-           'vcr_study']
+           'load_accuracy', 'table1', 'table2', 'quality_table', 'read_quality', 'load_quality', 'kbps_axis',
+           'fig_rate_accuracy', 'fig_per_class', 'rate_envelope', 'log_rate_fit', 'bd_rate', 'bd_rate_table',
+           'fig_bd_rate', 'paired_accuracy', 'bd_rate_paired', 'above_chance_p', 'bootstrap_mean', 'bootstrap_ratio',
+           'mcnemar_p', 'page_trend_p', 'verdict', 'load_predictions', 'per_clip', 'paired_diff', 'finding_row',
+           'untested', 'weak_reason', 'compressed_rates', 'rates_text', 'finding_falls', 'finding_2d_vs_3d',
+           'strongest', 'versus', 'finding_pixel', 'finding_perceptual', 'finding_gan_tc', 'finding_task', 'findings',
+           'md_table', 'section', 'stage_records', 'ladder_line', 'report_head', 'ablation_table', 'gain_table',
+           'quality_sections', 'figure_section', 'figure_sections', 'write_report', 'fig_frames', 'fig_gradcam',
+           'plan_bitrate', 'plan_report', 'enhancer_family', 'plan_evaluation', 'vcr_plan', 'crf_stages',
+           'released_dir', 'mini_fingerprint', 'part_fingerprint', 'trained_on', 'trained_rates', 'sha256_of',
+           'release_file', 'slim_checkpoint', 'recognizer_metrics', 'enhancer_gain', 'enhancer_metrics',
+           'candidate_quality', 'choice_scores', 'release_choice', 'release_pretraining', 'train_part', 'git_version',
+           'release_mini', 'vcr_release', 'released_weights', 'StudyConfig', 'enhancer_rates', 'enhancer_jobs',
+           'enhancer_sizes', 'recognizer_config', 'Study', 'study_train_rates', 'study_prepare', 'released_source',
+           'study_recognizers', 'released_pretraining', 'study_enhancers', 'study_evaluate', 'enhanced_versions',
+           'heldout_quality', 'study_quality', 'enhancer_gflops', 'study_figures', 'weights_used', 'study_report',
+           'run_study', 'vcr_study']
 
 # %% ../nbs/07_analysis.ipynb #965eff3e
 PSNR_CAP, TC_BORDER = 100., 8
@@ -339,6 +339,18 @@ def load_quality(run, # a study's folder
     return read_quality(f).groupby(['method', 'rate'],
                                    as_index=False)[['kbps', 'psnr_y', 'psnr_rgb', 'tc', 'lpips']].mean()
 
+# %% ../nbs/07_analysis.ipynb #d1bbb4e2
+def kbps_axis(ax, # a matplotlib axis whose x is kb/s
+              kbps, # the rates measured
+             ):
+    """A log kb/s axis ticked and labelled at the measured rates, one tick for rates within 7 % of each other (the
+    enhanced versions' rates, measured on fewer clips, share their rung's); matplotlib's own minor labels overlap there"""
+    r = []
+    for k in sorted(k for k in kbps if k == k and k > 0):
+        if not r or k > r[-1] * 1.07: r.append(k)
+    ax.set_xscale('log'); ax.set_xticks(r, [f"{float(f'{k:.3g}'):g}" for k in r])
+    ax.set_xticks([], minor=True)
+
 # %% ../nbs/07_analysis.ipynb #463b3609
 def fig_rate_accuracy(acc:pd.DataFrame, # accuracy per model, method and rate (`load_accuracy`)
                       path=None, # save the figure there (None: only return it)
@@ -350,10 +362,10 @@ def fig_rate_accuracy(acc:pd.DataFrame, # accuracy per model, method and rate (`
         sns.lineplot(data=g, x='kbps', y='top1', hue='method', marker='o', ax=ax, hue_order=method_order(set(g.method)))
         u = acc[(acc.model == model) & (acc.method == 'uncompressed')].top1
         if len(u): ax.axhline(u.item(), ls='--', c='k', lw=1, label='uncompressed'); ax.legend(fontsize=8)
-        ax.set(xscale='log', title=f'{model}: accuracy vs bitrate', xlabel='kb/s', ylabel='top-1')
+        ax.set(title=f'{model}: accuracy vs bitrate', xlabel='kb/s', ylabel='top-1'); kbps_axis(ax, g.kbps)
     g = rated[rated.model == 'ResNet-S']
     sns.lineplot(data=g, x='kbps', y='log_loss', hue='method', marker='o', ax=axs[2])
-    axs[2].set(xscale='log', title='ResNet-S: log loss vs bitrate', xlabel='kb/s', ylabel='log loss')
+    axs[2].set(title='ResNet-S: log loss vs bitrate', xlabel='kb/s', ylabel='log loss'); kbps_axis(axs[2], g.kbps)
     plt.tight_layout()
     if path: fig.savefig(path, dpi=110)
     return fig
@@ -450,7 +462,7 @@ def fig_bd_rate(acc:pd.DataFrame, # accuracy per model, method and rate (`load_a
             ax.plot(np.exp(fit(ys)), ys, color=f'C{n}', lw=1)
     if (unc := acc[acc.version == 'uncompressed'])[metric].notna().any():
         ax.axhline(unc[metric].iloc[0], color='grey', ls=':', lw=1, label='uncompressed')
-    ax.set(xscale='log', xlabel='kb/s', ylabel=metric)
+    ax.set(xlabel='kb/s', ylabel=metric); kbps_axis(ax, acc.kbps)
     ax.set_title(title, fontsize=9); ax.legend(fontsize=7); fig.tight_layout()
     if path: fig.savefig(path, dpi=100)
     return fig
