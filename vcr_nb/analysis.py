@@ -48,12 +48,12 @@ __all__ = ['PSNR_CAP', 'TC_BORDER', 'FARNEBACK', 'QUALITY_COLUMNS', 'METHODS', '
            'plan_bitrate', 'plan_report', 'enhancer_family', 'plan_evaluation', 'vcr_plan', 'crf_stages',
            'released_dir', 'mini_fingerprint', 'part_fingerprint', 'trained_on', 'trained_rates', 'sha256_of',
            'release_file', 'slim_checkpoint', 'recognizer_metrics', 'enhancer_gain', 'enhancer_metrics',
-           'candidate_quality', 'choice_scores', 'release_choice', 'release_pretraining', 'train_part', 'git_version',
-           'release_mini', 'vcr_release', 'released_weights', 'StudyConfig', 'enhancer_rates', 'enhancer_jobs',
-           'enhancer_sizes', 'recognizer_config', 'Study', 'study_train_rates', 'study_prepare', 'released_source',
-           'study_recognizers', 'released_pretraining', 'study_enhancers', 'study_evaluate', 'enhanced_versions',
-           'heldout_quality', 'study_quality', 'enhancer_gflops', 'study_figures', 'weights_used', 'study_report',
-           'run_study', 'vcr_study']
+           'candidate_quality', 'choice_scores', 'release_choice', 'vcr_release_choice', 'release_pretraining',
+           'train_part', 'git_version', 'release_mini', 'vcr_release', 'released_weights', 'StudyConfig',
+           'enhancer_rates', 'enhancer_jobs', 'enhancer_sizes', 'recognizer_config', 'Study', 'study_train_rates',
+           'study_prepare', 'released_source', 'study_recognizers', 'released_pretraining', 'study_enhancers',
+           'study_evaluate', 'enhanced_versions', 'heldout_quality', 'study_quality', 'enhancer_gflops',
+           'study_figures', 'weights_used', 'study_report', 'run_study', 'vcr_study']
 
 # %% ../nbs/07_analysis.ipynb #965eff3e
 PSNR_CAP, TC_BORDER = 100., 8
@@ -344,7 +344,8 @@ def kbps_axis(ax, # a matplotlib axis whose x is kb/s
               kbps, # the rates measured
              ):
     """A log kb/s axis ticked and labelled at the measured rates, one tick for rates within 7 % of each other (the
-    enhanced versions' rates, measured on fewer clips, share their rung's); matplotlib's own minor labels overlap there"""
+    enhanced versions' rates, measured on fewer clips, share their rung's); matplotlib's own minor labels overlap
+    there"""
     r = []
     for k in sorted(k for k in kbps if k == k and k > 0):
         if not r or k > r[-1] * 1.07: r.append(k)
@@ -1170,8 +1171,8 @@ RELEASE_PARTS = ('resnet-2d', 'resnet-3d', 'pretrain-recurrent', 'pretrain-recur
 # each corpus in turn, then fine-tuned for each CRF alone (`per_crf`: its stages' corpus, epochs, learning rate,
 # unrolled frames and, optionally, the mixed-in corpus's share of the samples; 'a+b': corpus a with b mixed in, half the
 # samples each unless a share is given), then `crf_only`'s stages for each CRF (its own lengths), each stage starting
-# from the one before (the paper's long pretraining, §4.3, scaled to a CPU); the stages' lengths and mixes were chosen on
-# mini's validation draw (`release_choice`)
+# from the one before (the paper's long pretraining, §4.3, scaled to a CPU); whether each CRF takes its `crf_only`
+# stage, and how long, was chosen on mini's validation draw (`release_choice`)
 RELEASE_PRETRAINING = dict(arch='recurrent', crfs=(40, 45, 50), stages=(('enhance', 3), ('action', 24)),
                            per_crf=(('action', 6, 3e-4, 5), ('action', 12, 3e-4, 5), ('action', 6, 1e-4, 10),
                                     ('action+enhance', 3, 1e-4, 10), ('action', 1, 1e-4, 32),
@@ -1311,7 +1312,10 @@ def candidate_quality(candidates:dict, # {name: enhancer checkpoint}, each enhan
     corpus, video, method (the candidate's name, or 'compressed'), rate, psnr_y"""
     models, rows = {n: load_enhancer(f)[0] for n, f in candidates.items()}, []
     for corpus in ('enhance', 'action'):
-        ds = PreparedDataset(Path(data)/(corpus if split == 'test' else f'{corpus}-{split}'))
+        folder = Path(data)/(corpus if split == 'test' else f'{corpus}-{split}')
+        if split == 'valid' and not (folder/'manifest.csv').exists():
+            raise VcrError(folder, f"no validation draw: vcr_prepare --dataset mini --valid --out {data}")
+        ds = PreparedDataset(folder)
         for v in progress_bar([r['video'] for r in ds.videos(split)], display=progress, leave=False):
             x, gt = ds.planes(v, rate_key(rate)).y, ds.planes(v, 'gt').y
             outs = {'compressed': x} | {n: enhance_clips(m, x[None])[0] for n, m in models.items()}
@@ -1351,6 +1355,23 @@ def release_choice(candidates:dict, # {name: enhancer checkpoint} for `rate`, th
     scores = choice_scores(t)
     t = t.assign(score=t.method.map(scores)).reset_index(drop=True)
     return t[['corpus'] + [c for c in t.columns if c != 'corpus']], scores.idxmax()
+
+# %% ../nbs/07_analysis.ipynb #019232da
+@call_parse
+@report_errors
+def vcr_release_choice(candidates:Param("the candidates for one CRF, the cheaper first: NAME=CHECKPOINT or CHECKPOINT",
+                                        str, nargs='+'),
+                       crf:int=50, # the rung they enhance
+                       data:str='runs/mini/data', # a mini data folder with its validation draw (vcr_prepare --valid)
+                       work:str='runs/release', # where the linear filter is fit (reused when there)
+                       out:str=None, # also write the table there as CSV
+                      ):
+    "Choose among release candidates on mini's validation draw: gains, multiples of the linear filter's, scores"
+    named = dict(c.split('=', 1) if '=' in c else (Path(c).stem, c) for c in candidates)
+    if len(named) < len(candidates): raise ValueError("two candidates have the same name; name them NAME=CHECKPOINT")
+    t, chosen = release_choice(named, data, crf, work)
+    if out: write_atomic(out, t.to_csv(index=False).encode())
+    print(t.drop(columns=['p']).to_string(index=False, float_format='{:.4f}'.format)); print(f"chosen: {chosen}")
 
 # %% ../nbs/07_analysis.ipynb #586bd8a1
 def release_pretraining(arch:str, # 'recurrent' or 'frame'
