@@ -47,7 +47,7 @@ __all__ = ['PSNR_CAP', 'TC_BORDER', 'FARNEBACK', 'QUALITY_COLUMNS', 'METHODS', '
            'quality_sections', 'figure_section', 'figure_sections', 'write_report', 'fig_frames', 'fig_gradcam',
            'plan_bitrate', 'plan_report', 'enhancer_family', 'plan_evaluation', 'vcr_plan', 'crf_stages',
            'released_dir', 'mini_fingerprint', 'part_fingerprint', 'trained_on', 'trained_rates', 'sha256_of',
-           'release_file', 'slim_checkpoint', 'recognizer_metrics', 'enhancer_gain', 'enhancer_metrics',
+           'release_file', 'slim_checkpoint', 'recognizer_metrics', 'enhancer_gain', 'split_folder', 'enhancer_metrics',
            'candidate_quality', 'choice_scores', 'release_choice', 'vcr_release_choice', 'release_pretraining',
            'train_part', 'git_version', 'release_mini', 'vcr_release', 'released_weights', 'StudyConfig',
            'enhancer_rates', 'enhancer_jobs', 'enhancer_sizes', 'recognizer_config', 'Study', 'study_train_rates',
@@ -1284,6 +1284,17 @@ def enhancer_gain(model:nn.Module, # an enhancer
         gains.append(psnr(gt, enhance_clips(model, x[None])[0]) - psnr(gt, x))
     return np.array(gains)
 
+# %% ../nbs/07_analysis.ipynb #876c40db
+def split_folder(data, # a mini data folder
+                 part:str, # 'enhance' or 'action'
+                 split:str='test', # 'test' (the part itself) or 'valid' (its validation draw, `OUT/<part>-valid`)
+                )->Path:
+    "The prepared folder holding `part`'s `split` clips; a missing validation draw is one line saying how to make it"
+    folder = Path(data)/(part if split == 'test' else f'{part}-{split}')
+    if split != 'test' and not (folder/'manifest.csv').exists():
+        raise VcrError(folder, f"no validation draw: vcr_prepare --dataset mini --valid --out {data}")
+    return folder
+
 # %% ../nbs/07_analysis.ipynb #a87f012c
 def enhancer_metrics(ckpt, # an enhancer checkpoint
                      data, # a mini data folder (its `enhance` and `action` parts)
@@ -1295,8 +1306,8 @@ def enhancer_metrics(ckpt, # an enhancer checkpoint
     enhancement corpus (held out) and of the action set, or on their validation draw"""
     (m, c), out = load_enhancer(ckpt), {}
     for part in ('enhance', 'action'):
-        folder, tag = (part, part) if split == 'test' else (f'{part}-{split}', f'{part}_{split}')
-        ds = PreparedDataset(Path(data)/folder); vids = [r['video'] for r in ds.videos(split)]
+        ds, tag = PreparedDataset(split_folder(data, part, split)), part if split == 'test' else f'{part}_{split}'
+        vids = [r['video'] for r in ds.videos(split)]
         out |= {f'psnr_y_gain_{rate_key(k)}_{tag}': float(enhancer_gain(m, ds, vids, k).mean())
                 for k in (c.get('crfs') or [c['crf']])} | {f'videos_{tag}': len(vids)}
     return out
@@ -1312,10 +1323,7 @@ def candidate_quality(candidates:dict, # {name: enhancer checkpoint}, each enhan
     corpus, video, method (the candidate's name, or 'compressed'), rate, psnr_y"""
     models, rows = {n: load_enhancer(f)[0] for n, f in candidates.items()}, []
     for corpus in ('enhance', 'action'):
-        folder = Path(data)/(corpus if split == 'test' else f'{corpus}-{split}')
-        if split == 'valid' and not (folder/'manifest.csv').exists():
-            raise VcrError(folder, f"no validation draw: vcr_prepare --dataset mini --valid --out {data}")
-        ds = PreparedDataset(folder)
+        ds = PreparedDataset(split_folder(data, corpus, split))
         for v in progress_bar([r['video'] for r in ds.videos(split)], display=progress, leave=False):
             x, gt = ds.planes(v, rate_key(rate)).y, ds.planes(v, 'gt').y
             outs = {'compressed': x} | {n: enhance_clips(m, x[None])[0] for n, m in models.items()}
