@@ -887,7 +887,7 @@ def prepare_mini(out, # output folder: OUT/enhance and OUT/action
                 )->dict:
     "Build the embedded `mini` set: the enhancement corpus and the procedural action set (or their validation draw)"
     parts = (('enhance', mini_enhance_items(seed), None), ('action', mini_action_items(seed), ACTION_CLASSES))
-    if valid: parts = tuple((f'{p}-valid', mini_valid_items(seed)[f'{p}-valid'], c) for p, _, c in parts)
+    if valid: v = mini_valid_items(seed); parts = tuple((f'{p}-valid', v[f'{p}-valid'], c) for p, _, c in parts)
     cfgs = {p: PREPARE_PRESETS['mini'][p.removesuffix('-valid')] for p, *_ in parts}
     if crfs:
         cfgs = {p: replace(c, crfs=tuple(crfs), cache_crfs=c.cache_crfs
