@@ -23,7 +23,8 @@ from .compression import CODECS, YCbCr, psnr, rate_key, rate_label, rate_order, 
 from .compression import sort_rates, ycbcr_to_rgb
 from .datasets import PreparedDataset, RecognitionClips, bitrate_kbps_of, manifest_columns, prepare_mini
 from .datasets import split_videos
-from .models import ENHANCER_PRESETS, build_enhancer, enhance_clips, load_enhancer, matched_config, step_gflops
+from .models import (ENHANCER_PRESETS, FLIP_SETS, SelfEnsemble, build_enhancer, enhance_clips, load_enhancer,
+                           matched_config, step_gflops)
 from .losses import LayerFeatures, VGGFeatures, WeightsUnavailable, backbone_features
 from .recognition import RECOGNIZER_PRESETS, RecognizerConfig, accuracy_table, agreement_table, enhance_cached
 from .recognition import enhancer_name, evaluate, grad_cam, load_recognizer, per_class_accuracy, predict
@@ -43,17 +44,17 @@ __all__ = ['PSNR_CAP', 'TC_BORDER', 'FARNEBACK', 'QUALITY_COLUMNS', 'METHODS', '
            'mcnemar_p', 'page_trend_p', 'verdict', 'load_predictions', 'per_clip', 'paired_diff', 'finding_row',
            'untested', 'weak_reason', 'compressed_rates', 'rates_text', 'finding_falls', 'finding_2d_vs_3d',
            'strongest', 'versus', 'finding_pixel', 'finding_perceptual', 'finding_gan_tc', 'finding_task', 'findings',
-           'md_table', 'section', 'stage_records', 'ladder_line', 'report_head', 'ablation_table', 'gain_table',
-           'quality_sections', 'figure_section', 'figure_sections', 'write_report', 'fig_frames', 'fig_gradcam',
-           'plan_bitrate', 'plan_report', 'enhancer_family', 'plan_evaluation', 'vcr_plan', 'crf_stages',
+           'md_table', 'section', 'stage_records', 'ladder_line', 'flips_line', 'report_head', 'ablation_table',
+           'gain_table', 'quality_sections', 'figure_section', 'figure_sections', 'write_report', 'fig_frames',
+           'fig_gradcam', 'plan_bitrate', 'plan_report', 'enhancer_family', 'plan_evaluation', 'vcr_plan', 'crf_stages',
            'released_dir', 'mini_fingerprint', 'part_fingerprint', 'trained_on', 'trained_rates', 'sha256_of',
            'release_file', 'slim_checkpoint', 'recognizer_metrics', 'enhancer_gain', 'split_folder', 'enhancer_metrics',
            'candidate_quality', 'choice_scores', 'release_choice', 'vcr_release_choice', 'release_pretraining',
            'train_part', 'git_version', 'release_mini', 'vcr_release', 'released_weights', 'StudyConfig',
-           'enhancer_rates', 'enhancer_jobs', 'enhancer_sizes', 'recognizer_config', 'Study', 'study_train_rates',
-           'study_prepare', 'released_source', 'study_recognizers', 'released_pretraining', 'study_enhancers',
-           'study_evaluate', 'enhanced_versions', 'heldout_quality', 'study_quality', 'enhancer_gflops',
-           'study_figures', 'weights_used', 'study_report', 'run_study', 'vcr_study']
+           'enhancer_rates', 'enhancer_jobs', 'enhancer_sizes', 'study_flips', 'recognizer_config', 'Study',
+           'study_train_rates', 'study_prepare', 'released_source', 'study_recognizers', 'released_pretraining',
+           'study_enhancers', 'study_evaluate', 'enhanced_versions', 'heldout_quality', 'study_quality',
+           'enhancer_gflops', 'study_figures', 'weights_used', 'study_report', 'run_study', 'vcr_study']
 
 # %% ../nbs/07_analysis.ipynb #965eff3e
 PSNR_CAP, TC_BORDER = 100., 8
@@ -871,6 +872,15 @@ def ladder_line(cfg:dict, # the study's settings, as study.json records them
     return [f"- codec and ladder: {cfg.get('codec') or 'libx265'}, "
             f"{ladder}{' (two-pass)' if cfg.get('two_pass') else ''}"]
 
+# %% ../nbs/07_analysis.ipynb #50a5d47f
+def flips_line(flips:str, # the study's self-ensemble ('' none)
+              )->list[str]:
+    "The report's line on the enhancers' test-time self-ensemble, when they run in one"
+    if not flips: return []
+    n = len(FLIP_SETS[flips])
+    return [f"- enhancers (every one, the linear filter too) run in a {n}-pass test-time self-ensemble ('{flips}': "
+            f"mirrored copies, mirrored back and averaged); GFLOPs per frame count every pass"]
+
 # %% ../nbs/07_analysis.ipynb #52e9d6c9
 def report_head(study:dict, # study.json of a run
                 stages:dict, # from `stage_records`
@@ -878,7 +888,8 @@ def report_head(study:dict, # study.json of a run
     "The report's title and run facts, its stage times and what did not run"
     parts = [f"# Study report: `{study.get('preset', '?')}`", '',
              f"- preset: `{study.get('preset', '?')}`, seed {study.get('seed', '?')}",
-             *ladder_line(study.get('config', {})), f"- versions: {_versions()}",
+             *ladder_line(study.get('config', {})), *flips_line(study.get('flips', '')),
+             f"- versions: {_versions()}",
              f"- written {time.strftime('%Y-%m-%d %H:%M:%S')}", '']
     if stages:
         parts += section('Stages',
@@ -1322,10 +1333,11 @@ def candidate_quality(candidates:dict, # {name: enhancer checkpoint}, each enhan
                       rate, # the rung compared (a CRF, or a bitrate '100k')
                       split:str='valid', # 'valid' (the draw's folders) or 'test' (the parts' test clips)
                       progress:bool=True, # a progress bar per corpus
+                      flips:str|None=None, # the self-ensemble every candidate runs in (None: each checkpoint's own)
                      )->pd.DataFrame:
     """PSNR-Y per clip of each candidate's output and of the compressed input, on each corpus's `split` clips: columns
     corpus, video, method (the candidate's name, or 'compressed'), rate, psnr_y"""
-    models, rows = {n: load_enhancer(f)[0] for n, f in candidates.items()}, []
+    models, rows = {n: load_enhancer(f, flips=flips)[0] for n, f in candidates.items()}, []
     for corpus in SPLIT_PARTS[split]:
         ds = PreparedDataset(split_folder(data, corpus, split))
         for v in progress_bar([r['video'] for r in ds.videos(split)], display=progress, leave=False):
@@ -1355,12 +1367,16 @@ def release_choice(candidates:dict, # {name: enhancer checkpoint} for `rate`, th
                    work, # where the linear filter is fit (reused when there)
                    split:str='valid', # the clips compared on
                    progress:bool=True, # progress bars
+                   # the self-ensemble every candidate and the filter run in (None: TRAIN_PRESETS['mini']'s, as the
+                   # study runs its enhancers)
+                   flips:str|None=None,
                   )->tuple[pd.DataFrame, str]:
     """(each candidate's and the linear filter's `gain_table` rows per corpus, with the candidates' scores; the chosen
     candidate's name): the release decision of `choice_scores`, on the validation draw"""
     if 'linear:pixel' in candidates: raise ValueError("'linear:pixel' names the filter; name the candidates otherwise")
     lin = train_recipe('linear', 'pixel', rate, 'mini', data, work, progress=False)
-    raw = candidate_quality({**candidates, 'linear:pixel': lin}, data, rate, split, progress)
+    raw = candidate_quality({**candidates, 'linear:pixel': lin}, data, rate, split, progress,
+                            TRAIN_PRESETS['mini'].flips if flips is None else flips)
     t = pd.concat([gain_table(g.drop(columns='corpus')).assign(corpus=c) for c, g in raw.groupby('corpus', sort=False)])
     order = {n: k for k, n in enumerate([*candidates, 'linear:pixel'])}                  # as listed: ties go first
     t = t.sort_values('method', key=lambda s: s.map(order), kind='stable')
@@ -1377,11 +1393,13 @@ def vcr_release_choice(candidates:Param("the candidates for one CRF, the cheaper
                        data:str='runs/mini/data', # a mini data folder with its validation draw (vcr_prepare --valid)
                        work:str='runs/release', # where the linear filter is fit (reused when there)
                        out:str=None, # also write the table there as CSV
+                       flips:Param("the self-ensemble every method runs in (default: mini's, hv)", str,
+                                   choices=['none', 'h', 'hv'])=None,
                       ):
     "Choose among release candidates on mini's validation draw: gains, multiples of the linear filter's, scores"
     named = dict(c.split('=', 1) if '=' in c else (Path(c).stem, c) for c in candidates)
     if len(named) < len(candidates): raise ValueError("two candidates have the same name; name them NAME=CHECKPOINT")
-    t, chosen = release_choice(named, data, crf, work)
+    t, chosen = release_choice(named, data, crf, work, flips=None if flips is None else flips.replace('none', ''))
     if out: write_atomic(out, t.to_csv(index=False).encode())
     print(t.drop(columns=['p']).to_string(index=False, float_format='{:.4f}'.format)); print(f"chosen: {chosen}")
 
@@ -1570,6 +1588,8 @@ class StudyConfig:
     task_layer:str='layer3' # ResNet-S layer used as ϕ by the task-aware loss
     seed:int=0 # seeds the data, the recognizers and the enhancers
     from_scratch:bool=False # mini: train every part in the run, ignoring the released weights
+    # the enhancers' test-time self-ensemble (`SelfEnsemble`: '', 'h' or 'hv'; None: TRAIN_PRESETS', mini 'hv')
+    enh_flips:str|None=None
 
 # %% ../nbs/07_analysis.ipynb #33925976
 STUDY_PRESETS = {
@@ -1600,10 +1620,17 @@ def enhancer_jobs(cfg:StudyConfig, # the study
 # %% ../nbs/07_analysis.ipynb #da5b9651
 def enhancer_sizes(cfg:StudyConfig, # the study
                   )->dict:
-    "The study's changes to TRAIN_PRESETS' training size (sequences per epoch, unrolled frames)"
+    """The study's changes to TRAIN_PRESETS' runs: training size (sequences per epoch, unrolled frames), and the
+    self-ensemble its checkpoints enhance in"""
     return {k: v for k,
             v in dict(samples_per_epoch=cfg.enh_samples, n_frames=cfg.enh_frames,
-                      valid_per_class=cfg.enh_valid_per_class).items() if v}
+                      valid_per_class=cfg.enh_valid_per_class).items() if v} | (
+        {} if cfg.enh_flips is None else {'flips': cfg.enh_flips})
+
+def study_flips(cfg:StudyConfig, # the study
+               )->str:
+    "The self-ensemble the study's enhancers run in ('' none)"
+    return replace(TRAIN_PRESETS[cfg.preset], **enhancer_sizes(cfg)).flips
 
 # %% ../nbs/07_analysis.ipynb #717798d3
 def recognizer_config(cfg:StudyConfig, # the study
@@ -1843,10 +1870,13 @@ def enhancer_gflops(cfg:StudyConfig, # the study
                     ds:PreparedDataset, # the prepared action set (its frame size)
                    )->dict:
     """GFLOPs per frame of the recurrent enhancer and the ablation's networks, at the study's size and the data's frame
-    size"""
+    size, in the study's self-ensemble (each pass counted)"""
     size, H, W = TRAIN_PRESETS[cfg.preset].model_size, int(ds.rows[0]['height']), int(ds.rows[0]['width'])
-    return {a: step_gflops(build_enhancer(matched_config(ENHANCER_PRESETS[size], a)), H, W)
-            for a in ('recurrent', *cfg.ablation)}
+    flips = study_flips(cfg)
+    def net(a):
+        m = build_enhancer(matched_config(ENHANCER_PRESETS[size], a))
+        return SelfEnsemble(m, flips) if flips else m
+    return {a: step_gflops(net(a), H, W) for a in ('recurrent', *cfg.ablation)}
 
 # %% ../nbs/07_analysis.ipynb #2bbc948b
 def study_figures(st:Study, # the study
@@ -1880,7 +1910,8 @@ def study_report(st:Study, # the study
     t, ds = time.time(), PreparedDataset(st.act)
     s = json.loads((st.out/'study.json').read_text())
     write_json(st.out/'study.json',
-               {**s, 'unavailable': st.unavailable, 'gflops': enhancer_gflops(st.cfg, ds), 'weights': weights_used(st)})
+               {**s, 'unavailable': st.unavailable, 'gflops': enhancer_gflops(st.cfg, ds), 'weights': weights_used(st),
+                'flips': study_flips(st.cfg)})
     path = write_report(st.out, study_figures(st, ds))
     st.log(f"report: written in {time.time() - t:.0f}s -> {path}")
     return path
@@ -1944,12 +1975,15 @@ def vcr_study(preset:Param("'mini' (offline, 2-core CPU) or 'paper' (the paper's
               two_pass:Param("mini: encode the bitrate rungs in two passes (libx264, libx265)", store_true)=False,
               enh_bitrate:Param("the bitrate rungs with enhancers (default: the three lowest of --bitrate; paper: "
                                 "required with a bitrate ladder)", str, nargs='*')=None,
+              flips:Param("the enhancers' test-time self-ensemble: none, h (2 passes) or hv (4) (default: the "
+                          "preset's: mini hv, paper none)", str, choices=['none', 'h', 'hv'])=None,
              ):
     "Run the whole study: prepare, train recognizers and enhancers, evaluate, measure, report"
     cfg = replace(STUDY_PRESETS[preset], data=data or '', pretrain_data=pretrain_data or '', seed=seed,
                   from_scratch=from_scratch, codec=codec or '', bitrates=bitrate_kbps_of(bitrate) or (),
                   two_pass=two_pass,
-                  enh_bitrates=bitrate_kbps_of(enh_bitrate) or ())
+                  enh_bitrates=bitrate_kbps_of(enh_bitrate) or (),
+                  enh_flips=None if flips is None else flips.replace('none', ''))
     if two_pass and not bitrate: raise ValueError("--two_pass needs a --bitrate ladder")
     path = run_study(cfg, out or f'runs/{preset}', stages)
     if rank_distrib() == 0: sys.stdout.write(f"\n{path}\n")   # on its own line, after any progress bar

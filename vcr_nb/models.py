@@ -14,10 +14,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from .core import VcrError, load_checkpoint, misfit
 
 # %% auto #0
-__all__ = ['ENHANCER_PRESETS', 'base_grid', 'warp', 'pixels_to_flow', 'conv_act', 'FNet', 'ResBlock', 'ENet', 'EnhancerConfig',
-           'FrameRecurrentEnhancer', 'FrameEnhancer', 'MultiFrameEnhancer', 'LinearFilter', 'n_params',
-           'matched_config', 'build_enhancer', 'window_at', 'unroll', 'Discriminator', 'pad_to', 'enhance_stream',
-           'enhance_clips', 'load_enhancer', 'gflops', 'step_gflops_by_part', 'step_gflops']
+__all__ = ['ENHANCER_PRESETS', 'FLIP_SETS', 'base_grid', 'warp', 'pixels_to_flow', 'conv_act', 'FNet', 'ResBlock', 'ENet',
+           'EnhancerConfig', 'FrameRecurrentEnhancer', 'FrameEnhancer', 'MultiFrameEnhancer', 'LinearFilter',
+           'n_params', 'matched_config', 'build_enhancer', 'window_at', 'unroll', 'Discriminator', 'pad_to',
+           'enhance_stream', 'enhance_clips', 'SelfEnsemble', 'load_enhancer', 'gflops', 'step_gflops_by_part',
+           'step_gflops']
 
 # %% ../nbs/03_models.ipynb #a4516aef
 def base_grid(B:int, # batch size
@@ -298,11 +299,36 @@ def enhance_clips(model:nn.Module, # an enhancer
     x, (H, W) = pad_to(torch.from_numpy(np.ascontiguousarray(clips)).to(dev).float().div(255)[:, :, None])
     return (unroll(net, x)[:, :, 0, :H, :W].clamp(0, 1) * 255).round().byte().cpu().numpy()
 
+# %% ../nbs/03_models.ipynb #b4614ce6
+# the mirror images a self-ensemble averages over: dims of a (…,H,W) tensor flipped ('' in a set: the frames as
+# they are)
+FLIP_SETS = {'': ((),), 'h': ((), (-1,)), 'hv': ((), (-1,), (-2,), (-2, -1))}
+
+def _flip(x, dims): return x.flip(dims) if dims else x
+
+class SelfEnsemble(nn.Module):
+    """Geometric self-ensemble of an enhancer: its outputs on the frames and on their mirror images (one batch, each
+    with its own state), mirrored back, clamped to [0, 1] and averaged"""
+    def __init__(self, model:nn.Module, # an enhancer
+                 flips:str='hv', # a key of FLIP_SETS: 'h' (2 passes) or 'hv' (4)
+                ):
+        super().__init__()
+        if flips not in FLIP_SETS or not flips:
+            raise ValueError(f"flips must be one of {', '.join(k for k in FLIP_SETS if k)}, got {flips!r}")
+        self.model, self.flips, self.offsets, self.cfg = model, flips, model.offsets, model.cfg
+    def forward(self, window, # the model's window (B,n,1,H,W)
+                state=None, # the model's states for the mirrored batch (None: start)
+               ):
+        dims, B = FLIP_SETS[self.flips], window.shape[0]
+        y, state = self.model(torch.cat([_flip(window, d) for d in dims]), state)
+        return torch.stack([_flip(y[k * B:(k + 1) * B], d).clamp(0, 1) for k, d in enumerate(dims)]).mean(0), state
+
 # %% ../nbs/03_models.ipynb #19bd9db9
 def load_enhancer(path, # a checkpoint written by `train_enhancer`
                   device='cpu', # where to put the network
+                  flips:str|None=None, # its test-time self-ensemble, a key of FLIP_SETS (None: the checkpoint's)
                  )->tuple[nn.Module, dict]:
-    "The enhancer of a checkpoint, in eval mode, and the checkpoint's config"
+    "The enhancer of a checkpoint, in eval mode (in its self-ensemble, if any), and the checkpoint's config"
     ck = load_checkpoint(path)
     cfg = ck.get('config') or {}
     # 'size' in older checkpoints (the released ones)
@@ -313,6 +339,7 @@ def load_enhancer(path, # a checkpoint written by `train_enhancer`
     if why := misfit(model, ck['model']):
         raise VcrError(path, f"weights do not fit the {cfg['arch']}/{size} enhancer of its config ({why})")
     model.load_state_dict(ck['model'])
+    if (flips := cfg.get('flips', '') if flips is None else flips): model = SelfEnsemble(model, flips)
     return model.to(device).eval(), cfg
 
 # %% ../nbs/03_models.ipynb #97d658c5

@@ -29,7 +29,7 @@ from .compression import YCbCr, check_frame_size, encode_planes, iter_frames, la
 from .compression import rate_key, rate_label
 from .datasets import PreparedDataset, enhancement_dls
 from .models import ENHANCER_PRESETS, Discriminator, build_enhancer, enhance_stream, load_enhancer
-from .models import matched_config, window_at
+from .models import FLIP_SETS, SelfEnsemble, matched_config, window_at
 from .losses import LOSSES, LayerFeatures, PerceptualLoss, RaGANLoss, VGGFeatures, pixel_loss, ragan_d_loss
 from .recognition import RunSchedule, load_recognizer
 
@@ -141,12 +141,15 @@ class TrainConfig:
     # validate each epoch on the first N videos per class only (None: all); training is unchanged
     valid_per_class:int|None=None
     seed:int=0
+    # the test-time self-ensemble the checkpoint enhances in (`SelfEnsemble`, a key of FLIP_SETS: '', 'h' or 'hv');
+    # training and its validation run the network alone
+    flips:str=''
 
 # %% ../nbs/06_training.ipynb #f5800f7b
 TRAIN_PRESETS = {                                                  # fine-tuning runs
     'paper': TrainConfig(),
     'mini':  TrainConfig(model_size='mini', epochs=4, lr=1e-4, schedule='one_cycle', bs=8, patch=64,
-                         samples_per_epoch=256, critic_base=16),
+                         samples_per_epoch=256, critic_base=16, flips='hv'),      # flips: chosen in 07_analysis
 }
 PRETRAIN_PRESETS = {                                               # the ℓ2 pretraining that fine-tuning starts from
     'paper': TRAIN_PRESETS['paper'],                               # §4.3: 150 epochs on Kinetics
@@ -253,13 +256,16 @@ def enhance_video(src, # a (compressed) video
 def vcr_enhance(src:str, # the compressed video to enhance
                 out:str, # the enhanced video to write (.mp4, lossless x265)
                 model:str=None, # an enhancer checkpoint from vcr_train_enhancer (required)
+                flips:Param("its test-time self-ensemble: none, h (2 passes) or hv (4) (default: the checkpoint's)",
+                            str, choices=['none', 'h', 'hv'])=None,
                ):
     "Enhance a video's luma with a trained enhancer, keeping its chroma; writes a lossless file"
     if model is None: raise ValueError("--model CKPT is required (a checkpoint from vcr_train_enhancer)")
-    m, cfg = load_enhancer(model)
+    m, cfg = load_enhancer(model, flips=None if flips is None else flips.replace('none', ''))
     r = enhance_video(src, out, m)
+    ens = f", {len(FLIP_SETS[m.flips])}-pass self-ensemble" if isinstance(m, SelfEnsemble) else ''
     print(f"{r['frames']} frames {r['width']}x{r['height']} enhanced with {cfg['arch']}/{cfg['loss']} "
-          f"({rate_label(cfg['crf'])}) -> {out}", file=sys.stderr)
+          f"({rate_label(cfg['crf'])}{ens}) -> {out}", file=sys.stderr)
 
 # %% ../nbs/06_training.ipynb #ded7cd5c
 def fit_linear_filter(cfg:TrainConfig, # arch 'linear', its rung (`crf`) and seed (cfg.data is recorded)
