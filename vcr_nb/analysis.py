@@ -872,7 +872,7 @@ def ladder_line(cfg:dict, # the study's settings, as study.json records them
     return [f"- codec and ladder: {cfg.get('codec') or 'libx265'}, "
             f"{ladder}{' (two-pass)' if cfg.get('two_pass') else ''}"]
 
-# %% ../nbs/07_analysis.ipynb #50a5d47f
+# %% ../nbs/07_analysis.ipynb #dc79e5e1
 def flips_line(flips:str, # the study's self-ensemble ('' none)
               )->list[str]:
     "The report's line on the enhancers' test-time self-ensemble, when they run in one"
@@ -1393,7 +1393,7 @@ def vcr_release_choice(candidates:Param("the candidates for one CRF, the cheaper
                        data:str='runs/mini/data', # a mini data folder with its validation draw (vcr_prepare --valid)
                        work:str='runs/release', # where the linear filter is fit (reused when there)
                        out:str=None, # also write the table there as CSV
-                       flips:Param("the self-ensemble every method runs in (default: mini's, hv)", str,
+                       flips:Param("the self-ensemble every method runs in (default: mini's, h)", str,
                                    choices=['none', 'h', 'hv'])=None,
                       ):
     "Choose among release candidates on mini's validation draw: gains, multiples of the linear filter's, scores"
@@ -1588,7 +1588,7 @@ class StudyConfig:
     task_layer:str='layer3' # ResNet-S layer used as ϕ by the task-aware loss
     seed:int=0 # seeds the data, the recognizers and the enhancers
     from_scratch:bool=False # mini: train every part in the run, ignoring the released weights
-    # the enhancers' test-time self-ensemble (`SelfEnsemble`: '', 'h' or 'hv'; None: TRAIN_PRESETS', mini 'hv')
+    # the enhancers' test-time self-ensemble (`SelfEnsemble`: '', 'h' or 'hv'; None: TRAIN_PRESETS', mini 'h')
     enh_flips:str|None=None
 
 # %% ../nbs/07_analysis.ipynb #33925976
@@ -1976,7 +1976,7 @@ def vcr_study(preset:Param("'mini' (offline, 2-core CPU) or 'paper' (the paper's
               enh_bitrate:Param("the bitrate rungs with enhancers (default: the three lowest of --bitrate; paper: "
                                 "required with a bitrate ladder)", str, nargs='*')=None,
               flips:Param("the enhancers' test-time self-ensemble: none, h (2 passes) or hv (4) (default: the "
-                          "preset's: mini hv, paper none)", str, choices=['none', 'h', 'hv'])=None,
+                          "preset's: mini h, paper none)", str, choices=['none', 'h', 'hv'])=None,
              ):
     "Run the whole study: prepare, train recognizers and enhancers, evaluate, measure, report"
     cfg = replace(STUDY_PRESETS[preset], data=data or '', pretrain_data=pretrain_data or '', seed=seed,

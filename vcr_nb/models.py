@@ -299,7 +299,7 @@ def enhance_clips(model:nn.Module, # an enhancer
     x, (H, W) = pad_to(torch.from_numpy(np.ascontiguousarray(clips)).to(dev).float().div(255)[:, :, None])
     return (unroll(net, x)[:, :, 0, :H, :W].clamp(0, 1) * 255).round().byte().cpu().numpy()
 
-# %% ../nbs/03_models.ipynb #b4614ce6
+# %% ../nbs/03_models.ipynb #6475957c
 # the mirror images a self-ensemble averages over: dims of a (…,H,W) tensor flipped ('' in a set: the frames as
 # they are)
 FLIP_SETS = {'': ((),), 'h': ((), (-1,)), 'hv': ((), (-1,), (-2,), (-2, -1))}
