@@ -23,8 +23,8 @@ from .compression import CODECS, YCbCr, psnr, rate_key, rate_label, rate_order, 
 from .compression import sort_rates, ycbcr_to_rgb
 from .datasets import PreparedDataset, RecognitionClips, bitrate_kbps_of, manifest_columns, prepare_mini
 from .datasets import split_videos
-from .models import (ENHANCER_PRESETS, FLIP_SETS, SelfEnsemble, build_enhancer, enhance_clips, load_enhancer,
-                           matched_config, step_gflops)
+from .models import ENHANCER_PRESETS, FLIP_CHOICES, FLIP_SETS, SelfEnsemble, build_enhancer, enhance_clips
+from .models import flips_of, load_enhancer, matched_config, step_gflops
 from .losses import LayerFeatures, VGGFeatures, WeightsUnavailable, backbone_features
 from .recognition import RECOGNIZER_PRESETS, RecognizerConfig, accuracy_table, agreement_table, enhance_cached
 from .recognition import enhancer_name, evaluate, grad_cam, load_recognizer, per_class_accuracy, predict
@@ -1394,12 +1394,12 @@ def vcr_release_choice(candidates:Param("the candidates for one CRF, the cheaper
                        work:str='runs/release', # where the linear filter is fit (reused when there)
                        out:str=None, # also write the table there as CSV
                        flips:Param("the self-ensemble every method runs in (default: mini's, h)", str,
-                                   choices=['none', 'h', 'hv'])=None,
+                                   choices=FLIP_CHOICES)=None,
                       ):
     "Choose among release candidates on mini's validation draw: gains, multiples of the linear filter's, scores"
     named = dict(c.split('=', 1) if '=' in c else (Path(c).stem, c) for c in candidates)
     if len(named) < len(candidates): raise ValueError("two candidates have the same name; name them NAME=CHECKPOINT")
-    t, chosen = release_choice(named, data, crf, work, flips=None if flips is None else flips.replace('none', ''))
+    t, chosen = release_choice(named, data, crf, work, flips=flips_of(flips))
     if out: write_atomic(out, t.to_csv(index=False).encode())
     print(t.drop(columns=['p']).to_string(index=False, float_format='{:.4f}'.format)); print(f"chosen: {chosen}")
 
@@ -1976,14 +1976,14 @@ def vcr_study(preset:Param("'mini' (offline, 2-core CPU) or 'paper' (the paper's
               enh_bitrate:Param("the bitrate rungs with enhancers (default: the three lowest of --bitrate; paper: "
                                 "required with a bitrate ladder)", str, nargs='*')=None,
               flips:Param("the enhancers' test-time self-ensemble: none, h (2 passes) or hv (4) (default: the "
-                          "preset's: mini h, paper none)", str, choices=['none', 'h', 'hv'])=None,
+                          "preset's: mini h, paper none)", str, choices=FLIP_CHOICES)=None,
              ):
     "Run the whole study: prepare, train recognizers and enhancers, evaluate, measure, report"
     cfg = replace(STUDY_PRESETS[preset], data=data or '', pretrain_data=pretrain_data or '', seed=seed,
                   from_scratch=from_scratch, codec=codec or '', bitrates=bitrate_kbps_of(bitrate) or (),
                   two_pass=two_pass,
                   enh_bitrates=bitrate_kbps_of(enh_bitrate) or (),
-                  enh_flips=None if flips is None else flips.replace('none', ''))
+                  enh_flips=flips_of(flips))
     if two_pass and not bitrate: raise ValueError("--two_pass needs a --bitrate ladder")
     path = run_study(cfg, out or f'runs/{preset}', stages)
     if rank_distrib() == 0: sys.stdout.write(f"\n{path}\n")   # on its own line, after any progress bar

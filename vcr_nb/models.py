@@ -14,11 +14,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from .core import VcrError, load_checkpoint, misfit
 
 # %% auto #0
-__all__ = ['ENHANCER_PRESETS', 'FLIP_SETS', 'base_grid', 'warp', 'pixels_to_flow', 'conv_act', 'FNet', 'ResBlock', 'ENet',
-           'EnhancerConfig', 'FrameRecurrentEnhancer', 'FrameEnhancer', 'MultiFrameEnhancer', 'LinearFilter',
+__all__ = ['ENHANCER_PRESETS', 'FLIP_SETS', 'FLIP_CHOICES', 'base_grid', 'warp', 'pixels_to_flow', 'conv_act', 'FNet', 'ResBlock',
+           'ENet', 'EnhancerConfig', 'FrameRecurrentEnhancer', 'FrameEnhancer', 'MultiFrameEnhancer', 'LinearFilter',
            'n_params', 'matched_config', 'build_enhancer', 'window_at', 'unroll', 'Discriminator', 'pad_to',
-           'enhance_stream', 'enhance_clips', 'SelfEnsemble', 'load_enhancer', 'gflops', 'step_gflops_by_part',
-           'step_gflops']
+           'enhance_stream', 'enhance_clips', 'flips_of', 'SelfEnsemble', 'load_enhancer', 'gflops',
+           'step_gflops_by_part', 'step_gflops']
 
 # %% ../nbs/03_models.ipynb #a4516aef
 def base_grid(B:int, # batch size
@@ -305,6 +305,13 @@ def enhance_clips(model:nn.Module, # an enhancer
 FLIP_SETS = {'': ((),), 'h': ((), (-1,)), 'hv': ((), (-1,), (-2,), (-2, -1))}
 
 def _flip(x, dims): return x.flip(dims) if dims else x
+
+FLIP_CHOICES = ['none', 'h', 'hv']  # how a command line's --flips names FLIP_SETS' keys
+
+def flips_of(arg:str|None, # a command line's --flips: one of FLIP_CHOICES, or None when not given
+            )->str|None:
+    "The FLIP_SETS key a --flips argument names ('none': ''), None when not given"
+    return None if arg is None else '' if arg == 'none' else arg
 
 class SelfEnsemble(nn.Module):
     """Geometric self-ensemble of an enhancer: its outputs on the frames and on their mirror images (one batch, each

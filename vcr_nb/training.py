@@ -29,7 +29,7 @@ from .compression import YCbCr, check_frame_size, encode_planes, iter_frames, la
 from .compression import rate_key, rate_label
 from .datasets import PreparedDataset, enhancement_dls
 from .models import ENHANCER_PRESETS, Discriminator, build_enhancer, enhance_stream, load_enhancer
-from .models import FLIP_SETS, SelfEnsemble, matched_config, window_at
+from .models import FLIP_CHOICES, FLIP_SETS, SelfEnsemble, flips_of, matched_config, window_at
 from .losses import LOSSES, LayerFeatures, PerceptualLoss, RaGANLoss, VGGFeatures, pixel_loss, ragan_d_loss
 from .recognition import RunSchedule, load_recognizer
 
@@ -257,11 +257,11 @@ def vcr_enhance(src:str, # the compressed video to enhance
                 out:str, # the enhanced video to write (.mp4, lossless x265)
                 model:str=None, # an enhancer checkpoint from vcr_train_enhancer (required)
                 flips:Param("its test-time self-ensemble: none, h (2 passes) or hv (4) (default: the checkpoint's)",
-                            str, choices=['none', 'h', 'hv'])=None,
+                            str, choices=FLIP_CHOICES)=None,
                ):
     "Enhance a video's luma with a trained enhancer, keeping its chroma; writes a lossless file"
     if model is None: raise ValueError("--model CKPT is required (a checkpoint from vcr_train_enhancer)")
-    m, cfg = load_enhancer(model, flips=None if flips is None else flips.replace('none', ''))
+    m, cfg = load_enhancer(model, flips=flips_of(flips))
     r = enhance_video(src, out, m)
     ens = f", {len(FLIP_SETS[m.flips])}-pass self-ensemble" if isinstance(m, SelfEnsemble) else ''
     print(f"{r['frames']} frames {r['width']}x{r['height']} enhanced with {cfg['arch']}/{cfg['loss']} "
